@@ -1,0 +1,283 @@
+// The score page's player, mounted on #player (see the web contract): engraves the
+// score, renders takes through the job WebSocket and plays them while they stream,
+// highlighting the sounding notes. window.__player exposes its state for tests.
+import { getJSON, getText, postJSON } from './player/api.js';
+import { JobStream } from './player/stream.js';
+import { PianoSampler } from './player/sampler.js';
+import { Transport } from './player/transport.js';
+import { ScoreView } from './player/score-view.js';
+import { TakesList } from './player/takes.js';
+import { buildUI, fmtTime, showMessage } from './player/ui.js';
+
+const SAMPLES = new URL('../vendor/piano/', import.meta.url);
+
+class Player {
+  constructor(root) {
+    this.root = root;
+    this.cfg = { ...root.dataset };
+    this.ui = buildUI(root);
+    this.ctx = new (window.AudioContext || window.webkitAudioContext)({ latencyHint: 'interactive' });
+    this.sampler = new PianoSampler(this.ctx, SAMPLES);
+    this.transport = new Transport(this.ctx, this.sampler, { onEnded: () => this.refreshButtons() });
+    this.score = new ScoreView(this.ui.score);
+    this.takes = new TakesList(this.ui.takes, (take) => this.replay(take));
+    this.notemap = {};
+    this.stream = null;
+    this.job = null;
+    this.stats = { notesReceived: 0, chunks: 0, highlightsTotal: 0, clickAt: null, firstSoundMs: null, doneMs: null };
+    this.streaming = false;
+    this.error = null;
+    this.scoreReady = false;
+    this.wire();
+    this.init();
+    this.loop();
+  }
+
+  wire() {
+    const { ui } = this;
+    ui.render.addEventListener('click', () => this.render());
+    ui.cancel.addEventListener('click', () => this.cancel());
+    ui.play.addEventListener('click', () => {
+      if (this.transport.state === 'playing' || this.transport.state === 'waiting') this.transport.pause();
+      else { this.ctx.resume(); this.transport.play(); }
+      this.refreshButtons();
+    });
+    ui.seek.addEventListener('input', () => { this.seeking = true; this.showTime(Number(ui.seek.value)); });
+    ui.seek.addEventListener('change', () => {
+      this.seeking = false;
+      this.transport.seek(Number(ui.seek.value));
+      this.refreshButtons();
+    });
+    this.sampler.ready.catch((e) => this.fail(`Piano samples could not be loaded: ${e.message}`));
+  }
+
+  async init() {
+    try {
+      const [mei, notemap] = await Promise.all([getText(this.cfg.meiUrl), getJSON(this.cfg.notemapUrl)]);
+      this.notemap = notemap;
+      await this.score.load(mei);
+      this.scoreReady = true;
+      this.setStatus('Ready');
+    } catch (e) {
+      this.fail(`The score could not be shown: ${e.message}`);
+    }
+    this.loadTakes();
+  }
+
+  async loadTakes() {
+    if (!this.cfg.takesUrl) return;
+    try {
+      const takes = await getJSON(this.cfg.takesUrl);
+      this.takes.set(Array.isArray(takes) ? takes : takes.takes || []);
+      this.ui.render.textContent = this.takes.takes.length ? 'Render again' : 'Render';
+    } catch (e) {
+      this.fail(`The list of takes could not be loaded: ${e.message}`);
+    }
+  }
+
+  renderParams() {
+    // Issue 5's controls hook in here; each take gets a fresh seed.
+    const extra = typeof this.paramsHook === 'function' ? this.paramsHook() : {};
+    return { seed: Math.floor(Math.random() * 2 ** 31), ...extra };
+  }
+
+  async render() {
+    showMessage(this.ui, '');
+    this.ctx.resume();   // inside the click: the browser lets audio start
+    this.closeStream();
+    this.transport.reset();
+    this.stats = { ...this.stats, notesReceived: 0, chunks: 0, clickAt: performance.now(), firstSoundMs: null, doneMs: null };
+    this.ui.render.disabled = true;
+    this.setStatus('Starting…');
+    let job;
+    try {
+      job = await postJSON(this.cfg.renderUrl, this.renderParams(), this.cfg.csrf);
+    } catch (e) {
+      this.ui.render.disabled = false;
+      this.fail(`Render refused: ${e.message}`);
+      return;
+    }
+    this.job = job;
+    this.streaming = true;
+    this.expected = Number(this.cfg.nNotes) || null;
+    this.ui.progress.hidden = false;
+    this.ui.progress.value = 0;
+    this.ui.cancel.hidden = false;
+    this.takes.markCurrent(null);
+    this.stream = new JobStream(job.ws_url, {
+      onState: (state, message) => this.onState(state, message),
+      onNotes: (notes) => this.onNotes(notes),
+      onDone: (msg) => this.onDone(msg),
+      onError: (text) => { this.endStream(); this.fail(text); },
+    });
+    this.refreshButtons();
+  }
+
+  onState(state, message) {
+    if (state === 'queued') this.setStatus('Queued…');
+    else if (state === 'running') this.setStatus('Rendering…');
+    else if (state === 'failed') { this.endStream(); this.fail(message || 'The render failed.'); }
+    else if (state === 'cancelled') { this.endStream(); this.setStatus('Cancelled'); this.transport.markComplete(); }
+  }
+
+  async onNotes(notes) {
+    this.stats.chunks += 1;
+    this.stats.notesReceived += notes.length;
+    this.transport.add(notes);
+    const n = this.stats.notesReceived;
+    this.setStatus(this.expected ? `Rendering… ${n} / ${this.expected} notes` : `Rendering… ${n} notes`);
+    if (this.expected) this.ui.progress.value = Math.min(1, n / this.expected);
+    if (this.transport.state === 'idle' && !this.starting) {
+      this.starting = true;
+      try { await this.sampler.ready; } finally { this.starting = false; }
+      if (this.transport.state === 'idle') this.start();
+    }
+  }
+
+  start() {
+    this.transport.play();
+    const t = this.transport;
+    if (t.notes.length && this.stats.clickAt !== null && this.stats.firstSoundMs === null) {
+      const ahead = (t.t0 + t.notes[0].onset - this.ctx.currentTime) * 1000;
+      this.stats.firstSoundMs = performance.now() - this.stats.clickAt + Math.max(0, ahead);
+    }
+    this.refreshButtons();
+  }
+
+  onDone(msg) {
+    this.stats.doneMs = this.stats.clickAt !== null ? performance.now() - this.stats.clickAt : null;
+    this.transport.markComplete();
+    this.endStream();
+    this.ui.progress.value = 1;
+    this.setStatus(`Rendered ${msg.n_notes ?? this.stats.notesReceived} notes`);
+    this.performanceId = msg.performance_id;
+    this.loadTakes().then(() => this.takes.markCurrent(msg.performance_id));
+  }
+
+  endStream() {
+    this.streaming = false;
+    this.ui.cancel.hidden = true;
+    this.ui.render.disabled = false;
+    this.refreshButtons();
+  }
+
+  closeStream() {
+    if (this.stream) this.stream.close();
+    this.stream = null;
+    this.streaming = false;
+  }
+
+  async cancel() {
+    if (!this.job) return;
+    const url = this.job.cancel_url || `/jobs/${this.job.job_id}/cancel`;
+    try { await postJSON(url, {}, this.cfg.csrf); } catch (e) { this.fail(`Cancel failed: ${e.message}`); }
+  }
+
+  async replay(take) {
+    showMessage(this.ui, '');
+    this.ctx.resume();
+    this.closeStream();
+    this.endStream();
+    this.transport.reset();
+    this.setStatus('Loading take…');
+    try {
+      const data = await getJSON(take.notes_url);
+      await this.sampler.ready;
+      this.transport.add(data.notes || []);
+      this.transport.markComplete();
+      this.stats.notesReceived = this.transport.notes.length;
+      this.performanceId = take.performance_id;
+      this.takes.markCurrent(take.performance_id);
+      this.setStatus(`Take of ${this.transport.notes.length} notes`);
+      this.transport.play();
+      this.refreshButtons();
+    } catch (e) {
+      this.fail(`The take could not be loaded: ${e.message}`);
+    }
+  }
+
+  fail(text) {
+    this.error = text;
+    showMessage(this.ui, text);
+    this.setStatus('Error');
+  }
+
+  setStatus(text) { this.ui.status.textContent = text; }
+
+  refreshButtons() {
+    const st = this.transport.state;
+    const playing = st === 'playing' || st === 'waiting';
+    this.ui.play.disabled = this.transport.notes.length === 0;
+    this.ui.play.textContent = playing ? 'Pause' : 'Play';
+    this.ui.play.setAttribute('aria-label', playing ? 'Pause' : 'Play');
+    this.root.dataset.state = st;
+  }
+
+  showTime(pos) {
+    this.ui.time.textContent = `${fmtTime(pos)} / ${fmtTime(this.transport.duration)}`;
+  }
+
+  frame() {
+    const t = this.transport;
+    const pos = t.position();
+    if (!this.seeking) {
+      this.ui.seek.max = String(t.duration);
+      this.ui.seek.value = String(pos);
+      this.showTime(pos);
+    }
+    const tempo = t.tempoAt(pos);
+    this.ui.tempo.textContent = tempo ? `♩ = ${Math.round(tempo)}` : '♩ = –';
+    const sounding = t.state === 'playing' || t.state === 'waiting' ? t.soundingAt(pos) : [];
+    const added = this.score.setLit(sounding.map((n) => this.notemap[n.base]));
+    this.stats.highlightsTotal += added.length;
+    if (this.root.dataset.state !== t.state) this.refreshButtons();
+  }
+
+  loop() {
+    const step = () => { try { this.frame(); } catch (e) { console.error(e); } };
+    const raf = () => { step(); requestAnimationFrame(raf); };
+    requestAnimationFrame(raf);
+    setInterval(() => { if (document.hidden) step(); }, 250);
+  }
+
+  /** What tests (and the benchmark) read: window.__player. */
+  expose() {
+    const p = this;
+    return {
+      get state() { return p.transport.state; },
+      get streaming() { return p.streaming; },
+      get scoreReady() { return p.scoreReady; },
+      get samplesLoaded() { return p.sampler.loadedCount; },
+      get samplesTotal() { return p.sampler.totalCount; },
+      get notesReceived() { return p.stats.notesReceived; },
+      get chunks() { return p.stats.chunks; },
+      get notesScheduled() { return p.transport.scheduled; },
+      get notesLate() { return p.transport.late; },
+      get highlighted() { return p.score.litCount; },
+      get highlightsTotal() { return p.stats.highlightsTotal; },
+      get duration() { return p.transport.duration; },
+      get jobId() { return p.job && p.job.job_id; },
+      get performanceId() { return p.performanceId || null; },
+      get reconnects() { return p.stream ? p.stream.reconnects : 0; },
+      get duplicates() { return p.stream ? p.stream.duplicates : 0; },
+      get firstSoundMs() { return p.stats.firstSoundMs; },
+      get doneMs() { return p.stats.doneMs; },
+      get error() { return p.error; },
+      audioTime: () => p.ctx.currentTime,
+      audioState: () => p.ctx.state,
+      position: () => p.transport.position(),
+      notes: () => p.transport.notes.map(({ id, onset }) => ({ id, onset })),
+      player: p,
+    };
+  }
+}
+
+function mount() {
+  const root = document.getElementById('player');
+  if (!root) return;
+  const player = new Player(root);
+  window.__player = player.expose();
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mount);
+else mount();

@@ -1,0 +1,115 @@
+// Sampled grand piano on plain WebAudio: Salamander samples in several velocity
+// layers (static/vendor/piano/manifest.json). A note plays the sample nearest in
+// pitch (playbackRate shifts it, at most a semitone or two) from the layer nearest
+// in velocity that is loaded; gain follows the velocity within the layer.
+
+const RELEASE_S = 0.12;   // time constant of the damper after note off
+const PARALLEL = 6;       // concurrent sample downloads
+
+export class PianoSampler {
+  /**
+   * @param {AudioContext} ctx
+   * @param {string|URL} baseUrl  folder holding manifest.json and v<layer>/ folders
+   */
+  constructor(ctx, baseUrl) {
+    this.ctx = ctx;
+    this.base = new URL(baseUrl, window.location.href);
+    this.buffers = new Map();          // layer -> Map(pitch -> AudioBuffer)
+    this.layers = [];                  // [{layer, velocity, samples:[{pitch,file}]}]
+    this.voices = new Set();
+    this.loadedCount = 0;
+    this.totalCount = 0;
+    this.out = ctx.createGain();
+    this.out.gain.value = 0.6;
+    const comp = ctx.createDynamicsCompressor();
+    comp.threshold.value = -10;
+    comp.ratio.value = 4;
+    this.out.connect(comp).connect(ctx.destination);
+    this.ready = this.load();
+  }
+
+  async load() {
+    const resp = await fetch(new URL('manifest.json', this.base));
+    if (!resp.ok) throw new Error(`piano samples missing (${resp.status}): run scripts/collect_assets.py`);
+    const manifest = await resp.json();
+    this.layers = manifest.layers.sort((a, b) => a.velocity - b.velocity);
+    this.totalCount = this.layers.reduce((n, l) => n + l.samples.length, 0);
+    // The layer nearest mezzo-forte first: playback may start once it is in.
+    const order = [...this.layers].sort((a, b) => Math.abs(a.velocity - 64) - Math.abs(b.velocity - 64));
+    await this.loadLayer(order[0]);
+    this.rest = Promise.all(order.slice(1).map((l) => this.loadLayer(l)));
+    this.rest.catch((e) => console.warn('piano layer failed to load', e));
+  }
+
+  async loadLayer(layer) {
+    const map = new Map();
+    this.buffers.set(layer.layer, map);
+    const queue = [...layer.samples];
+    const worker = async () => {
+      while (queue.length) {
+        const s = queue.shift();
+        const resp = await fetch(new URL(s.file, this.base));
+        if (!resp.ok) throw new Error(`sample ${s.file}: ${resp.status}`);
+        const buf = await this.ctx.decodeAudioData(await resp.arrayBuffer());
+        map.set(s.pitch, buf);
+        this.loadedCount += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL }, worker));
+    map.sorted = [...map.keys()].sort((a, b) => a - b);
+  }
+
+  /** The loaded layer nearest to `velocity` (1..127). */
+  pickLayer(velocity) {
+    let best = null;
+    for (const l of this.layers) {
+      const m = this.buffers.get(l.layer);
+      if (!m || !m.sorted) continue;
+      if (!best || Math.abs(l.velocity - velocity) < Math.abs(best.velocity - velocity)) best = l;
+    }
+    return best;
+  }
+
+  /**
+   * Schedule one note.
+   * @param {number} when      AudioContext time of the onset (s)
+   * @param {number} pitch     MIDI pitch
+   * @param {number} velocity  MIDI velocity 1..127
+   * @param {number} duration  seconds until note off
+   * @param {number} offset    seconds into the sample (a note started late, after a seek)
+   */
+  play(when, pitch, velocity, duration, offset = 0) {
+    const layer = this.pickLayer(velocity);
+    if (!layer) return null;
+    const map = this.buffers.get(layer.layer);
+    let near = map.sorted[0];
+    for (const p of map.sorted) if (Math.abs(p - pitch) < Math.abs(near - pitch)) near = p;
+    const buffer = map.get(near);
+    const src = this.ctx.createBufferSource();
+    src.buffer = buffer;
+    src.playbackRate.value = 2 ** ((pitch - near) / 12);
+    const gain = this.ctx.createGain();
+    const level = Math.min(1.5, Math.max(0.05, velocity / layer.velocity)) * 0.5;
+    const off = when + Math.max(0.03, duration - offset);
+    gain.gain.setValueAtTime(level, when);
+    gain.gain.setTargetAtTime(0, off, RELEASE_S);
+    src.connect(gain).connect(this.out);
+    src.start(when, Math.max(0, offset));
+    src.stop(off + RELEASE_S * 6);
+    const voice = { src, gain };
+    this.voices.add(voice);
+    src.onended = () => { this.voices.delete(voice); gain.disconnect(); };
+    return voice;
+  }
+
+  /** Silence every scheduled or sounding note quickly. */
+  stopAll() {
+    const now = this.ctx.currentTime;
+    for (const v of this.voices) {
+      v.gain.gain.cancelScheduledValues(now);
+      v.gain.gain.setTargetAtTime(0, now, 0.02);
+      try { v.src.stop(now + 0.1); } catch { /* already stopped */ }
+    }
+    this.voices.clear();
+  }
+}

@@ -1,0 +1,76 @@
+"""Browser-suite fixtures: Debian's headless Chromium driven by Playwright (sync API).
+
+Fixtures
+--------
+browser : playwright Browser
+    One headless Chromium per session (``/usr/bin/chromium`` or env ``CHROMIUM``), audio allowed
+    without a user gesture. Fails loudly when the executable is missing (never downloads one).
+page : playwright Page
+    A fresh context and page per test (1280x900); console errors and page errors are collected in
+    ``page.errors`` (list of str).
+screenshot : Callable[[Page, str], Path]
+    Saves a full-page PNG to ``var/screenshots/<name>.png`` and returns its path.
+dev_site : str
+    Base URL of the dev-only fixture site (tests/browser/devsite), which serves static/ and a page
+    whose WebSocket is faked in the page itself; for testing the player without the Django app.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "var" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh does)")
+    if not (REPO / "static" / "vendor" / "piano" / "manifest.json").is_file():
+        pytest.fail("static/vendor is empty: run `npm ci && python scripts/collect_assets.py`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def screenshot() -> Callable[[object, str], Path]:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(pg, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        pg.screenshot(path=str(path), full_page=False)
+        return path
+
+    return take
+
+
+@pytest.fixture(scope="session")
+def dev_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.browser.devsite.server import DevSite
+
+    with DevSite(tmp_path_factory.mktemp("devsite")) as site:
+        yield site.url
