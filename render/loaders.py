@@ -1,0 +1,329 @@
+"""Load a score file of any format a user has, recognising the format by its content.
+
+Formats: MusicXML (``score-partwise``), compressed MusicXML (.mxl zip), MIDI (read as a
+quantised score), MEI and Humdrum kern. The file extension is not trusted: a MIDI file named
+``.xml`` loads as MIDI, and random bytes named ``.mid`` are refused.
+
+Every unusable input raises `render.errors.ScoreError` with a one-line reason naming the file,
+never another exception type: empty, too large, unknown format, invalid XML, an .mxl that is
+not a zip, has members that escape its folder or unpacks to more than 100 MB, a score without
+notes, a drum-only MIDI, a score over ``max_notes`` notes.
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+import io
+import re
+import warnings
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from render.errors import ScoreError
+
+MAX_UNZIPPED_BYTES = 100_000_000
+FORMAT_NAMES = {"musicxml": "MusicXML", "mxl": "compressed MusicXML (.mxl)", "midi": "MIDI",
+                "mei": "MEI", "kern": "Humdrum kern"}
+DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
+_SNIFF_BYTES = 65_536
+
+
+def load_score(path, *, unfold: bool = True, max_notes: int = 50_000,
+               max_bytes: int = 20_000_000, name: str | None = None):
+    """Read a score file into a `render.score.Score`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file. Its format is recognised from its content, not its extension.
+    unfold : bool
+        Unfold repeats as performers play them (ids get a pass suffix, ``n12-1``).
+    max_notes : int
+        Refuse scores with more notes than this (after unfolding).
+    max_bytes : int
+        Refuse files larger than this many bytes.
+    name : str, optional
+        The file's name as the user knows it (e.g. an upload's original name): used in error
+        messages, as ``Score.source`` and as the title when the score has none.
+
+    Returns
+    -------
+    render.score.Score
+
+    Raises
+    ------
+    ScoreError
+        For every file that is not a usable piano score, with a one-line reason.
+    """
+    path = Path(path)
+    label = name or str(path)
+    data = _read_head(path, label, max_bytes)
+    fmt = sniff_format(data, label)
+    from render.score import score_from_partitura  # imports partitura lazily
+
+    warn: list[str] = []
+    with _silenced():
+        pt_score = _parse(path, fmt, label, warn, max_notes)
+        n_written = sum(len(p.notes_tied) for p in _parts(pt_score))
+        if n_written > max_notes:
+            raise ScoreError(f"the score has {n_written} notes, over the limit of {max_notes}",
+                             path=label)
+        try:
+            score = score_from_partitura(pt_score, fmt=fmt, source=label, unfold=unfold,
+                                         title=_title(pt_score, fmt, data), warnings=warn)
+        except ScoreError:
+            raise
+        except Exception as exc:
+            raise ScoreError(f"could not convert the {FORMAT_NAMES[fmt]} score: {_one_line(exc)}",
+                             path=label) from exc
+    if score.n_notes > max_notes:
+        raise ScoreError(f"the score has {score.n_notes} notes with its repeats played, over the "
+                         f"limit of {max_notes}", path=label)
+    if not score.title:
+        score.title = Path(label).stem
+    return score
+
+
+def sniff_format(head: bytes, label: str = "") -> str:
+    """Recognise a score format from the first bytes of a file.
+
+    Returns one of ``musicxml, mxl, midi, mei, kern``; raises ScoreError for anything else.
+    """
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "mxl"
+    if head.startswith(b"MThd"):
+        return "midi"
+    if Path(label).suffix.lower() == ".mxl":
+        raise ScoreError("the .mxl file is not a zip archive", path=label or None)
+    text = _decode(head)
+    if text is None:
+        raise ScoreError("not a score file (MusicXML, MXL, MIDI, MEI or Humdrum kern): "
+                         "the content is binary", path=label or None)
+    stripped = text.lstrip()
+    if stripped.startswith("<"):
+        root = _xml_root(stripped)
+        if root in ("score-partwise", "score-timewise"):
+            return "musicxml"
+        if root == "mei":
+            return "mei"
+        if root is None:
+            raise ScoreError("invalid XML: no root element", path=label or None)
+        raise ScoreError(f"an XML file that is neither MusicXML nor MEI (root element <{root}>)",
+                         path=label or None)
+    if re.search(r"^\*\*kern\b|\t\*\*kern\b", text, re.M):
+        return "kern"
+    raise ScoreError("not a score file (MusicXML, MXL, MIDI, MEI or Humdrum kern)",
+                     path=label or None)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def _read_head(path: Path, label: str, max_bytes: int) -> bytes:
+    try:
+        if path.is_dir():
+            raise ScoreError("is a folder, not a file", path=label)
+        size = path.stat().st_size
+        if size == 0:
+            raise ScoreError("the file is empty", path=label)
+        if size > max_bytes:
+            raise ScoreError(f"the file is {size / 1e6:.1f} MB, over the limit of "
+                             f"{max_bytes / 1e6:g} MB", path=label)
+        with open(path, "rb") as f:
+            return f.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise ScoreError(f"cannot read the file ({exc.strerror or exc})", path=label) from exc
+
+
+def _decode(head: bytes) -> str | None:
+    """Text of a file head, or None when it looks binary."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return head.decode("utf-16", errors="ignore")
+    if b"\x00" in head:
+        return None
+    text = head.decode("utf-8", errors="replace")
+    if text.count("\ufffd") > max(8, len(text) // 100):  # latin-1 text is fine, noise is not
+        text = head.decode("latin-1")
+        control = sum(1 for c in text if ord(c) < 32 and c not in "\t\r\n\f")
+        if control > len(text) // 100:
+            return None
+    return text.lstrip("\ufeff")
+
+
+def _xml_root(text: str) -> str | None:
+    text = re.sub(r"<\?.*?\?>|<!--.*?-->", "", text, flags=re.S)
+    text = re.sub(r"<!DOCTYPE[^\[>]*(\[.*?\])?\s*>", "", text, flags=re.S)
+    m = re.match(r"\s*<([A-Za-z_][\w.:-]*)", text)
+    return m.group(1).split(":")[-1] if m else None
+
+
+def _parse(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
+    """Parse with partitura (music21 as a fallback for valid files partitura cannot read)."""
+    import partitura as pt
+    from lxml import etree
+
+    try:
+        if fmt == "musicxml":
+            with open(path, "rb") as f:
+                return pt.load_musicxml(f, quiet=True)
+        if fmt == "mxl":
+            root_name, xml = _read_mxl(path, label)
+            if _xml_root((_decode(xml[:_SNIFF_BYTES]) or "").lstrip()) not in (
+                    "score-partwise", "score-timewise"):
+                raise ScoreError(f"the .mxl member {root_name} is not MusicXML", path=label)
+            return pt.load_musicxml(io.BytesIO(xml), quiet=True)
+        if fmt == "midi":
+            return pt.load_score_midi(_read_midi(path, label, warn, max_notes), quiet=True)
+        if fmt == "mei":  # partitura's MEI reader does not report broken XML as such
+            etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
+            return pt.load_mei(str(path), quiet=True)
+        return pt.load_kern(str(path), force_same_part=True, quiet=True)
+    except ScoreError:
+        raise
+    except etree.XMLSyntaxError as exc:
+        raise ScoreError(f"invalid XML: {_one_line(exc)}", path=label) from exc
+    except Exception as exc:  # partitura's failures come in many types
+        if fmt in ("musicxml", "mei", "kern"):
+            m21 = _parse_music21(path)
+            if m21 is not None:
+                warn.append(f"read with music21 because partitura could not ({_one_line(exc)})")
+                return m21
+        raise ScoreError(f"could not read the {FORMAT_NAMES[fmt]} file: {_one_line(exc)}",
+                         path=label) from exc
+
+
+def _parse_music21(path: Path):
+    try:
+        import music21
+        import partitura as pt
+
+        return pt.load_music21(music21.converter.parse(str(path)))
+    except Exception:
+        return None
+
+
+def _read_mxl(path: Path, label: str) -> tuple[str, bytes]:
+    """Validate an .mxl archive and return (rootfile name, its bytes)."""
+    from lxml import etree
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ScoreError(f"the .mxl file is not a valid zip archive ({_one_line(exc)})",
+                         path=label) from exc
+    with zf:
+        infos = zf.infolist()
+        total = 0
+        for info in infos:
+            name = info.filename.replace("\\", "/")
+            if (name.startswith("/") or re.match(r"[A-Za-z]:", name)
+                    or ".." in PurePosixPath(name).parts):
+                raise ScoreError(f"the .mxl member {info.filename!r} escapes the archive folder",
+                                 path=label)
+            if info.flag_bits & 0x1:
+                raise ScoreError("the .mxl archive is encrypted", path=label)
+            total += info.file_size
+        if total > MAX_UNZIPPED_BYTES:
+            raise ScoreError(f"the .mxl archive unpacks to {total / 1e6:.0f} MB, over the limit "
+                             f"of {MAX_UNZIPPED_BYTES / 1e6:.0f} MB", path=label)
+        names = zf.namelist()
+        root_name = None
+        try:
+            if "META-INF/container.xml" in names:
+                container = etree.fromstring(_read_member(zf, "META-INF/container.xml", label),
+                                             etree.XMLParser(resolve_entities=False,
+                                                             no_network=True))
+                el = container.find(".//{*}rootfile")
+                root_name = el.get("full-path") if el is not None else None
+        except etree.XMLSyntaxError as exc:
+            raise ScoreError(f"the .mxl container file is invalid XML: {_one_line(exc)}",
+                             path=label) from exc
+        if root_name is None:  # no container: the first score-like member
+            cands = [n for n in names if not n.startswith("META-INF/")
+                     and n.lower().endswith((".xml", ".musicxml"))]
+            root_name = cands[0] if cands else None
+        if root_name is None or root_name not in names:
+            raise ScoreError("the .mxl archive holds no MusicXML score", path=label)
+        return root_name, _read_member(zf, root_name, label)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, label: str) -> bytes:
+    """Read one member, never more than the unpacked-size limit (headers can lie)."""
+    try:
+        with zf.open(name) as f:
+            data = f.read(MAX_UNZIPPED_BYTES + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise ScoreError(f"the .mxl member {name} cannot be unpacked ({_one_line(exc)})",
+                         path=label) from exc
+    if len(data) > MAX_UNZIPPED_BYTES:
+        raise ScoreError(f"the .mxl archive unpacks to more than "
+                         f"{MAX_UNZIPPED_BYTES / 1e6:.0f} MB", path=label)
+    return data
+
+
+def _read_midi(path: Path, label: str, warn: list[str], max_notes: int):
+    """A mido.MidiFile without drum notes; ScoreError when nothing pitched is left."""
+    import mido
+
+    try:
+        mid = mido.MidiFile(str(path), clip=True)
+    except Exception as exc:  # mido raises OSError, EOFError, ValueError, KeyError ...
+        raise ScoreError(f"invalid MIDI file ({_one_line(exc)})", path=label) from exc
+    n_drum = n_other = 0
+    for track in mid.tracks:
+        for msg in track:
+            if msg.type == "note_on" and msg.velocity > 0:
+                if msg.channel == DRUM_CHANNEL:
+                    n_drum += 1
+                else:
+                    n_other += 1
+    if n_other == 0:
+        if n_drum:
+            raise ScoreError("no piano notes: the MIDI file holds only drums (channel 10)",
+                             path=label)
+        raise ScoreError("the MIDI file has no notes", path=label)
+    if n_other > max_notes:  # cheap to know before partitura spends seconds on it
+        raise ScoreError(f"the score has {n_other} notes, over the limit of {max_notes}",
+                         path=label)
+    if n_drum:
+        for track in mid.tracks:
+            kept, carry = [], 0
+            for msg in track:
+                if msg.type in ("note_on", "note_off") and msg.channel == DRUM_CHANNEL:
+                    carry += msg.time
+                    continue
+                kept.append(msg.copy(time=msg.time + carry))
+                carry = 0
+            track[:] = kept
+        warn.append(f"{n_drum} drum notes (MIDI channel 10) were left out")
+    return mid
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _title(pt_score, fmt: str, head: bytes) -> str:
+    parts = [getattr(pt_score, a, None) for a in ("title", "work_title", "movement_title")]
+    if fmt == "kern":  # partitura does not read Humdrum reference records
+        m = re.search(r"^!!!OTL[^:]*:[ \t]*(.+?)\s*$", _decode(head) or "", re.M)
+        parts.append(m.group(1) if m else None)
+    return next((str(p).strip() for p in parts if p and str(p).strip()), "")
+
+
+def _parts(pt_score):
+    import partitura as pt
+
+    if isinstance(pt_score, pt.score.Score):
+        return list(pt_score.parts)
+    return list(pt.score.iter_parts(pt_score))
+
+
+@contextlib.contextmanager
+def _silenced():
+    """Keep partitura's warnings and stdout prints out of ours."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
