@@ -1,0 +1,4 @@
+"""Django project: settings, ASGI/Celery entry points and URL configuration."""
+from config.celery import app as celery_app
+
+__all__ = ("celery_app",)

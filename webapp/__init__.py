@@ -1,0 +1,1 @@
+"""The web application: scores, render jobs, performances, accounts (one Django app)."""

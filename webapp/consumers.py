@@ -1,0 +1,121 @@
+"""WebSocket consumer of a render job: owner only; replays stored chunks, then relays live ones."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+WATCHDOG_EVERY_S = 5.0
+
+
+@database_sync_to_async
+def _load(job_id, user, session_key):
+    from webapp.selectors import job_get_for_requester
+
+    return job_get_for_requester(job_id=job_id, user=user, session_key=session_key)
+
+
+@database_sync_to_async
+def _snapshot(job_id, from_seq):
+    from webapp.models import Performance, RenderJob
+    from webapp.selectors import job_chunks, performance_summary
+
+    job = RenderJob.objects.get(id=job_id)
+    chunks = job_chunks(job_id=job_id, from_seq=from_seq)
+    perf = Performance.objects.filter(job_id=job_id).first()
+    done = performance_summary(performance=perf) if perf else None
+    return job.state, job.message or None, chunks, done
+
+
+@database_sync_to_async
+def _fail_if_stale(job_id):
+    from webapp.services import render_jobs_fail_stale
+
+    return render_jobs_fail_stale(job_ids=[job_id])
+
+
+class JobConsumer(AsyncJsonWebsocketConsumer):
+    """Messages out: state, notes (seq 0, 1, ... without gaps or repeats), done."""
+
+    async def connect(self):
+        try:
+            job_id = uuid.UUID(self.scope["url_route"]["kwargs"]["job_id"])
+            from_seq = int(parse_qs(self.scope.get("query_string", b"").decode()).get(
+                "from", ["0"])[0])
+        except (ValueError, KeyError):
+            await self.close(code=4400)
+            return
+        session = self.scope.get("session")
+        job = await _load(job_id, self.scope.get("user"),
+                          getattr(session, "session_key", None) or "")
+        if job is None:
+            await self.close(code=4403)
+            return
+        self.job_id, self.group = job.id, job.group_name
+        self.next_seq, self.ended = max(0, from_seq), False
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        state, message, chunks, done = await _snapshot(job.id, self.next_seq)
+        await self.send_json({"type": "state", "state": state, "message": message})
+        for c in chunks:
+            await self._send_chunk(c["seq"], c["notes"])
+        if done is not None:
+            await self._send_done(done)
+        elif state in ("failed", "cancelled"):
+            self.ended = True
+        self.watchdog = asyncio.ensure_future(self._watch())
+
+    async def disconnect(self, code):
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "watchdog", None):
+            self.watchdog.cancel()
+
+    async def _watch(self):
+        """Notice a worker that died: its running job is failed (and announced) by the sweep."""
+        while not self.ended:
+            await asyncio.sleep(WATCHDOG_EVERY_S)
+            await _fail_if_stale(self.job_id)
+
+    async def _send_chunk(self, seq: int, notes: list) -> None:
+        if seq < self.next_seq or self.ended:
+            return  # already sent (replay and live overlap)
+        if seq > self.next_seq:  # missed some live messages: fill the gap from the database
+            _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
+            for c in missing:
+                if self.next_seq <= c["seq"] < seq:
+                    await self.send_json({"type": "notes", "seq": c["seq"], "notes": c["notes"]})
+                    self.next_seq = c["seq"] + 1
+            if seq != self.next_seq:
+                return
+        await self.send_json({"type": "notes", "seq": seq, "notes": notes})
+        self.next_seq = seq + 1
+
+    async def _send_done(self, summary: dict) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        await self.send_json({"type": "done", **summary})
+
+    # channel-layer events
+    async def job_notes(self, event):
+        await self._send_chunk(event["seq"], event["notes"])
+
+    async def job_state(self, event):
+        if self.ended:
+            return
+        if event["state"] in ("failed", "cancelled"):
+            self.ended = True
+        await self.send_json({"type": "state", "state": event["state"],
+                              "message": event.get("message")})
+
+    async def job_done(self, event):
+        summary = {k: v for k, v in event.items() if k != "type"}
+        # Chunks the relay may have missed come before 'done'.
+        _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
+        for c in missing:
+            await self._send_chunk(c["seq"], c["notes"])
+        await self._send_done(summary)

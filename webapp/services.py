@@ -1,0 +1,256 @@
+"""Writes: uploads, demo scores, render jobs (create, cancel, fail stale), audio exports.
+
+The worker's side of a render (the streaming loop) is in webapp.streaming.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
+from webapp.models import Performance, RenderJob, Score
+
+log = logging.getLogger(__name__)
+STALE_MESSAGE = ("the render worker stopped (it crashed or was shut down) before finishing; "
+                 "press Render to try again")
+
+
+# --- scores -----------------------------------------------------------------------------------
+
+def _parse_in_child(path: Path, outdir: Path, *, name: str) -> dict:
+    """Run webapp.scoreprep in a child process under the parse-time limit; meta dict or ScoreError."""
+    cmd = [sys.executable, "-m", "webapp.scoreprep", str(path), str(outdir), "--name", name,
+           "--max-notes", str(settings.UPLOAD_MAX_NOTES),
+           "--max-bytes", str(settings.UPLOAD_MAX_BYTES)]
+    limit = settings.UPLOAD_PARSE_TIMEOUT_S
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit,
+                              cwd=settings.BASE_DIR)
+    except subprocess.TimeoutExpired:
+        raise ScoreError(f"reading the score took longer than {limit:g} s; try a shorter score",
+                         path=name) from None
+    last = (proc.stdout.strip().splitlines() or [""])[-1]
+    try:
+        result = json.loads(last)
+    except ValueError:
+        result = {}
+    if proc.returncode == 2 and "error" in result:
+        raise ScoreError(result["error"], path=name)
+    if proc.returncode != 0 or not result.get("ok"):
+        log.error("score parser failed (rc %s) on %s: %s", proc.returncode, name,
+                  proc.stderr[-2000:])
+        raise ScoreError("the score could not be read (the parser failed on it)", path=name)
+    return json.loads((outdir / "meta.json").read_text(encoding="utf-8"))
+
+
+def score_create(*, path: Path, original_filename: str, owner=None, title: str = "",
+                 is_demo: bool = False, demo_key: str = "", description: str = "") -> Score:
+    """Parse a score file and store it with its engraving; nothing is stored when it is refused.
+
+    Parameters
+    ----------
+    path : Path
+        The file to read (copied into MEDIA_ROOT on success).
+    original_filename : str
+        The name the user gave it (for messages and the default title).
+
+    Raises
+    ------
+    ScoreError
+        With a one-line reason for the user (empty, too big, not a score, too many notes, ...).
+    """
+    name = Path(original_filename).name or "score"
+    size = path.stat().st_size
+    if size == 0:
+        raise ScoreError("the file is empty", path=name)
+    if size > settings.UPLOAD_MAX_BYTES:
+        raise ScoreError(f"the file is {size / 1e6:.1f} MB, over the limit of "
+                         f"{settings.UPLOAD_MAX_BYTES / 1e6:g} MB", path=name)
+    from render.loaders import _read_head, sniff_format
+
+    sniff_format(_read_head(path, name, settings.UPLOAD_MAX_BYTES), name)  # cheap refusals first
+    with tempfile.TemporaryDirectory(prefix="scoreprep-") as tmp:
+        meta = _parse_in_child(path, Path(tmp), name=name)
+        score = Score(owner=owner, is_demo=is_demo, demo_key=demo_key, description=description,
+                      title=(title or meta["title"])[:200], original_filename=name[:255],
+                      format=meta["format"], n_notes=meta["n_notes"],
+                      duration_beat=meta["duration_beat"],
+                      written_tempo_bpm=meta["written_tempo_bpm"], warnings=meta["warnings"],
+                      mei=(Path(tmp) / "score.mei").read_text(encoding="utf-8"),
+                      notemap=meta["notemap"], notemap_coverage=meta["coverage"])
+        log.info("score %s: %d notes, notemap coverage %.1f%%", name, score.n_notes,
+                 100 * score.notemap_coverage)
+        suffix = Path(name).suffix.lower()[:10] if Path(name).suffix else ".score"
+        saved: list[str] = []
+        try:
+            with transaction.atomic():
+                with open(path, "rb") as f:
+                    score.file.save(f"{uuid.uuid4().hex}{suffix}", File(f), save=False)
+                saved.append(score.file.name)
+                with open(Path(tmp) / "parsed.npz", "rb") as f:
+                    score.parsed.save(f"{uuid.uuid4().hex}.npz", File(f), save=False)
+                saved.append(score.parsed.name)
+                score.save()
+        except BaseException:
+            for name_ in saved:
+                score.file.storage.delete(name_)
+            raise
+    return score
+
+
+def score_create_from_upload(*, uploaded_file, owner, title: str = "") -> Score:
+    """Store an uploaded file (Django UploadedFile) as a private score of ``owner``."""
+    name = Path(uploaded_file.name or "score").name
+    if uploaded_file.size is not None and uploaded_file.size > settings.UPLOAD_MAX_BYTES:
+        raise ScoreError(f"the file is {uploaded_file.size / 1e6:.1f} MB, over the limit of "
+                         f"{settings.UPLOAD_MAX_BYTES / 1e6:g} MB", path=name)
+    with tempfile.NamedTemporaryFile(prefix="upload-", delete=False) as tmp:
+        for chunk in uploaded_file.chunks():
+            tmp.write(chunk)
+    try:
+        return score_create(path=Path(tmp.name), original_filename=name, owner=owner,
+                            title=title)
+    finally:
+        os.unlink(tmp.name)
+
+
+def score_delete(*, score: Score) -> None:
+    """Delete a score, its files and everything rendered from it."""
+    storage = score.file.storage
+    names = [score.file.name, score.parsed.name]
+    names += [p.midi.name for p in score.performances.all()]
+    score.delete()
+    for n in names:
+        if n:
+            storage.delete(n)
+    shutil.rmtree(Path(settings.MEDIA_ROOT) / "audio" / score.id.hex, ignore_errors=True)
+
+
+# --- render jobs ------------------------------------------------------------------------------
+
+def _group_send(job: RenderJob, event: dict) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(job.group_name, event)
+
+
+def job_state_event(job: RenderJob) -> dict:
+    """Channel-layer event announcing a job's state (consumers relay it as a 'state' message)."""
+    return {"type": "job.state", "state": job.state, "message": job.message or None}
+
+
+def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
+    """End as failed the running jobs whose worker stopped sending heartbeats.
+
+    Parameters
+    ----------
+    job_ids : iterable of UUID, optional
+        Only look at these jobs.
+    worker : str, optional
+        Fail every running job of this worker name (it has just restarted, so they are orphans).
+
+    Returns
+    -------
+    int
+        How many jobs were failed.
+    """
+    limit = timezone.now() - timedelta(seconds=settings.RENDER_STALE_AFTER_S)
+    qs = RenderJob.objects.filter(state=RenderJob.State.RUNNING)
+    if job_ids is not None:
+        qs = qs.filter(id__in=list(job_ids))
+    from django.db.models import Q
+    cond = Q(heartbeat__lt=limit) | Q(heartbeat__isnull=True, started__lt=limit)
+    if worker:
+        cond |= Q(worker=worker)
+    failed = 0
+    for job in qs.filter(cond):
+        n = RenderJob.objects.filter(id=job.id, state=RenderJob.State.RUNNING).update(
+            state=RenderJob.State.FAILED, message=STALE_MESSAGE, finished=timezone.now())
+        if n:
+            failed += 1
+            job.state, job.message = RenderJob.State.FAILED, STALE_MESSAGE
+            log.warning("job %s failed: worker %s stopped", job.id, job.worker or "?")
+            _group_send(job, job_state_event(job))
+    return failed
+
+
+def render_job_create(*, score: Score, user, session_key: str, seed: int | None = None,
+                      controls: dict | None = None) -> RenderJob:
+    """Queue a render of ``score`` for a user (or an anonymous session) on the ``render`` queue.
+
+    Raises
+    ------
+    RenderLimitReached
+        When the requester already has RENDER_MAX_CONCURRENT_PER_USER queued or running jobs.
+    """
+    owner = user if user is not None and user.is_authenticated else None
+    mine = RenderJob.objects.filter(state__in=RenderJob.ACTIVE)
+    mine = mine.filter(owner=owner) if owner else mine.filter(owner=None, session_key=session_key)
+    render_jobs_fail_stale(job_ids=mine.values_list("id", flat=True))
+    limit = settings.RENDER_MAX_CONCURRENT_PER_USER
+    if mine.count() >= limit:
+        raise RenderLimitReached(
+            f"you already have {limit} renders in progress; wait for one to finish or cancel it")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    job = RenderJob.objects.create(score=score, owner=owner, session_key=session_key or "",
+                                   seed=int(seed), controls=dict(controls or {}),
+                                   n_notes_total=score.n_notes,
+                                   celery_task_id=uuid.uuid4().hex)
+    from webapp.tasks import render_job
+    transaction.on_commit(lambda: render_job.apply_async(
+        args=[str(job.id)], task_id=job.celery_task_id, queue="render"))
+    return job
+
+
+def render_job_cancel(*, job: RenderJob) -> RenderJob:
+    """Cancel a queued or running job; the worker stops at its next chunk.
+
+    Raises
+    ------
+    JobNotActive
+        When the job has already ended.
+    """
+    n = RenderJob.objects.filter(id=job.id, state__in=RenderJob.ACTIVE).update(
+        state=RenderJob.State.CANCELLED, message="cancelled by the user", finished=timezone.now())
+    job.refresh_from_db()
+    if not n:
+        raise JobNotActive(f"the job has already ended ({job.state})")
+    _group_send(job, job_state_event(job))
+    if job.celery_task_id:
+        from config.celery import app
+        app.control.revoke(job.celery_task_id)  # a queued job never starts
+    return job
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+def performance_audio(*, performance: Performance, fmt: str) -> Path:
+    """Path of the performance rendered to audio (``wav`` or ``ogg``), made once and cached."""
+    from render.export import render_audio
+
+    if fmt not in ("wav", "ogg"):
+        raise ValueError(f"unknown audio format {fmt!r}")
+    out = Path(settings.MEDIA_ROOT) / "audio" / performance.score_id.hex / f"{performance.id.hex}.{fmt}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".tmp{os.getpid()}.{fmt}")
+        render_audio(performance.midi.path, tmp)
+        os.replace(tmp, out)
+    return out

@@ -1,0 +1,188 @@
+"""The worker's side of a render: run the model over a score and stream its notes.
+
+`render_job_run` is the one service the Celery task calls. The model is loaded once per worker
+process (`get_renderer`) and reused for every job.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files import File
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from webapp.models import Performance, RenderChunk, RenderJob
+from webapp.notes import chunk_to_notes, notes_to_perf_array, performance_duration
+from webapp.services import _group_send, job_state_event
+
+log = logging.getLogger(__name__)
+_renderer = None
+_renderer_lock = threading.Lock()
+FLUSH_EVERY_S = 0.05      # send a chunk at least this often once the first one has gone out
+HEARTBEAT_EVERY_S = 2.0
+RENDER_KWARGS = ("mode", "delta", "z", "reference", "base_tempo_bpm", "expressiveness",
+                 "variations")
+
+
+def get_renderer():
+    """The worker process's model (ml.inference.Renderer), loaded on first use."""
+    global _renderer
+    with _renderer_lock:
+        if _renderer is None:
+            from ml.inference import Renderer
+
+            t0 = time.perf_counter()
+            _renderer = Renderer.load(settings.MODEL_CHECKPOINT or None, settings.DEVICE or None)
+            log.info("model loaded in %.2f s", time.perf_counter() - t0)
+        return _renderer
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{__import__('os').getpid()}"
+
+
+class _Heartbeat(threading.Thread):
+    """Touches job.heartbeat every few seconds while the render runs (also during long steps)."""
+
+    def __init__(self, job_id):
+        super().__init__(daemon=True)
+        self.job_id, self.stop = job_id, threading.Event()
+
+    def run(self):
+        try:
+            while not self.stop.wait(HEARTBEAT_EVERY_S):
+                RenderJob.objects.filter(id=self.job_id).update(heartbeat=timezone.now())
+        finally:
+            connection.close()
+
+
+def _is_cancelled(job_id) -> bool:
+    return RenderJob.objects.filter(id=job_id, state=RenderJob.State.CANCELLED).exists()
+
+
+def render_job_run(*, job_id: uuid.UUID | str, worker: str | None = None) -> str:
+    """Render one job: stream chunks (stored, then sent to the job's group), store the performance.
+
+    Parameters
+    ----------
+    job_id : UUID or str
+    worker : str, optional
+        Name of this worker (hostname:pid), stored on the job for the stale-job sweep.
+
+    Returns
+    -------
+    str
+        The job's final state.
+    """
+    close_old_connections()
+    started = RenderJob.objects.filter(id=job_id, state=RenderJob.State.QUEUED).update(
+        state=RenderJob.State.RUNNING, started=timezone.now(), heartbeat=timezone.now(),
+        worker=worker or worker_name())
+    job = RenderJob.objects.select_related("score").get(id=job_id)
+    if not started:
+        log.info("job %s not started: it is %s", job_id, job.state)
+        return job.state
+    _group_send(job, job_state_event(job))
+    beat = _Heartbeat(job.id)
+    beat.start()
+    try:
+        state = _stream(job)
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        msg = _user_message(exc)
+        RenderJob.objects.filter(id=job.id, state=RenderJob.State.RUNNING).update(
+            state=RenderJob.State.FAILED, message=msg, finished=timezone.now())
+        job.refresh_from_db()
+        _group_send(job, job_state_event(job))
+        state = job.state
+    finally:
+        beat.stop.set()
+        beat.join(timeout=5)
+    return state
+
+
+def _user_message(exc: Exception) -> str:
+    from render.errors import RenderError
+
+    if isinstance(exc, RenderError):
+        return str(exc)
+    return f"the render failed ({type(exc).__name__}: {exc})"[:500]
+
+
+def _stream(job: RenderJob) -> str:
+    from webapp.scoreprep import load_parsed
+
+    score_row = job.score
+    score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
+                        source=score_row.original_filename)
+    renderer = get_renderer()
+    kwargs = {k: v for k, v in (job.controls or {}).items() if k in RENDER_KWARGS}
+    chunks = renderer.render(score, seed=int(job.seed), chunk_notes=settings.RENDER_CHUNK_NOTES,
+                             **kwargs)
+    seq, pending, all_notes = 0, [], []
+    last_flush = None
+    for chunk in chunks:
+        pending.extend(chunk_to_notes(np.asarray(chunk)))
+        now = time.monotonic()
+        if last_flush is None or now - last_flush >= FLUSH_EVERY_S:
+            if not _flush(job, seq, pending):
+                return RenderJob.State.CANCELLED
+            all_notes.extend(pending)
+            seq, pending, last_flush = seq + 1, [], now
+    if pending:
+        if not _flush(job, seq, pending):
+            return RenderJob.State.CANCELLED
+        all_notes.extend(pending)
+        seq += 1
+    return _finish(job, all_notes, seq)
+
+
+def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
+    """Store and send one chunk; False when the job was cancelled meanwhile (nothing sent)."""
+    if _is_cancelled(job.id):
+        log.info("job %s cancelled at chunk %d", job.id, seq)
+        return False
+    with transaction.atomic():
+        RenderChunk.objects.create(job=job, seq=seq, notes=notes)
+        job.n_notes_done += len(notes)
+        job.n_chunks = seq + 1
+        RenderJob.objects.filter(id=job.id).update(n_notes_done=job.n_notes_done,
+                                                   n_chunks=job.n_chunks,
+                                                   heartbeat=timezone.now())
+    _group_send(job, {"type": "job.notes", "seq": seq, "notes": notes})
+    return True
+
+
+def _finish(job: RenderJob, notes: list[dict], n_chunks: int) -> str:
+    """Store the performance (MIDI + notes) and mark the job done."""
+    import tempfile
+
+    from render.export import save_midi
+
+    with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
+        midi_path = Path(tmp) / "performance.mid"
+        save_midi(notes_to_perf_array(notes), midi_path)
+        with transaction.atomic():
+            if _is_cancelled(job.id):
+                return RenderJob.State.CANCELLED
+            perf = Performance(job=job, score=job.score, seed=job.seed, controls=job.controls,
+                               notes=notes, n_notes=len(notes),
+                               duration_sec=performance_duration(notes))
+            with open(midi_path, "rb") as f:
+                perf.midi.save(f"{perf.id.hex}.mid", File(f), save=False)
+            perf.save()
+            RenderJob.objects.filter(id=job.id).update(
+                state=RenderJob.State.DONE, finished=timezone.now(), n_chunks=n_chunks)
+    job.refresh_from_db()
+    from webapp.selectors import performance_summary
+
+    _group_send(job, {"type": "job.done", **performance_summary(performance=perf)})
+    log.info("job %s done: %d notes in %d chunks", job.id, len(notes), n_chunks)
+    return job.state

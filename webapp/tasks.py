@@ -1,0 +1,32 @@
+"""Celery tasks (thin: ids in, one service call) and worker start-up hooks."""
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="webapp.tasks.render_job", ignore_result=True)
+def render_job(job_id: str) -> str:
+    """Render one RenderJob (streams its chunks, stores its performance)."""
+    from webapp.streaming import render_job_run
+
+    return render_job_run(job_id=job_id)
+
+
+@worker_ready.connect
+def _on_worker_ready(sender=None, **kwargs):
+    """Fail the jobs a crashed worker left running; load the model before the first job."""
+    from webapp.services import render_jobs_fail_stale
+    from webapp.streaming import get_renderer
+
+    n = render_jobs_fail_stale()
+    if n:
+        log.warning("failed %d render jobs left running by a stopped worker", n)
+    try:
+        get_renderer()
+    except Exception:  # the first job reports the error to its user
+        log.exception("the model could not be loaded")

@@ -1,0 +1,214 @@
+"""HTTP views (thin): parse the request, call one selector or service, answer."""
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from webapp import selectors, services
+from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
+from webapp.forms import SignUpForm, UploadForm
+from webapp.notes import notes_to_csv
+
+
+def _session_key(request, *, create: bool = False) -> str:
+    if not request.session.session_key and create:
+        request.session.save()
+    return request.session.session_key or ""
+
+
+def _score_or_404(request, score_id):
+    score = selectors.score_get_visible(score_id=score_id, user=request.user)
+    if score is None:
+        raise Http404("no such score")
+    return score
+
+
+def _error(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@require_GET
+def home(request):
+    return render(request, "home.html", {
+        "demos": selectors.score_list_demos(),
+        "my_scores": selectors.score_list_for_user(user=request.user),
+        "form": UploadForm(),
+    })
+
+
+@require_POST
+@login_required
+def upload(request):
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            score = services.score_create_from_upload(
+                uploaded_file=form.cleaned_data["file"], owner=request.user,
+                title=form.cleaned_data["title"])
+        except ScoreError as exc:
+            form.add_error("file", str(exc))
+        else:
+            return redirect("score", score_id=score.id)
+    return render(request, "home.html", {
+        "demos": selectors.score_list_demos(),
+        "my_scores": selectors.score_list_for_user(user=request.user), "form": form,
+    }, status=400)
+
+
+@require_GET
+def score_page(request, score_id):
+    score = _score_or_404(request, score_id)
+    return render(request, "score.html", {
+        "score": score,
+        "can_delete": request.user.is_authenticated and score.owner_id == request.user.id,
+        "max_concurrent": settings.RENDER_MAX_CONCURRENT_PER_USER,
+    })
+
+
+@require_POST
+@login_required
+def score_delete(request, score_id):
+    score = _score_or_404(request, score_id)
+    if score.owner_id != request.user.id:
+        raise Http404("no such score")
+    services.score_delete(score=score)
+    messages.info(request, f"Deleted “{score.title}”.")
+    return redirect("home")
+
+
+@require_GET
+def score_mei(request, score_id):
+    score = _score_or_404(request, score_id)
+    return HttpResponse(score.mei, content_type="application/xml; charset=utf-8")
+
+
+@require_GET
+def score_notemap(request, score_id):
+    return JsonResponse(_score_or_404(request, score_id).notemap)
+
+
+def _render_params(request) -> dict:
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            raise ValueError("the request body is not valid JSON")
+        if not isinstance(body, dict):
+            raise ValueError("the request body must be a JSON object")
+    else:
+        body = request.POST.dict()
+    seed = body.get("seed")
+    if seed in (None, ""):
+        seed = None
+    else:
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise ValueError("seed must be an integer")
+        if not 0 <= seed < 2**31:
+            raise ValueError("seed must be between 0 and 2147483647")
+    controls = body.get("controls") or {}
+    if not isinstance(controls, dict):
+        raise ValueError("controls must be a JSON object")
+    return {"seed": seed, "controls": controls}
+
+
+@require_POST
+def score_render(request, score_id):
+    score = _score_or_404(request, score_id)
+    try:
+        params = _render_params(request)
+        job = services.render_job_create(score=score, user=request.user,
+                                         session_key=_session_key(request, create=True),
+                                         **params)
+    except ValueError as exc:
+        return _error(str(exc), 400)
+    except RenderLimitReached as exc:
+        return _error(str(exc), 429)
+    return JsonResponse(selectors.job_summary(job=job), status=201)
+
+
+@require_GET
+def score_takes(request, score_id):
+    score = _score_or_404(request, score_id)
+    return JsonResponse(selectors.takes_for_score(score=score, user=request.user,
+                                                  session_key=_session_key(request)), safe=False)
+
+
+def _job_or_404(request, job_id):
+    job = selectors.job_get_for_requester(job_id=job_id, user=request.user,
+                                          session_key=_session_key(request))
+    if job is None:
+        raise Http404("no such job")
+    return job
+
+
+@require_GET
+def job_status(request, job_id):
+    job = _job_or_404(request, job_id)
+    services.render_jobs_fail_stale(job_ids=[job.id])
+    job.refresh_from_db()
+    return JsonResponse(selectors.job_summary(job=job))
+
+
+@require_POST
+def job_cancel(request, job_id):
+    job = _job_or_404(request, job_id)
+    try:
+        job = services.render_job_cancel(job=job)
+    except JobNotActive as exc:
+        return _error(str(exc), 409)
+    return JsonResponse({"state": job.state})
+
+
+def _perf_or_404(request, performance_id):
+    perf = selectors.performance_get_visible(performance_id=performance_id, user=request.user,
+                                             session_key=_session_key(request))
+    if perf is None:
+        raise Http404("no such performance")
+    return perf
+
+
+@require_GET
+def performance_notes(request, performance_id):
+    perf = _perf_or_404(request, performance_id)
+    return JsonResponse({"performance_id": str(perf.id), "seed": perf.seed,
+                         "controls": perf.controls, "notes": perf.notes})
+
+
+@require_GET
+def performance_download(request, performance_id, fmt):
+    perf = _perf_or_404(request, performance_id)
+    stem = f"{perf.score.title or 'performance'}-seed{perf.seed}".replace("/", "_")[:120]
+    if fmt == "mid":
+        return FileResponse(perf.midi.open("rb"), as_attachment=True, filename=f"{stem}.mid",
+                            content_type="audio/midi")
+    if fmt == "csv":
+        resp = HttpResponse(notes_to_csv(perf.notes), content_type="text/csv; charset=utf-8")
+        resp["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
+        return resp
+    if fmt in ("wav", "ogg"):
+        path = services.performance_audio(performance=perf, fmt=fmt)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{stem}.{fmt}",
+                            content_type=f"audio/{fmt}")
+    raise Http404("unknown format")
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        messages.success(request, f"Welcome, {user.username}.")
+        return redirect(reverse("home"))
+    return render(request, "registration/signup.html", {"form": form},
+                  status=400 if request.method == "POST" else 200)
