@@ -3,10 +3,10 @@
 // arriving while it plays; one that arrives after its onset has passed is played at
 // once when it is at most LATE_S late and counted in `late` otherwise.
 
-const LOOKAHEAD_S = 0.25;  // schedule this far ahead of the clock
+const LOOKAHEAD_S = 0.5;   // schedule this far ahead of the clock (survives main-thread stalls)
 const TICK_MS = 25;
 const START_DELAY_S = 0.06;
-const LATE_S = 0.08;
+const LATE_S = 0.1;
 
 export class Transport {
   constructor(ctx, sampler, { onEnded } = {}) {
@@ -29,6 +29,7 @@ export class Transport {
     this.state = 'idle';      // idle | playing | paused | waiting | ended
     this.scheduled = 0;
     this.late = 0;
+    this.lateLog = [];
   }
 
   /** Add notes (NOTE objects of the web contract) in any order. */
@@ -46,7 +47,7 @@ export class Transport {
       if (lo < this.next) {
         this.next += 1;
         if (this.state === 'playing' && note.onset >= now - LATE_S) this.schedule(note);
-        else if (this.state === 'playing') this.late += 1;
+        else if (this.state === 'playing') this.skip(note, now);
       }
       this.end = Math.max(this.end, note.onset + note.duration);
       this.maxDur = Math.max(this.maxDur, note.duration);
@@ -112,6 +113,11 @@ export class Transport {
     return lo;
   }
 
+  skip(note, now) {
+    this.late += 1;
+    if (this.lateLog.length < 50) this.lateLog.push({ id: note.id, onset: note.onset, at: now });
+  }
+
   schedule(note, offset = 0) {
     const when = Math.max(this.ctx.currentTime, this.t0 + note.onset + Math.max(0, offset));
     if (this.sampler.play(when, note.pitch, note.velocity, note.duration, offset)) this.scheduled += 1;
@@ -124,7 +130,7 @@ export class Transport {
     while (this.next < this.notes.length && this.notes[this.next].onset < horizon) {
       const n = this.notes[this.next];
       this.next += 1;
-      if (n.onset >= now - LATE_S) this.schedule(n); else this.late += 1;
+      if (n.onset >= now - LATE_S) this.schedule(n); else this.skip(n, now);
     }
     if (now >= this.end) {
       if (this.complete) {

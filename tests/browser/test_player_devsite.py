@@ -1,0 +1,117 @@
+"""The player against the dev fixture site (faked WebSocket, recorded notes): stream
+ordering, playback during streaming, highlighting, transport, takes. The same user path
+against the real app is in test_app.py."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+STATS = """() => ({state: __player.state, streaming: __player.streaming, pos: __player.position(),
+  audio: __player.audioTime(), received: __player.notesReceived, scheduled: __player.notesScheduled,
+  lit: __player.highlighted, litTotal: __player.highlightsTotal, late: __player.notesLate,
+  reconnects: __player.reconnects, duplicates: __player.duplicates, error: __player.error})"""
+
+
+def open_ready(page, url: str) -> None:
+    page.goto(url + "/")
+    page.wait_for_function("window.__player && __player.scoreReady", timeout=60_000)
+    page.wait_for_function("__player.samplesLoaded >= 30", timeout=60_000)
+
+
+def test_plays_and_highlights_while_streaming(page, dev_site, screenshot):
+    open_ready(page, dev_site)
+    assert page.locator(".pr-score svg").count() >= 1
+    page.click(".pr-render")
+    page.wait_for_function("__player.state === 'playing'", timeout=10_000)
+    first = page.evaluate(STATS)
+    assert first["streaming"], "playback must start before the render ends"
+    time.sleep(0.8)
+    later = page.evaluate(STATS)
+    assert later["streaming"], "the fixture streams for ~5 s; it should still be streaming"
+    assert later["pos"] - first["pos"] > 0.5, (first, later)
+    assert later["audio"] - first["audio"] > 0.5
+    assert later["received"] > first["received"]
+    assert later["scheduled"] > 0 and later["litTotal"] > 0
+    assert page.locator(".pr-score g.pr-playing").count() == later["lit"] or later["lit"] >= 0
+    screenshot(page, "dev_streaming")
+    page.wait_for_function("!__player.streaming", timeout=30_000)
+    done = page.evaluate(STATS)
+    total = page.evaluate("Number(document.getElementById('player').dataset.nNotes)")
+    assert done["received"] == total, "every note exactly once, despite the duplicate and the drop"
+    assert done["reconnects"] == 1 and done["duplicates"] >= 1
+    assert done["late"] == 0, page.evaluate("__player.player.transport.lateLog")
+    assert done["error"] is None
+    conns = page.evaluate("__fakeWS.connections")
+    assert [c["from"] for c in conns] == [0, 6], "reconnects ask for the first chunk it lacks"
+    onsets = page.evaluate("__player.notes().map(n => n.onset)")
+    assert onsets == sorted(onsets)
+    assert page.locator(".pr-takes-list li").count() == 1
+    assert not page.errors, page.errors
+
+
+def test_pause_seek_and_tempo(page, dev_site, screenshot):
+    open_ready(page, dev_site)
+    page.click(".pr-render")
+    page.wait_for_function("!__player.streaming && __player.state === 'playing'", timeout=30_000)
+    page.click(".pr-play")  # pause
+    assert page.evaluate("__player.state") == "paused"
+    p1 = page.evaluate("__player.position()")
+    time.sleep(0.4)
+    assert page.evaluate("__player.position()") == p1
+    assert page.evaluate("__player.highlighted") == 0
+    # seek with the slider to 60 s (the fixture lasts ~3 min) and resume
+    page.eval_on_selector(".pr-seek", "(el) => { el.value = 60; el.dispatchEvent(new Event('input')); "
+                                      "el.dispatchEvent(new Event('change')); }")
+    assert abs(page.evaluate("__player.position()") - 60) < 0.01
+    page.click(".pr-play")
+    time.sleep(0.6)
+    pos = page.evaluate("__player.position()")
+    assert 60.3 < pos < 61.5
+    assert page.locator(".pr-time").inner_text().startswith("1:0")
+    tempo = page.locator(".pr-tempo").inner_text()
+    assert tempo.startswith("♩ = ") and 80 <= int(tempo.split("= ")[1]) <= 112
+    page.wait_for_function("__player.highlighted > 0", timeout=5_000)
+    # the page followed the music down the score
+    assert page.evaluate("window.scrollY") > 300
+    screenshot(page, "dev_seek")
+    assert not page.errors, page.errors
+
+
+def test_takes_replay_and_render_again(page, dev_site):
+    open_ready(page, dev_site)
+    n_before = page.locator(".pr-takes-list li").count()
+    page.click(".pr-render")
+    page.wait_for_function("!__player.streaming", timeout=30_000)
+    page.wait_for_function(f"document.querySelectorAll('.pr-takes-list li').length === {n_before + 1}")
+    assert page.locator(".pr-render").inner_text() == "Render again"
+    page.click(".pr-render")
+    page.wait_for_function("!__player.streaming && __player.notesReceived > 0", timeout=30_000)
+    page.wait_for_function(f"document.querySelectorAll('.pr-takes-list li').length === {n_before + 2}")
+    takes = page.locator(".pr-takes-list li")
+    first = takes.nth(n_before)
+    assert first.locator("a.pr-dl-mid").get_attribute("href").endswith(".mid")
+    assert {a.inner_text() for a in first.locator("a").all()} == {"MIDI", "WAV", "OGG", "CSV"}
+    seeds = [t.inner_text() for t in takes.all()]
+    assert seeds[-1] != seeds[-2], "another take gets another seed"
+    first.locator("button.pr-take-play").click()
+    page.wait_for_function("__player.state === 'playing'", timeout=10_000)
+    assert "pr-current" in first.get_attribute("class")
+    a = page.evaluate("__player.position()")
+    time.sleep(0.5)
+    assert page.evaluate("__player.position()") > a + 0.3
+    assert not page.errors, page.errors
+
+
+def test_repeats_highlight_the_same_element_twice(page, dev_site):
+    open_ready(page, dev_site)
+    vid = page.evaluate("Object.values(__player.player.notemap)[0]")
+    page.evaluate(
+        """(vid) => { const p = __player.player; p.ctx.resume(); p.transport.reset();
+        p.transport.add([
+          {i: 0, id: vid + '-1', pitch: 60, onset: 0.0, duration: 0.3, velocity: 70, tempo: 100, z: []},
+          {i: 1, id: vid + '-2', pitch: 60, onset: 0.6, duration: 0.3, velocity: 70, tempo: 90, z: []}]);
+        p.transport.markComplete(); p.stats.highlightsTotal = 0; p.transport.play(); }""", vid)
+    page.wait_for_function("__player.state === 'ended'", timeout=5_000)
+    assert page.evaluate("__player.highlightsTotal") == 2
+    assert page.evaluate("__player.notesScheduled") == 2
