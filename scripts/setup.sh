@@ -71,7 +71,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want_hash" ]; then
     extra=(--extra-index-url "$TORCH_CPU_INDEX")
   fi
   say "installing requirements.txt into $VENV"
-  "$PY" -m pip install -q --disable-pip-version-check "${extra[@]}" -r requirements.txt
+  # (pip warns once per package about local index folders that do not exist here: dropped)
+  "$PY" -m pip install -q "${extra[@]}" -r requirements.txt 2>&1 \
+    | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   echo "$want_hash" > "$stamp"
 else
   say "requirements.txt unchanged: $VENV is up to date"

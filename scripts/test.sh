@@ -9,6 +9,11 @@ bash scripts/setup.sh
 args=()
 # Always the test settings, whatever DJANGO_SETTINGS_MODULE the shell has (e.g. from `make run`).
 [ -f config/settings/test.py ] && args+=(--ds=config.settings.test)
+if [ $# -eq 0 ]; then
+  # every suite folder that exists (git keeps no empty folders)
+  for d in tests/unit tests/integration tests/browser; do [ -d "$d" ] && args+=("$d"); done
+  [ -d tests/unit ] || [ -d tests/integration ] || [ -d tests/browser ] || args+=(tests)
+fi
 rc=0
 .venv/bin/python -m pytest "${args[@]}" "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
