@@ -196,7 +196,8 @@ def _parse_music21(path: Path):
         import music21
         import partitura as pt
 
-        return pt.load_music21(music21.converter.parse(str(path)))
+        with contextlib.redirect_stderr(io.StringIO()):  # music21 prints its warnings
+            return pt.load_music21(music21.converter.parse(str(path)))
     except Exception:
         return None
 

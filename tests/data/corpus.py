@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 SCORES = Path(__file__).parent / "scores"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TWO_BARS = SCORES / "two_bars.musicxml"
 
 CONTAINER = """<?xml version="1.0" encoding="UTF-8"?>
