@@ -192,12 +192,17 @@ def _parse(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
 
 
 def _parse_music21(path: Path):
+    """music21 reads the file and writes MusicXML, which partitura then reads; None on failure."""
     try:
+        import tempfile
+
         import music21
         import partitura as pt
 
-        with contextlib.redirect_stderr(io.StringIO()):  # music21 prints its warnings
-            return pt.load_music21(music21.converter.parse(str(path)))
+        with tempfile.TemporaryDirectory(prefix="render-m21-") as tmp, \
+                contextlib.redirect_stderr(io.StringIO()):  # music21 prints its warnings
+            out = music21.converter.parse(str(path)).write("musicxml", fp=Path(tmp) / "s.musicxml")
+            return pt.load_musicxml(str(out), quiet=True)
     except Exception:
         return None
 
@@ -326,5 +331,7 @@ def _silenced():
 
 
 def _one_line(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split())
+    if not text or isinstance(exc, (KeyError, IndexError, AttributeError, TypeError)):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."

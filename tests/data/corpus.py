@@ -40,7 +40,7 @@ BAD_INPUTS = {
     "silent.mid": "no notes",
     "truncated.mid": "invalid MIDI",
     "too_many_notes.mid": "over the limit of 50000",
-    "bad.krn": "kern",
+    "bad.krn": "no notes",
 }
 
 
