@@ -25,10 +25,11 @@ The humanizer applies published performance rules, each scaled by ``amount``:
 3. *Melody lead* (Palmer 1989, "Mapping musical thought to musical performance", JEP:HPP 15;
    Goebl 2001, JASA 110(1)): the highest note of the upper staff in each chord sounds
    ``LEAD_SEC`` (25 ms) before the other notes and 10 velocity steps louder.
-4. *Dynamics from markings*, with crescendo shaping: the velocity of the marking in force
-   (64 where none); before a marking louder than the one in force the velocity rises
-   linearly over the preceding bar (a written step up is played as a short crescendo),
-   while a step down stays sudden (subito).
+4. *Dynamics from markings*, with crescendo shaping: the velocity of the level marking in
+   force (p, f ...; 64 where none), accents (sf, sfz, fz, fp) only on the notes where they
+   stand; into a louder level after one that held two bars or more, the velocity rises
+   linearly over the preceding bar (a written step up played as a short crescendo), while a
+   step down, or a quick alternation, stays sudden (subito, terraced).
 5. *High loud* (KTH): +0.15 velocity per semitone above middle C (less below).
 6. *Duration contrast* (KTH, Friberg 1991, "Generative rules for music performance",
    Computer Music Journal 15(2)): notes shorter than 0.6 s are played shorter (down to 80 %)
@@ -45,6 +46,8 @@ from render.score import DEFAULT_TEMPO_BPM, Score
 GRACE_SEC = 0.06
 LEAD_SEC = 0.025
 DEFAULT_VELOCITY = 64
+ACCENTS = ("sf", "sfz", "sffz", "fz", "rfz", "fp", "sfp")
+FP_LEVEL = 49  # the piano after fp
 
 
 def deadpan(score: Score, *, tempo_bpm: float | None = None,
@@ -189,20 +192,39 @@ def _final_ritard(u, n, bar_len, w, q):
 
 
 def _shaped_dynamics(score, bar_len):
-    """Written velocity per note with a one-bar crescendo into louder markings; shape (N,)."""
+    """Velocity per note from the dynamics marks, shape (N,).
+
+    Levels (p, mf, f ...) hold until the next level; accents (sf, sfz, fz, rfz, fp) only
+    raise the notes at their onset (fp then continues piano). A level that held for two
+    bars or more goes into a louder one through a one-bar crescendo.
+    """
     n = score.notes
-    vel = np.where(n["velocity_written"] > 0, n["velocity_written"], DEFAULT_VELOCITY).astype(float)
-    marks = score.dynamics_marks
-    if len(marks) < 2:
-        return vel
     on = n["onset_beat"]
-    prev_v = DEFAULT_VELOCITY
-    for m_on, m_v in zip(marks["onset_beat"], marks["velocity"]):
-        if m_v > prev_v:
+    marks = score.dynamics_marks
+    if len(marks) == 0:
+        return np.where(n["velocity_written"] > 0, n["velocity_written"],
+                        DEFAULT_VELOCITY).astype(float)
+    text = np.char.lower(marks["text"].astype(str))
+    accent = np.isin(text, list(ACCENTS))
+    lv_on = marks["onset_beat"][~accent]
+    lv_vel = marks["velocity"][~accent].astype(float)
+    fp = text == "fp"  # forte-piano: the level after it is piano
+    lv_on = np.concatenate([lv_on, marks["onset_beat"][fp]])
+    lv_vel = np.concatenate([lv_vel, np.full(fp.sum(), FP_LEVEL)])
+    order = np.argsort(lv_on, kind="stable")
+    lv_on, lv_vel = lv_on[order], lv_vel[order]
+    k = np.searchsorted(lv_on, on + 1e-9, side="right") - 1
+    vel = np.where(k >= 0, lv_vel[np.maximum(k, 0)], DEFAULT_VELOCITY)
+    prev_on, prev_v = -np.inf, float(DEFAULT_VELOCITY)
+    for m_on, m_v in zip(lv_on, lv_vel):
+        if m_v > prev_v and m_on - prev_on >= 2 * bar_len:
             ramp = (on >= m_on - bar_len) & (on < m_on)
             frac = (on[ramp] - (m_on - bar_len)) / bar_len
             vel[ramp] = np.maximum(vel[ramp], prev_v + frac * (m_v - prev_v))
-        prev_v = m_v
+        prev_on, prev_v = m_on, m_v
+    for m_on, m_v in zip(marks["onset_beat"][accent], marks["velocity"][accent]):
+        at = np.abs(on - m_on) < 1e-6
+        vel[at] = np.maximum(vel[at], m_v)
     return vel
 
 

@@ -162,3 +162,14 @@ def test_baselines_on_a_loaded_score():
     s = load_score(TWO_BARS)
     for p in (deadpan(s), humanize(s)):
         assert len(p) == s.n_notes and np.all(np.isfinite(p["onset_sec"]))
+
+
+def test_humanize_accents_and_terraced_dynamics():
+    s = make_score(8, tempo=[(0.0, 100.0, "")],
+                   dynamics=[(0.0, 49, "p"), (9.0, 100, "sf"), (16.0, 96, "f"), (18.0, 49, "p"),
+                             (20.0, 96, "f")])
+    p = humanize(s, seed=0, jitter_velocity=0.0)
+    on, mel = s.notes["onset_beat"], s.notes["staff"] == 1
+    v = {b: float(p["velocity"][mel & (on == b)][0]) for b in (8.0, 9.0, 10.0, 17.0, 18.0, 19.0)}
+    assert v[9.0] > v[8.0] + 30 and v[9.0] > v[10.0] + 30  # sf is an accent, not a level
+    assert v[17.0] > v[18.0] + 30 and v[19.0] < v[17.0] - 30  # f-p-f two beats apart: no ramp
