@@ -28,6 +28,7 @@ class Player {
     this.streaming = false;
     this.error = null;
     this.scoreReady = false;
+    this.chunkLog = [];   // per chunk: notes, arrival (ms), playback position (s) and state
     this.wire();
     this.init();
     this.loop();
@@ -83,10 +84,12 @@ class Player {
 
   async render() {
     showMessage(this.ui, '');
+    this.error = null;
     this.ctx.resume();   // inside the click: the browser lets audio start
     this.closeStream();
     this.transport.reset();
     this.stats = { ...this.stats, notesReceived: 0, chunks: 0, clickAt: performance.now(), firstSoundMs: null, doneMs: null };
+    this.chunkLog = [];
     this.ui.render.disabled = true;
     this.setStatus('Starting…');
     let job;
@@ -122,6 +125,9 @@ class Player {
 
   async onNotes(notes) {
     this.stats.chunks += 1;
+    if (this.chunkLog.length < 5000) {
+      this.chunkLog.push({ n: notes.length, ms: performance.now(), pos: this.transport.position(), state: this.transport.state });
+    }
     this.stats.notesReceived += notes.length;
     this.transport.add(notes);
     const n = this.stats.notesReceived;
@@ -263,6 +269,7 @@ class Player {
       get firstSoundMs() { return p.stats.firstSoundMs; },
       get doneMs() { return p.stats.doneMs; },
       get error() { return p.error; },
+      get chunkLog() { return p.chunkLog; },
       audioTime: () => p.ctx.currentTime,
       audioState: () => p.ctx.state,
       position: () => p.transport.position(),

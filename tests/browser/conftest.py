@@ -10,6 +10,10 @@ page : playwright Page
     ``page.errors`` (list of str).
 screenshot : Callable[[Page, str], Path]
     Saves a full-page PNG to ``var/screenshots/<name>.png`` and returns its path.
+live_app : tests.integration.stack.Stack
+    The real app (SQLite, Daphne, a Celery worker, the session's private Redis), started once per
+    session with the integration suite's ``Stack``; ``live_app.base_url`` is its address. The model
+    is env MODEL_CHECKPOINT, else a random-weight checkpoint of the real architecture.
 dev_site : str
     Base URL of the dev-only fixture site (tests/browser/devsite), which serves static/ and a page
     whose WebSocket is faked in the page itself; for testing the player without the Django app.
@@ -74,3 +78,35 @@ def dev_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with DevSite(tmp_path_factory.mktemp("devsite")) as site:
         yield site.url
+
+
+@pytest.fixture(scope="session")
+def browser_model_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if os.environ.get("MODEL_CHECKPOINT"):
+        path = Path(os.environ["MODEL_CHECKPOINT"])
+        assert path.is_file(), f"MODEL_CHECKPOINT={path} does not exist"
+        return str(path)
+    import torch
+
+    from ml.model import CVRNN, ModelConfig, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "random.pt"
+    save_checkpoint(path, CVRNN(ModelConfig()))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def live_app(redis_server: str, browser_model_checkpoint: str, tmp_path_factory: pytest.TempPathFactory):
+    from scripts.services import free_port
+    from tests.integration.stack import Stack
+
+    redis_url = redis_server.rsplit("/", 1)[0] + "/5"
+    stack = Stack(tmp_path_factory.mktemp("browser-stack"), db="sqlite", redis_url=redis_url,
+                  port=free_port(), env={"MODEL_CHECKPOINT": browser_model_checkpoint,
+                                         "RENDER_MAX_CONCURRENT_PER_USER": "2", "LOG_LEVEL": "INFO"})
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

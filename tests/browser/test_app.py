@@ -1,0 +1,146 @@
+"""What a user does, in headless Chromium against the real app (Daphne, Celery worker, Redis):
+sign up, upload a score, see it engraved, render and hear it while it streams with the notes
+highlighted, render another take, replay the first, download the MIDI. Screenshots go to
+var/screenshots/app_*.png."""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "a-Long-passw0rd!"
+
+
+@pytest.fixture(scope="module")
+def score_file(tmp_path_factory) -> Path:
+    """Joplin's Maple Leaf Rag (music21's corpus, public domain) as MEI engraved by Verovio."""
+    import music21
+    import verovio
+
+    src = Path(music21.__file__).parent / "corpus" / "joplin" / "maple_leaf_rag.mxl"
+    tk = verovio.toolkit()
+    assert tk.loadFile(str(src))
+    out = tmp_path_factory.mktemp("scores") / "maple_leaf_rag.mei"
+    out.write_text(tk.getMEI())
+    return out
+
+
+def track_failures(page) -> list[str]:
+    bad: list[str] = []
+    page.on("response", lambda r: bad.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("favicon.ico") else None)
+    return bad
+
+
+def sign_up(page, base: str) -> str:
+    name = f"u{uuid.uuid4().hex[:10]}"
+    page.goto(base + "/accounts/signup/")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.click("main form [type=submit]")
+    page.wait_for_load_state()
+    assert page.locator(".site-header").inner_text().find(name) >= 0, "signed up and logged in"
+    return name
+
+
+def upload(page, base: str, path: Path) -> str:
+    page.goto(base + "/")
+    page.set_input_files(".upload-form input[type=file]", str(path))
+    page.click(".upload-form [type=submit]")
+    page.wait_for_url(re.compile(r"/scores/[0-9a-f-]{36}/$"), timeout=120_000)
+    return page.url
+
+
+def wait_ready(page) -> None:
+    page.wait_for_function("window.__player && (__player.scoreReady || __player.error)", timeout=90_000)
+    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+    page.wait_for_function("__player.samplesLoaded >= 30", timeout=60_000)
+
+
+def render_take(page) -> dict:
+    """Press Render and follow the take until the job is done; returns the chunk log and stats."""
+    page.click(".pr-render")
+    page.wait_for_function("__player.streaming || __player.error", timeout=30_000)
+    page.wait_for_function("!__player.streaming", timeout=180_000)
+    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+    return page.evaluate("""() => ({log: __player.chunkLog, received: __player.notesReceived,
+        firstSoundMs: __player.firstSoundMs, doneMs: __player.doneMs, late: __player.notesLate,
+        performanceId: __player.performanceId})""")
+
+
+def test_upload_render_takes_replay_download(page, live_app, score_file, screenshot):
+    base = live_app.base_url
+    failures = track_failures(page)
+    page.goto(base + "/")
+    screenshot(page, "app_home")
+    sign_up(page, base)
+    score_url = upload(page, base, score_file)
+    wait_ready(page)
+    assert page.locator(".pr-score svg").count() >= 1
+    notemap = page.evaluate("__player.player.notemap")
+    assert len(notemap) > 1000
+    screenshot(page, "app_score")
+
+    # First take: playback starts while the job still streams; the clock advances between chunks.
+    take1 = render_take(page)
+    log = take1["log"]
+    assert take1["received"] == sum(c["n"] for c in log) > 1000
+    during = [c for c in log if c["state"] == "playing"]
+    assert during, f"playback had not started before the last chunk arrived: {log[:3]} ... {log[-3:]}"
+    assert during[-1]["pos"] > during[0]["pos"] or len(during) == 1 and during[0]["pos"] > 0, during
+    assert take1["firstSoundMs"] is not None and take1["firstSoundMs"] < take1["doneMs"]
+    assert take1["late"] == 0
+    ids = [n["id"] for n in page.evaluate("__player.notes()")]
+    second_pass = {i.rsplit("-", 1)[0] for i in ids if i.endswith("-2")}
+    assert second_pass, "the Maple Leaf Rag's repeats are played as written (ids ending in -2)"
+    assert len(second_pass & set(notemap)) >= 0.9 * len(second_pass), "repeated notes are highlighted too"
+    page.wait_for_function("__player.highlighted > 0", timeout=10_000)
+    a0, p0 = page.evaluate("[__player.audioTime(), __player.position()]")
+    time.sleep(0.7)
+    a1, p1 = page.evaluate("[__player.audioTime(), __player.position()]")
+    assert a1 - a0 > 0.5 and p1 - p0 > 0.5
+    lit = page.evaluate("__player.highlighted")
+    assert page.locator(".pr-score g.pr-playing").count() >= 1 and lit >= 1
+    tempo = page.locator(".pr-tempo").inner_text()
+    assert re.fullmatch(r"♩ = \d+", tempo), tempo
+    screenshot(page, "app_playing")
+
+    page.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 1", timeout=10_000)
+    first = page.locator(".pr-takes-list li").nth(0)
+    assert first.get_attribute("data-performance-id") == take1["performanceId"]
+
+    # Download the MIDI of the first take.
+    with page.expect_download() as dl:
+        first.locator("a.pr-dl-mid").click()
+    midi = Path(dl.value.path()).read_bytes()
+    assert midi[:4] == b"MThd" and len(midi) > 1000
+
+    # Render another take: a new seed, a second row.
+    page.click(".pr-play")  # pause the first take
+    assert page.locator(".pr-render").inner_text() == "Render again"
+    take2 = render_take(page)
+    assert take2["performanceId"] != take1["performanceId"]
+    page.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 2", timeout=10_000)
+    rows = [li.inner_text() for li in page.locator(".pr-takes-list li").all()]
+    seeds = [re.search(r"seed (\d+)", r).group(1) for r in rows]
+    assert seeds[0] != seeds[1], rows
+
+    # Replay the first take without rendering again: its own notes, playing.
+    n_jobs = live_app.count("webapp_renderjob")
+    page.locator(".pr-takes-list li").nth(0).locator("button.pr-take-play").click()
+    page.wait_for_function("__player.state === 'playing'", timeout=20_000)
+    assert page.evaluate("__player.performanceId") == take1["performanceId"]
+    assert page.evaluate("__player.notesReceived") == take1["received"]
+    q0 = page.evaluate("__player.position()")
+    time.sleep(0.6)
+    assert page.evaluate("__player.position()") > q0 + 0.4
+    page.wait_for_function("__player.highlighted > 0", timeout=10_000)
+    assert live_app.count("webapp_renderjob") == n_jobs, "a replay renders nothing"
+    screenshot(page, "app_replay")
+    assert page.url == score_url
+    assert not failures, failures
+    assert not [e for e in page.errors if not e.startswith("Failed to load resource")], page.errors
