@@ -113,7 +113,7 @@ def engrave(path: str | Path, fmt: str, notes: np.ndarray) -> tuple[str, dict[st
             raise ValueError("Verovio could not read the score")
         mei = tk.getMEI()
         timemap = tk.renderToTimemap()
-        vrv = _verovio_onsets(tk, timemap)
+        vrv = _verovio_onsets(tk, timemap, mei)
     finally:
         if src != str(path):
             Path(src).unlink(missing_ok=True)
@@ -123,15 +123,51 @@ def engrave(path: str | Path, fmt: str, notes: np.ndarray) -> tuple[str, dict[st
     return mei, notemap, coverage
 
 
-def _verovio_onsets(tk, timemap: list[dict]) -> list[tuple[float, int, str]]:
+_STEP = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_ACCID = {"s": 1, "f": -1, "ss": 2, "x": 2, "ff": -2, "n": 0, "xs": 3, "sx": 3, "tb": -3,
+          "3s": 3, "3f": -3, "nf": -1, "ns": 1, "su": 1, "sd": 1, "fu": -1, "fd": -1}
+_XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+
+
+def mei_pitches(mei: str) -> dict[str, int]:
+    """MIDI pitch of every <note> of an MEI text, by xml:id (written accidentals, then @accid.ges).
+
+    Notes without @pname/@oct are left out (the caller asks Verovio for those).
+    """
+    from lxml import etree
+
+    root = etree.fromstring(mei.encode("utf-8"), etree.XMLParser(huge_tree=True,
+                                                                  resolve_entities=False))
+    out = {}
+    for note in root.iter("{*}note"):
+        nid, pname, octv = note.get(_XML_ID), note.get("pname"), note.get("oct")
+        if not nid or not pname or octv is None:
+            continue
+        accid = note.get("accid") or note.get("accid.ges")
+        if accid is None:
+            child = next(note.iter("{*}accid"), None)
+            if child is not None:
+                accid = child.get("accid") or child.get("accid.ges")
+        try:
+            out[nid] = 12 * (int(octv) + 1) + _STEP[pname.lower()] + _ACCID.get(accid or "n", 0)
+        except (KeyError, ValueError):
+            continue
+    return out
+
+
+def _verovio_onsets(tk, timemap: list[dict], mei: str) -> list[tuple[float, int, str]]:
     """(qstamp in quarters, MIDI pitch, written element id) for each note onset of the timemap."""
+    pitches = mei_pitches(mei)
     out = []
     for event in timemap:
         q = float(event.get("qstamp", 0.0))
         for el in event.get("on", []):
-            pitch = tk.getMIDIValuesForElement(el).get("pitch")
+            base = _REND.sub("", el)
+            pitch = pitches.get(base)
+            if pitch is None:  # slow path (linear in the score's size per call)
+                pitch = tk.getMIDIValuesForElement(el).get("pitch")
             if pitch is not None and pitch >= 0:
-                out.append((q, int(pitch), _REND.sub("", el)))
+                out.append((q, int(pitch), base))
     return out
 
 

@@ -1,5 +1,7 @@
 """Parse an uploaded score once, in a child process with a time limit (no Django here).
 
+The web app runs `run_child` in a process forked from a server that has partitura and Verovio
+imported already (fast start, killable at the time limit); the same from a shell:
 ``python -m webapp.scoreprep FILE OUTDIR --name NAME --max-notes N --max-bytes B`` reads FILE with
 render.loaders.load_score (unfolded as the renderer plays it), engraves it with Verovio and
 writes into OUTDIR: ``parsed.npz`` (the Score arrays), ``score.mei`` and ``meta.json``
@@ -65,6 +67,28 @@ def load_parsed(path: str | Path, *, title: str = "", fmt: str = "", source: str
     with np.load(path, allow_pickle=False) as z:
         return Score(notes=z["notes"], tempo_marks=z["tempo_marks"],
                      dynamics_marks=z["dynamics_marks"], title=title, format=fmt, source=source)
+
+
+def run_child(path: str, outdir: str, name: str, max_notes: int, max_bytes: int) -> None:
+    """Entry point of the parsing child process: `prepare`, then ``result.json`` in outdir.
+
+    ``result.json`` is ``{"ok": true}``, ``{"error": reason}`` for a refused score, or
+    ``{"crash": text}`` when the parser itself failed.
+    """
+    from render.errors import ScoreError
+
+    out = Path(outdir) / "result.json"
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            prepare(Path(path), Path(outdir), name=name, max_notes=max_notes, max_bytes=max_bytes)
+        out.write_text(json.dumps({"ok": True}))
+    except ScoreError as exc:
+        out.write_text(json.dumps({"error": exc.reason}))
+    except Exception as exc:  # reported to the parent, which logs it
+        import traceback
+
+        out.write_text(json.dumps({"crash": "".join(traceback.format_exception(exc))[-4000:]}))
 
 
 def main(argv: list[str] | None = None) -> int:

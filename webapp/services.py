@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from datetime import timedelta
@@ -33,28 +32,44 @@ STALE_MESSAGE = ("the render worker stopped (it crashed or was shut down) before
 
 # --- scores -----------------------------------------------------------------------------------
 
+_mp_context = None
+
+
+def _parse_context():
+    """A forkserver context whose server has the parsing libraries imported once."""
+    global _mp_context
+    if _mp_context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        # "__main__" first: the children then skip re-running the main script (daphne, celery).
+        ctx.set_forkserver_preload(["__main__", "webapp.scoreprep", "webapp.engraving", "render.loaders",
+                                    "render.score", "partitura", "verovio", "music21", "mido"])
+        _mp_context = ctx
+    return _mp_context
+
+
 def _parse_in_child(path: Path, outdir: Path, *, name: str) -> dict:
-    """Run webapp.scoreprep in a child process under the parse-time limit; meta dict or ScoreError."""
-    cmd = [sys.executable, "-m", "webapp.scoreprep", str(path), str(outdir), "--name", name,
-           "--max-notes", str(settings.UPLOAD_MAX_NOTES),
-           "--max-bytes", str(settings.UPLOAD_MAX_BYTES)]
+    """Parse in a child process under the parse-time limit; the meta dict, or ScoreError."""
+    from webapp.scoreprep import run_child
+
     limit = settings.UPLOAD_PARSE_TIMEOUT_S
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit,
-                              cwd=settings.BASE_DIR)
-    except subprocess.TimeoutExpired:
+    proc = _parse_context().Process(
+        target=run_child, daemon=True,
+        args=(str(path), str(outdir), name, settings.UPLOAD_MAX_NOTES, settings.UPLOAD_MAX_BYTES))
+    proc.start()
+    proc.join(limit)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
         raise ScoreError(f"reading the score took longer than {limit:g} s; try a shorter score",
-                         path=name) from None
-    last = (proc.stdout.strip().splitlines() or [""])[-1]
+                         path=name)
     try:
-        result = json.loads(last)
-    except ValueError:
-        result = {}
-    if proc.returncode == 2 and "error" in result:
+        result = json.loads((outdir / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        result = {"crash": f"no result (exit code {proc.exitcode})"}
+    if "error" in result:
         raise ScoreError(result["error"], path=name)
-    if proc.returncode != 0 or not result.get("ok"):
-        log.error("score parser failed (rc %s) on %s: %s", proc.returncode, name,
-                  proc.stderr[-2000:])
+    if not result.get("ok"):
+        log.error("score parser failed on %s: %s", name, result.get("crash"))
         raise ScoreError("the score could not be read (the parser failed on it)", path=name)
     return json.loads((outdir / "meta.json").read_text(encoding="utf-8"))
 

@@ -40,6 +40,7 @@ class Command(BaseCommand):
 
         from webapp.services import score_create, score_delete
 
+        failed = []
         for demo in DEMOS:
             existing = Score.objects.filter(is_demo=True, demo_key=demo["key"]).first()
             if existing and not refresh:
@@ -56,6 +57,10 @@ class Command(BaseCommand):
                                      title=demo["title"], is_demo=True, demo_key=demo["key"],
                                      description=desc)
             except ScoreError as exc:
-                raise CommandError(f"demo {demo['work']} could not be loaded: {exc}")
+                self.stderr.write(f"! {demo['work']} could not be loaded: {exc}")
+                failed.append(demo["work"])
+                continue
             self.stdout.write(f"+ {score.title}: {score.n_notes} notes, notemap coverage "
                               f"{100 * score.notemap_coverage:.0f}%")
+        if failed:
+            raise CommandError(f"{len(failed)} demo(s) could not be loaded: {', '.join(failed)}")

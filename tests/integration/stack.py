@@ -1,0 +1,241 @@
+"""A live web stack for integration tests: database, Daphne and a Celery worker as processes.
+
+Each `Stack` gets its own database (a SQLite file, or a fresh PostgreSQL database on the local
+server), its own MEDIA_ROOT and Redis database number, runs ``manage.py migrate``, then starts
+Daphne on a free port and a Celery worker (``-P solo -Q render,celery``). Tests talk to it the
+way browsers do: HTTP (`Client`, with sessions and CSRF) and WebSockets (`JobSocket`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class StackError(RuntimeError):
+    pass
+
+
+class Stack:
+    """Database + Daphne + Celery worker with the test settings (see module docstring)."""
+
+    def __init__(self, workdir: Path, *, db: str, redis_url: str, port: int, env: dict):
+        self.workdir, self.db, self.port = Path(workdir), db, port
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.media = self.workdir / "media"
+        self.pg_name = None
+        if db == "sqlite":
+            self.database_url = f"sqlite:///{self.workdir / 'db.sqlite3'}"
+        elif db == "postgresql":
+            self.pg_name = f"webapp_it_{uuid.uuid4().hex[:10]}"
+            self.database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.pg_name
+        else:
+            raise ValueError(db)
+        self.env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test",
+                        DATABASE_URL=self.database_url, REDIS_URL=redis_url,
+                        MEDIA_ROOT=str(self.media), VAR_DIR=str(self.workdir),
+                        PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **env)
+        self.daphne = self.worker = None
+        self.n_workers_started = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def start(self) -> "Stack":
+        if self.pg_name:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{self.pg_name}"')
+        self.manage("migrate", "--noinput")
+        log = open(self.workdir / "daphne.log", "ab")
+        self.daphne = subprocess.Popen(
+            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.start_worker()
+        self._wait_http(90)
+        return self
+
+    def start_worker(self, timeout_s: float = 120) -> None:
+        """Start the Celery worker and wait until it says it is ready."""
+        self.n_workers_started += 1
+        path = self.workdir / f"worker{self.n_workers_started}.log"
+        self.worker_log = path
+        self.worker = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "config", "worker", "-P", "solo", "-Q", "render,celery",
+             "-n", f"it-{self.db}@%h", "-l", "info", "--without-gossip", "--without-mingle",
+             "--without-heartbeat"],
+            cwd=REPO, env=self.env, stdout=open(path, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.worker.poll() is not None:
+                raise StackError(f"celery worker exited: {path.read_text()[-3000:]}")
+            if re.search(r"\bready\.", path.read_text(errors="replace")):
+                return
+            time.sleep(0.2)
+        raise StackError(f"celery worker not ready in {timeout_s} s: {path.read_text()[-3000:]}")
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker (no clean-up of any kind, like a crash or an OOM kill)."""
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait(10)
+
+    def _wait_http(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.daphne.poll() is not None:
+                raise StackError(f"daphne exited: {(self.workdir / 'daphne.log').read_text()[-3000:]}")
+            try:
+                requests.get(self.base_url + "/", timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise StackError("daphne did not answer")
+
+    def stop(self) -> None:
+        for proc in (self.worker, self.daphne):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        if self.pg_name:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+
+    def manage(self, *args: str, timeout: float = 300) -> str:
+        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise StackError(f"manage.py {' '.join(args)} failed: {proc.stderr[-3000:]}")
+        return proc.stdout
+
+    # --- direct database reads (what no page shows) -----------------------------------------
+    def sql(self, query: str, *params) -> list[tuple]:
+        if self.db == "sqlite":
+            with sqlite3.connect(self.workdir / "db.sqlite3", timeout=20) as conn:
+                return conn.execute(query.replace("%s", "?"), params).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def count(self, table: str) -> int:
+        return self.sql(f"SELECT COUNT(*) FROM {table}")[0][0]
+
+    def media_files(self) -> list[Path]:
+        return sorted(p for p in self.media.rglob("*") if p.is_file()) if self.media.exists() else []
+
+
+class Client:
+    """A browser-like HTTP client: cookies, CSRF token, JSON helpers."""
+
+    def __init__(self, stack: Stack):
+        self.stack, self.s = stack, requests.Session()
+        self.s.headers["Referer"] = stack.base_url + "/"
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else self.stack.base_url + path
+
+    @property
+    def csrf(self) -> str:
+        if "csrftoken" not in self.s.cookies:
+            self.s.get(self.url("/accounts/login/"))
+        return self.s.cookies["csrftoken"]
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.s.get(self.url(path), timeout=60, **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        headers = {"X-CSRFToken": self.csrf, **kw.pop("headers", {})}
+        return self.s.post(self.url(path), headers=headers, timeout=120, **kw)
+
+    def signup(self, username: str, password: str = "a-Long-passw0rd!") -> "Client":
+        r = self.post("/accounts/signup/", data={"username": username, "password1": password,
+                                                 "password2": password,
+                                                 "csrfmiddlewaretoken": self.csrf})
+        assert r.status_code == 200 and "sessionid" in self.s.cookies, r.text[:2000]
+        return self
+
+    def upload(self, path: Path, *, name: str | None = None, title: str = "") -> requests.Response:
+        with open(path, "rb") as f:
+            return self.post("/upload/", files={"file": (name or Path(path).name, f)},
+                             data={"title": title, "csrfmiddlewaretoken": self.csrf},
+                             allow_redirects=False)
+
+    def upload_ok(self, path: Path, **kw) -> str:
+        r = self.upload(path, **kw)
+        assert r.status_code == 302, r.text[:3000]
+        m = re.search(r"/scores/([0-9a-f-]{36})/", r.headers["Location"])
+        return m.group(1)
+
+    def render(self, score_id: str, seed: int | None = None, **body) -> requests.Response:
+        payload = dict(body)
+        if seed is not None:
+            payload["seed"] = seed
+        return self.post(f"/scores/{score_id}/render", data=json.dumps(payload),
+                         headers={"Content-Type": "application/json"})
+
+    def socket(self, job_id: str, from_seq: int = 0) -> "JobSocket":
+        return JobSocket(self, job_id, from_seq)
+
+
+class JobSocket:
+    """A WebSocket on /ws/jobs/<id>/ with this client's cookies and the site's Origin."""
+
+    def __init__(self, client: Client, job_id: str, from_seq: int = 0):
+        from websockets.sync.client import connect
+
+        base = urlparse(client.stack.base_url)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in client.s.cookies)
+        self.ws = connect(f"ws://{base.netloc}/ws/jobs/{job_id}/?from={from_seq}",
+                          origin=client.stack.base_url,
+                          additional_headers={"Cookie": cookie} if cookie else None,
+                          open_timeout=20)
+
+    def recv(self, timeout: float = 60) -> dict:
+        return json.loads(self.ws.recv(timeout=timeout))
+
+    def messages_until_end(self, timeout: float = 180, stop_after_notes: int | None = None):
+        """Messages up to and including 'done' or a failed/cancelled state."""
+        out, deadline, n_notes = [], time.monotonic() + timeout, 0
+        while True:
+            msg = self.recv(max(0.1, deadline - time.monotonic()))
+            out.append(msg)
+            if msg["type"] == "notes":
+                n_notes += 1
+                if stop_after_notes is not None and n_notes >= stop_after_notes:
+                    return out
+            if msg["type"] == "done" or (msg["type"] == "state"
+                                         and msg["state"] in ("failed", "cancelled")):
+                return out
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

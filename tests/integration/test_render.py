@@ -1,0 +1,168 @@
+"""Rendering end to end: POST render -> Celery worker -> chunks over a real WebSocket -> stored take."""
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import mido
+import pytest
+
+
+def _notes_msgs(msgs):
+    return [m for m in msgs if m["type"] == "notes"]
+
+
+def _assert_stream_complete(msgs, n_notes):
+    chunks = _notes_msgs(msgs)
+    assert [c["seq"] for c in chunks] == list(range(len(chunks))), "chunks out of order or gapped"
+    notes = [n for c in chunks for n in c["notes"]]
+    assert sorted(n["i"] for n in notes) == list(range(n_notes)), "notes missing or repeated"
+    for n in notes:
+        assert set(n) >= {"i", "id", "pitch", "onset", "duration", "velocity", "tempo", "z"}
+        assert 1 <= n["velocity"] <= 127 and n["duration"] >= 0 and len(n["z"]) == 5
+    assert msgs[-1]["type"] == "done"
+    return notes
+
+
+def _job_state(client, job_id, want, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/jobs/{job_id}/").json()
+        if job["state"] == want or time.monotonic() > deadline:
+            return job
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def score(user, good_inputs):
+    return user.upload_ok(good_inputs["musicxml"])
+
+
+def test_render_streams_every_note_in_order_and_keeps_the_take(stack, user, score):
+    r = user.render(score, seed=7)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["ws_url"] == f"/ws/jobs/{job['job_id']}/" and job["state"] == "queued"
+    with user.socket(job["job_id"]) as ws:
+        msgs = ws.messages_until_end()
+    assert msgs[0]["type"] == "state"
+    n_notes = len(user.get(f"/scores/{score}/notemap.json").json())  # every note engraved here
+    notes = _assert_stream_complete(msgs, n_notes)
+    done = msgs[-1]
+    assert done["n_notes"] == n_notes
+    # The stored take replays exactly what was streamed.
+    stored = user.get(done["notes_url"]).json()
+    assert stored["notes"] == notes and stored["seed"] == 7
+    takes = user.get(f"/scores/{score}/takes.json").json()
+    assert [t["performance_id"] for t in takes] == [done["performance_id"]]
+    assert takes[0]["state"] == "done" and takes[0]["seed"] == 7
+    # Downloads: a MIDI file with every note, and the per-note CSV.
+    mid = user.get(done["downloads"]["mid"])
+    assert mid.status_code == 200
+    midi = mido.MidiFile(file=io.BytesIO(mid.content))
+    n_on = sum(1 for t in midi.tracks for m in t if m.type == "note_on" and m.velocity > 0)
+    assert n_on == n_notes
+    rows = list(csv.DictReader(io.StringIO(user.get(done["downloads"]["csv"]).text)))
+    assert len(rows) == n_notes and {"onset", "velocity", "z0"} <= set(rows[0])
+
+
+def test_second_render_is_another_take_and_same_seed_reproduces(stack, user, score):
+    takes = []
+    for seed in (1, 2, 1):
+        job = user.render(score, seed=seed).json()
+        with user.socket(job["job_id"]) as ws:
+            msgs = ws.messages_until_end()
+        takes.append([n for c in _notes_msgs(msgs) for n in c["notes"]])
+    key = lambda notes: [(n["i"], n["onset"], n["velocity"]) for n in sorted(notes, key=lambda n: n["i"])]
+    assert key(takes[0]) == key(takes[2]), "the same seed must give the same performance"
+    assert key(takes[0]) != key(takes[1]), "another seed must give another performance"
+    listed = user.get(f"/scores/{score}/takes.json").json()
+    assert [t["seed"] for t in listed] == [1, 2, 1]
+    assert len({t["performance_id"] for t in listed}) == 3
+
+
+def test_audio_downloads(stack, user, score):
+    job = user.render(score, seed=3).json()
+    with user.socket(job["job_id"]) as ws:
+        done = ws.messages_until_end()[-1]
+    wav = user.get(done["downloads"]["wav"])
+    assert wav.status_code == 200 and wav.content[:4] == b"RIFF" and len(wav.content) > 10_000
+    ogg = user.get(done["downloads"]["ogg"])
+    assert ogg.status_code == 200 and ogg.content[:4] == b"OggS"
+
+
+def test_reconnect_replays_what_was_missed(stack, user, big_user):
+    client, big = big_user
+    job = client.render(big, seed=5).json()
+    with client.socket(job["job_id"]) as ws:
+        first = ws.messages_until_end(stop_after_notes=2)
+    got = _notes_msgs(first)
+    assert [c["seq"] for c in got] == [0, 1]
+    time.sleep(0.5)  # chunks keep coming while nobody listens
+    with client.socket(job["job_id"], from_seq=2) as ws:
+        rest = ws.messages_until_end()
+    assert rest[0]["type"] == "state"
+    assert _notes_msgs(rest)[0]["seq"] == 2
+    n_notes = client.get(f"/jobs/{job['job_id']}/").json()["n_notes_total"]
+    _assert_stream_complete(got + rest, n_notes)
+    # A late listener (from 0) gets the whole performance from the stored chunks.
+    with client.socket(job["job_id"]) as ws:
+        _assert_stream_complete(ws.messages_until_end(), n_notes)
+
+
+def test_cancel_stops_the_render(stack, big_user, good_inputs):
+    client, big = big_user
+    job = client.render(big, seed=6).json()
+    with client.socket(job["job_id"]) as ws:
+        ws.messages_until_end(stop_after_notes=1)
+        r = client.post(f"/jobs/{job['job_id']}/cancel")
+        assert r.status_code == 200 and r.json() == {"state": "cancelled"}
+        tail = ws.messages_until_end()
+    assert tail[-1] == {"type": "state", "state": "cancelled", "message": "cancelled by the user"}
+    status = _job_state(client, job["job_id"], "cancelled")
+    assert status["state"] == "cancelled" and status["performance_id"] is None
+    assert status["n_notes_done"] < status["n_notes_total"]
+    assert client.post(f"/jobs/{job['job_id']}/cancel").status_code == 409
+    # The worker is free again: a small render completes.
+    small = client.upload_ok(good_inputs["kern"])
+    job2 = client.render(small).json()
+    with client.socket(job2["job_id"]) as ws:
+        assert ws.messages_until_end()[-1]["type"] == "done"
+
+
+def test_per_user_concurrent_render_limit(stack, big_user):
+    client, big = big_user
+    jobs = [client.render(big) for _ in range(2)]
+    assert [j.status_code for j in jobs] == [201, 201]
+    third = client.render(big)
+    assert third.status_code == 429
+    assert "2 renders in progress" in third.json()["error"]
+    for j in jobs:
+        client.post(f"/jobs/{j.json()['job_id']}/cancel")
+    assert client.render(big).status_code == 201
+    for j in client.get(f"/scores/{big}/takes.json").json():
+        if j["state"] in ("queued", "running"):
+            client.post(f"/jobs/{j['job_id']}/cancel")
+
+
+def test_worker_killed_mid_render_fails_the_job_with_a_message(stack, big_user, good_inputs):
+    client, big = big_user
+    job = client.render(big, seed=9).json()
+    try:
+        with client.socket(job["job_id"]) as ws:
+            ws.messages_until_end(stop_after_notes=1)
+            stack.kill_worker()
+            tail = ws.messages_until_end(timeout=60)
+        assert tail[-1]["type"] == "state" and tail[-1]["state"] == "failed"
+        assert "worker stopped" in tail[-1]["message"]
+        status = client.get(f"/jobs/{job['job_id']}/").json()
+        assert status["state"] == "failed" and "worker stopped" in status["message"]
+        assert status["performance_id"] is None
+    finally:
+        if stack.worker.poll() is not None:
+            stack.start_worker()
+    # The upload survives and renders with the new worker.
+    job2 = client.render(big).json()
+    with client.socket(job2["job_id"]) as ws:
+        assert ws.messages_until_end(timeout=300)[-1]["type"] == "done"

@@ -1,0 +1,48 @@
+"""webapp.notes: renderer chunks -> NOTE dicts -> performance array / CSV."""
+import csv
+import io
+
+import numpy as np
+
+from webapp.notes import chunk_to_notes, notes_to_csv, notes_to_perf_array, performance_duration
+
+CHUNK_DTYPE = [("id", "U32"), ("pitch", "i2"), ("onset_sec", "f8"), ("duration_sec", "f8"),
+               ("velocity", "i2"), ("tempo_bpm", "f4"), ("duration_100", "i2"),
+               ("deviation_100", "i2"), ("tempo_dev_bpm", "i2"), ("variation", "i2"),
+               ("index", "i4"), ("z", "f4", (5,))]
+
+
+def _chunk():
+    c = np.zeros(3, CHUNK_DTYPE)
+    c["id"] = ["n1-1", "n2-1", "n1-2"]
+    c["pitch"] = [60, 64, 60]
+    c["onset_sec"] = [0.5, 0.123456, 2.0]
+    c["duration_sec"] = [0.25, 0.5, 0.1]
+    c["velocity"] = [0, 80, 140]
+    c["tempo_bpm"] = [100.0, 101.5, np.nan]
+    c["index"] = [0, 1, 2]
+    c["z"] = np.arange(15, dtype=np.float32).reshape(3, 5) / 10
+    return c
+
+
+def test_chunk_to_notes_fields_units_and_clipping():
+    notes = chunk_to_notes(_chunk())
+    assert [n["i"] for n in notes] == [0, 1, 2]
+    assert notes[1] == {"i": 1, "id": "n2-1", "pitch": 64, "onset": 0.1235, "duration": 0.5,
+                        "velocity": 80, "tempo": 101.5, "z": [0.5, 0.6, 0.7, 0.8, 0.9], "v": 0}
+    assert [n["velocity"] for n in notes] == [1, 80, 127]  # MIDI range
+    assert notes[2]["tempo"] == 0.0  # NaN never reaches JSON
+
+
+def test_perf_array_is_sorted_by_onset_and_duration_is_end():
+    notes = chunk_to_notes(_chunk())
+    arr = notes_to_perf_array(notes)
+    assert list(arr["id"]) == ["n2-1", "n1-1", "n1-2"]
+    assert performance_duration(notes) == 2.1
+
+
+def test_csv_has_a_row_per_note_in_score_order():
+    notes = chunk_to_notes(_chunk())[::-1]
+    rows = list(csv.DictReader(io.StringIO(notes_to_csv(notes))))
+    assert [r["i"] for r in rows] == ["0", "1", "2"]
+    assert rows[0]["z4"] == "0.4" and rows[2]["velocity"] == "127"
