@@ -5,8 +5,9 @@ quantised score), MEI and Humdrum kern. The file extension is not trusted: a MID
 ``.xml`` loads as MIDI, and random bytes named ``.mid`` are refused.
 
 Every unusable input raises `render.errors.ScoreError` with a one-line reason naming the file,
-never another exception type: empty, too large, unknown format, invalid XML, an .mxl that is
-not a zip, has members that escape its folder or unpacks to more than 100 MB, a score without
+never another exception type: empty, too large, unknown format, invalid XML, XML with
+entity declarations (no XXE or entity expansion reaches a parser), an .mxl that is not a
+zip, has members that escape its folder or unpacks to more than 100 MB, a score without
 notes, a drum-only MIDI, a score over ``max_notes`` notes.
 """
 from __future__ import annotations
@@ -101,6 +102,8 @@ def sniff_format(head: bytes, label: str = "") -> str:
                          "the content is binary", path=label or None)
     stripped = text.lstrip()
     if stripped.startswith("<"):
+        if "<!ENTITY" in stripped:  # entity tricks: XXE, billion laughs
+            raise ScoreError("XML entity declarations are not allowed", path=label or None)
         root = _xml_root(stripped)
         if root in ("score-partwise", "score-timewise"):
             return "musicxml"
@@ -167,6 +170,8 @@ def _parse(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
                 return pt.load_musicxml(f, quiet=True)
         if fmt == "mxl":
             root_name, xml = _read_mxl(path, label)
+            if b"<!ENTITY" in xml[:_SNIFF_BYTES]:
+                raise ScoreError("XML entity declarations are not allowed", path=label)
             if _xml_root((_decode(xml[:_SNIFF_BYTES]) or "").lstrip()) not in (
                     "score-partwise", "score-timewise"):
                 raise ScoreError(f"the .mxl member {root_name} is not MusicXML", path=label)

@@ -29,6 +29,7 @@ BAD_INPUTS = {
     "invalid.musicxml": "invalid XML",
     "truncated.mei": "invalid XML",
     "page.xml": "neither MusicXML nor MEI",
+    "entities.musicxml": "entity declarations are not allowed",
     "not_zip.mxl": "not a zip archive",
     "broken_zip.mxl": "not a valid zip archive",
     "zip_slip.mxl": "escapes the archive folder",
@@ -125,6 +126,10 @@ def make_bad_inputs(folder: Path) -> dict[str, Path]:
     p["invalid.musicxml"].write_bytes(xml.replace(b"</measure>", b"</measur>", 1))
     p["truncated.mei"].write_bytes(mei[: len(mei) // 2])
     p["page.xml"].write_text("<?xml version='1.0'?><html><body>not music</body></html>")
+    p["entities.musicxml"].write_bytes(xml.replace(
+        b'"http://www.musicxml.org/dtds/partwise.dtd">',
+        b'"http://www.musicxml.org/dtds/partwise.dtd" [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    ).replace(b"<work-title>Two Bars</work-title>", b"<work-title>&xxe;</work-title>"))
     p["not_zip.mxl"].write_text("this is not a zip archive\n")
     good = make_mxl(folder / "_good.mxl", xml)
     p["broken_zip.mxl"].write_bytes(good.read_bytes()[:-40])  # central directory cut off
