@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m render", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m render", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Inspect scores, check the encoding round trip, render baseline performances.",
+        epilog="\n".join(__doc__.split("\n")[1:]))
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="JSON summary of a score file")
@@ -69,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--ogg", type=Path, help="audio, Ogg Vorbis")
         p.add_argument("--tempo", type=float, help="base tempo, quarter notes per minute")
         if name == "humanize":
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--seed", type=int, default=0, help="seed of the random jitter")
             p.add_argument("--amount", type=float, default=1.0, help="scale of every rule")
         p.set_defaults(func=cmd_render, baseline=name)
     return ap
