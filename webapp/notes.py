@@ -5,15 +5,9 @@ NOTE = {"i": score note index, "id": partitura note id, "pitch": MIDI pitch, "on
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 
 import numpy as np
-
-CSV_FIELDS = ["i", "id", "pitch", "onset", "duration", "velocity", "tempo", "v",
-              "z0", "z1", "z2", "z3", "z4"]
-
 
 def _f(x: float, nd: int) -> float:
     x = float(x)
@@ -49,26 +43,23 @@ def chunk_to_notes(chunk: np.ndarray) -> list[dict]:
     return out
 
 
-def notes_to_perf_array(notes: list[dict]):
-    """The render.performance.PERF_NOTE_DTYPE array of NOTE dicts, sorted by onset."""
-    from render.performance import PERF_NOTE_DTYPE
+PERF_ARRAY_DTYPE = np.dtype([("id", "U32"), ("pitch", "i2"), ("onset_sec", "f8"),
+                             ("duration_sec", "f8"), ("velocity", "i2"), ("tempo_bpm", "f4"),
+                             ("variation", "i2"), ("index", "i4"), ("z", "f4", (5,))])
 
-    arr = np.zeros(len(notes), PERF_NOTE_DTYPE)
+
+def notes_to_array(notes: list[dict]) -> np.ndarray:
+    """NOTE dicts as a structured array (PERF_ARRAY_DTYPE, shape (N,)) sorted by onset.
+
+    The fields are those of render.performance.PERF_NOTE_DTYPE plus tempo_bpm, variation,
+    index and z, which render.export's MIDI and CSV writers read.
+    """
+    arr = np.zeros(len(notes), PERF_ARRAY_DTYPE)
     for k, n in enumerate(notes):
-        arr[k] = (n["id"], n["pitch"], n["onset"], max(n["duration"], 0.0), n["velocity"])
+        z = (list(n.get("z") or []) + [0.0] * 5)[:5]
+        arr[k] = (n["id"], n["pitch"], n["onset"], max(n["duration"], 0.0), n["velocity"],
+                  n.get("tempo", 0.0), n.get("v", 0), n["i"], z)
     return arr[np.argsort(arr["onset_sec"], kind="stable")]
-
-
-def notes_to_csv(notes: list[dict]) -> str:
-    """CSV text with one row per performed note (CSV_FIELDS columns), in score order."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_FIELDS)
-    for n in sorted(notes, key=lambda n: (n.get("v", 0), n["i"])):
-        z = list(n.get("z") or []) + [""] * 5
-        w.writerow([n["i"], n["id"], n["pitch"], n["onset"], n["duration"], n["velocity"],
-                    n["tempo"], n.get("v", 0), *z[:5]])
-    return buf.getvalue()
 
 
 def performance_duration(notes: list[dict]) -> float:

@@ -54,6 +54,7 @@ def job_summary(*, job: RenderJob) -> dict:
     return {"job_id": str(job.id), "state": job.state, "message": job.message or None,
             "seed": job.seed, "n_notes_done": job.n_notes_done, "n_notes_total": job.n_notes_total,
             "n_chunks": job.n_chunks, "ws_url": f"/ws/jobs/{job.id}/",
+            "cancel_url": reverse("job-cancel", args=[job.id]),
             "performance_id": _perf_id(job)}
 
 

@@ -266,6 +266,17 @@ def performance_audio(*, performance: Performance, fmt: str) -> Path:
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f".tmp{os.getpid()}.{fmt}")
-        render_audio(performance.midi.path, tmp)
+        render_audio(performance.midi.path, tmp, fmt=fmt)
         os.replace(tmp, out)
     return out
+
+
+def performance_csv(*, performance: Performance) -> str:
+    """The per-note CSV of a performance (render.export's columns), as text."""
+    from render.export import save_csv
+
+    from webapp.notes import notes_to_array
+
+    with tempfile.TemporaryDirectory(prefix="csv-") as tmp:
+        path = save_csv(notes_to_array(performance.notes), Path(tmp) / "notes.csv")
+        return path.read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from webapp.models import Performance, RenderChunk, RenderJob
-from webapp.notes import chunk_to_notes, notes_to_perf_array, performance_duration
+from webapp.notes import chunk_to_notes, notes_to_array, performance_duration
 from webapp.services import _group_send, job_state_event
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _finish(job: RenderJob, notes: list[dict], n_chunks: int) -> str:
 
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
         midi_path = Path(tmp) / "performance.mid"
-        save_midi(notes_to_perf_array(notes), midi_path)
+        save_midi(notes_to_array(notes), midi_path)
         with transaction.atomic():
             if _is_cancelled(job.id):
                 return RenderJob.State.CANCELLED

@@ -15,11 +15,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp import selectors, services
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
 from webapp.forms import SignUpForm, UploadForm
-from webapp.notes import notes_to_csv
 
 
 def _session_key(request, *, create: bool = False) -> str:
     if not request.session.session_key and create:
+        request.session["renders"] = True  # a non-empty session gets its cookie
         request.session.save()
     return request.session.session_key or ""
 
@@ -47,6 +47,14 @@ def home(request):
 @require_POST
 @login_required
 def upload(request):
+    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_BYTES + 65536:
+        # Refused before the body is parsed.
+        form = UploadForm()
+        upload_error = f"the file is over the limit of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB"
+        return render(request, "home.html", {
+            "demos": selectors.score_list_demos(), "upload_error": upload_error,
+            "my_scores": selectors.score_list_for_user(user=request.user), "form": form,
+        }, status=400)
     form = UploadForm(request.POST, request.FILES)
     if form.is_valid():
         try:
@@ -192,11 +200,17 @@ def performance_download(request, performance_id, fmt):
         return FileResponse(perf.midi.open("rb"), as_attachment=True, filename=f"{stem}.mid",
                             content_type="audio/midi")
     if fmt == "csv":
-        resp = HttpResponse(notes_to_csv(perf.notes), content_type="text/csv; charset=utf-8")
+        resp = HttpResponse(services.performance_csv(performance=perf),
+                            content_type="text/csv; charset=utf-8")
         resp["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
         return resp
     if fmt in ("wav", "ogg"):
-        path = services.performance_audio(performance=perf, fmt=fmt)
+        from render.export import AudioError
+
+        try:
+            path = services.performance_audio(performance=perf, fmt=fmt)
+        except AudioError as exc:
+            return _error(f"the audio could not be made: {exc}", 503)
         return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{stem}.{fmt}",
                             content_type=f"audio/{fmt}")
     raise Http404("unknown format")

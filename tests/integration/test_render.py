@@ -64,7 +64,7 @@ def test_render_streams_every_note_in_order_and_keeps_the_take(stack, user, scor
     n_on = sum(1 for t in midi.tracks for m in t if m.type == "note_on" and m.velocity > 0)
     assert n_on == n_notes
     rows = list(csv.DictReader(io.StringIO(user.get(done["downloads"]["csv"]).text)))
-    assert len(rows) == n_notes and {"onset", "velocity", "z0"} <= set(rows[0])
+    assert len(rows) == n_notes and {"score_note_id", "onset_sec", "velocity", "z0"} <= set(rows[0])
 
 
 def test_second_render_is_another_take_and_same_seed_reproduces(stack, user, score):

@@ -45,14 +45,15 @@ def test_bad_upload_is_refused_with_its_reason_and_leaves_nothing(stack, user, b
     assert (stack.count("webapp_score"), stack.media_files()) == before
 
 
-def test_too_big_upload_is_refused(stack, user, tmp_path):
-    big = tmp_path / "huge.musicxml"
-    big.write_bytes(b"<?xml version='1.0'?><score-partwise>" + b" " * 3_100_000)
-    before = stack.count("webapp_score")
+@pytest.mark.parametrize("size", [3_010_000, 5_000_000])
+def test_too_big_upload_is_refused(stack, user, tmp_path, size):
+    big = tmp_path / "huge.musicxml"  # just over the limit (checked after upload), and far over
+    big.write_bytes(b"<?xml version='1.0'?><score-partwise>" + b" " * size)
+    before = stack.count("webapp_score"), stack.media_files()
     r = user.upload(big)
     assert r.status_code == 400
     assert "over the limit of 3 MB" in r.text
-    assert stack.count("webapp_score") == before
+    assert (stack.count("webapp_score"), stack.media_files()) == before
 
 
 def test_anonymous_cannot_upload(stack, client, good_inputs):

@@ -1,10 +1,7 @@
-"""webapp.notes: renderer chunks -> NOTE dicts -> performance array / CSV."""
-import csv
-import io
-
+"""webapp.notes: renderer chunks -> NOTE dicts -> performance arrays."""
 import numpy as np
 
-from webapp.notes import chunk_to_notes, notes_to_csv, notes_to_perf_array, performance_duration
+from webapp.notes import chunk_to_notes, notes_to_array, performance_duration
 
 CHUNK_DTYPE = [("id", "U32"), ("pitch", "i2"), ("onset_sec", "f8"), ("duration_sec", "f8"),
                ("velocity", "i2"), ("tempo_bpm", "f4"), ("duration_100", "i2"),
@@ -34,15 +31,22 @@ def test_chunk_to_notes_fields_units_and_clipping():
     assert notes[2]["tempo"] == 0.0  # NaN never reaches JSON
 
 
-def test_perf_array_is_sorted_by_onset_and_duration_is_end():
+def test_notes_to_array_is_sorted_by_onset_and_keeps_every_field():
     notes = chunk_to_notes(_chunk())
-    arr = notes_to_perf_array(notes)
+    arr = notes_to_array(notes[::-1])
     assert list(arr["id"]) == ["n2-1", "n1-1", "n1-2"]
+    assert list(arr["index"]) == [1, 0, 2]
+    np.testing.assert_allclose(arr["z"][0], [0.5, 0.6, 0.7, 0.8, 0.9], rtol=1e-6)
     assert performance_duration(notes) == 2.1
 
 
-def test_csv_has_a_row_per_note_in_score_order():
-    notes = chunk_to_notes(_chunk())[::-1]
-    rows = list(csv.DictReader(io.StringIO(notes_to_csv(notes))))
-    assert [r["i"] for r in rows] == ["0", "1", "2"]
-    assert rows[0]["z4"] == "0.4" and rows[2]["velocity"] == "127"
+def test_midi_and_csv_exports_take_the_array(tmp_path):
+    import mido
+
+    from render.export import load_csv, save_csv, save_midi
+
+    arr = notes_to_array(chunk_to_notes(_chunk()))
+    midi = mido.MidiFile(str(save_midi(arr, tmp_path / "p.mid")))
+    assert sum(m.type == "note_on" and m.velocity > 0 for t in midi.tracks for m in t) == 3
+    back = load_csv(save_csv(arr, tmp_path / "p.csv"))
+    assert list(back["id"]) == list(arr["id"])

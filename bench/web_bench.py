@@ -1,0 +1,187 @@
+"""Web benchmark: render latency, many listeners, throughput, against a live local stack.
+
+Starts a private Redis, a SQLite database, Daphne and one Celery worker (solo pool) with the
+model of MODEL_CHECKPOINT (or random weights of the real architecture with --random-model),
+uploads a ~2,000-note score and measures, over HTTP and real WebSockets:
+
+1. time from the Render POST to the first chunk of notes (what the player needs to start
+   sounding) and to the end of the render, over ``--runs`` renders;
+2. ``--listeners`` WebSocket clients on one job at once: each must get every chunk, in order;
+3. renders per minute with one worker (``--throughput`` renders queued at once).
+
+Usage: ``python bench/web_bench.py [--score PATH] [--runs 5] [--listeners 20] [--throughput 6]
+[--random-model] [--json OUT]``. Prints a table; exit code 1 if any chunk was dropped or
+reordered.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from scripts.services import RedisServer, free_port  # noqa: E402
+from tests.integration.stack import Client, Stack  # noqa: E402
+
+
+def check_stream(msgs: list[dict], n_notes: int) -> tuple[bool, str]:
+    """(ok, why): chunks numbered 0..k-1 in order, every score note exactly once, then done."""
+    chunks = [m for m in msgs if m["type"] == "notes"]
+    if [c["seq"] for c in chunks] != list(range(len(chunks))):
+        return False, f"chunk order {[c['seq'] for c in chunks][:20]}..."
+    idx = sorted(n["i"] for c in chunks for n in c["notes"])
+    if idx != list(range(n_notes)):
+        return False, f"{len(idx)} notes for {n_notes} score notes"
+    if not msgs or msgs[-1]["type"] != "done":
+        return False, f"ended with {msgs[-1] if msgs else None}"
+    return True, ""
+
+
+def timed_render(client: Client, score_id: str, seed: int) -> dict:
+    t0 = time.perf_counter()
+    job = client.render(score_id, seed=seed).json()
+    t_post = time.perf_counter() - t0
+    first = None
+    with client.socket(job["job_id"]) as ws:
+        msgs = []
+        while True:
+            m = ws.recv(timeout=600)
+            msgs.append(m)
+            if m["type"] == "notes" and first is None:
+                first = time.perf_counter() - t0
+            if m["type"] == "done" or (m["type"] == "state" and m["state"] in ("failed", "cancelled")):
+                break
+    return {"post_s": t_post, "first_chunk_s": first, "done_s": time.perf_counter() - t0,
+            "msgs": msgs, "job_id": job["job_id"]}
+
+
+def listeners(client: Client, score_id: str, n: int, n_notes: int) -> dict:
+    job = client.render(score_id, seed=12345).json()
+    t0 = time.perf_counter()
+    results: list[dict] = [None] * n  # type: ignore[list-item]
+
+    def listen(k: int):
+        msgs, first = [], None
+        try:
+            with client.socket(job["job_id"]) as ws:
+                while True:
+                    m = ws.recv(timeout=600)
+                    msgs.append(m)
+                    if m["type"] == "notes" and first is None:
+                        first = time.perf_counter() - t0
+                    if m["type"] in ("done",) or (m["type"] == "state" and m["state"] in ("failed", "cancelled")):
+                        break
+            ok, why = check_stream(msgs, n_notes)
+        except Exception as exc:  # a listener that broke counts as a failure
+            ok, why = False, repr(exc)
+        results[k] = {"ok": ok, "why": why, "first_chunk_s": first,
+                      "done_s": time.perf_counter() - t0}
+
+    threads = [threading.Thread(target=listen, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"n": n, "n_ok": sum(r["ok"] for r in results),
+            "failures": [r["why"] for r in results if not r["ok"]],
+            "first_chunk_s_max": max((r["first_chunk_s"] or float("nan")) for r in results),
+            "done_s_max": max(r["done_s"] for r in results)}
+
+
+def throughput(client: Client, score_id: str, k: int) -> dict:
+    t0 = time.perf_counter()
+    jobs = [client.render(score_id, seed=1000 + i).json()["job_id"] for i in range(k)]
+    for job_id in jobs:
+        with client.socket(job_id) as ws:
+            msgs = ws.messages_until_end(timeout=1200)
+        assert msgs[-1]["type"] == "done", msgs[-1]
+    elapsed = time.perf_counter() - t0
+    return {"renders": k, "elapsed_s": elapsed, "renders_per_min": 60 * k / elapsed}
+
+
+def default_score(tmp: Path) -> Path:
+    from music21 import corpus
+
+    return Path(str(corpus.getWork("joplin/maple_leaf_rag.mxl")))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--score", type=Path, help="score file (default: Maple Leaf Rag, 2,312 notes "
+                    "with its repeats)")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--listeners", type=int, default=20)
+    ap.add_argument("--throughput", type=int, default=6)
+    ap.add_argument("--random-model", action="store_true",
+                    help="random weights of the real architecture instead of MODEL_CHECKPOINT")
+    ap.add_argument("--json", type=Path, help="write the figures here as JSON")
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="web-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        ckpt = os.environ.get("MODEL_CHECKPOINT", "")
+        if args.random_model or not ckpt:
+            if not args.random_model:
+                print("MODEL_CHECKPOINT is not set: give it, or pass --random-model", file=sys.stderr)
+                return 2
+            import torch
+
+            from ml.model import CVRNN, ModelConfig, save_checkpoint
+            torch.manual_seed(0)
+            ckpt = str(tmp / "random.pt")
+            save_checkpoint(ckpt, CVRNN(ModelConfig()))
+        redis = RedisServer(tmp / "redis").start()
+        stack = Stack(tmp / "stack", db="sqlite", redis_url=redis.url, port=free_port(),
+                      env={"MODEL_CHECKPOINT": ckpt, "RENDER_MAX_CONCURRENT_PER_USER": "1000",
+                           "UPLOAD_PARSE_TIMEOUT_S": "300"})
+        try:
+            stack.start()
+            client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
+            score_path = args.score or default_score(tmp)
+            score_id = client.upload_ok(score_path)
+            warm = timed_render(client, score_id, seed=0)  # first render loads nothing: the
+            n_notes = warm["msgs"][-1]["n_notes"]          # worker loaded the model at start
+            runs = [timed_render(client, score_id, seed=s) for s in range(1, args.runs + 1)]
+            bad = [check_stream(r["msgs"], n_notes) for r in runs + [warm]]
+            lis = listeners(client, score_id, args.listeners, n_notes)
+            thr = throughput(client, score_id, args.throughput)
+        finally:
+            stack.stop()
+            redis.stop()
+    first = [r["first_chunk_s"] for r in runs]
+    done = [r["done_s"] for r in runs]
+    n_chunks = [sum(m["type"] == "notes" for m in r["msgs"]) for r in runs]
+    figures = {
+        "score": str(score_path), "n_notes": n_notes, "runs": args.runs,
+        "first_chunk_s_median": statistics.median(first), "first_chunk_s_max": max(first),
+        "done_s_median": statistics.median(done), "done_s_max": max(done),
+        "chunks_per_render_median": statistics.median(n_chunks),
+        "streams_ok": sum(ok for ok, _ in bad), "streams": len(bad),
+        "listeners": lis, "throughput": thr,
+    }
+    print(f"score: {score_path.name}, {n_notes} notes (one worker, solo pool, SQLite)")
+    print(f"POST -> first chunk: median {figures['first_chunk_s_median'] * 1000:.0f} ms, "
+          f"max {figures['first_chunk_s_max'] * 1000:.0f} ms (target < 1000 ms)")
+    print(f"POST -> done:        median {figures['done_s_median']:.2f} s, max {figures['done_s_max']:.2f} s")
+    print(f"streams complete and in order: {figures['streams_ok']}/{figures['streams']}")
+    print(f"{lis['n']} listeners on one job: {lis['n_ok']} complete and in order; first chunk "
+          f"max {lis['first_chunk_s_max'] * 1000:.0f} ms, done max {lis['done_s_max']:.2f} s")
+    print(f"throughput: {thr['renders']} renders in {thr['elapsed_s']:.1f} s = "
+          f"{thr['renders_per_min']:.1f} renders/min")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    ok = figures["streams_ok"] == figures["streams"] and lis["n_ok"] == lis["n"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
