@@ -43,15 +43,12 @@ def _manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
 
 
-def _wait_listening(host: str, port: int, proc: subprocess.Popen, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 def _stop(procs: dict[str, subprocess.Popen], timeout_s: float = 15.0) -> None:
@@ -127,13 +124,15 @@ def main() -> int:
                 cwd=ROOT, env=worker_env, stdin=subprocess.DEVNULL, start_new_session=True),
         }
         stack.callback(_stop, procs)
-        if _wait_listening(host, port, procs["daphne"], 60):
-            say(f"ready: open http://{host}:{port}/  (Ctrl-C stops everything)")
+        ready = False
         while not stopping:
             dead = [name for name, p in procs.items() if p.poll() is not None]
             if dead:
                 say(f"{', '.join(dead)} exited (code {procs[dead[0]].returncode}): stopping")
                 return 1
+            if not ready and _listening(host, port):
+                ready = True
+                say(f"ready: open http://{host}:{port}/  (Ctrl-C stops everything)")
             time.sleep(0.2)
         say("stopping")
     return 0
