@@ -28,6 +28,7 @@ class Player {
     this.streaming = false;
     this.error = null;
     this.scoreReady = false;
+    this.timeline = {};   // ms after the Render click: posted, queued, running, firstChunk
     this.chunkLog = [];   // per chunk: notes, arrival (ms), playback position (s) and state
     this.wire();
     this.init();
@@ -90,6 +91,7 @@ class Player {
     this.transport.reset();
     this.stats = { ...this.stats, notesReceived: 0, chunks: 0, clickAt: performance.now(), firstSoundMs: null, doneMs: null };
     this.chunkLog = [];
+    this.timeline = {};
     this.ui.render.disabled = true;
     this.setStatus('Starting…');
     let job;
@@ -101,8 +103,9 @@ class Player {
       return;
     }
     this.job = job;
+    this.mark('posted');
     this.streaming = true;
-    this.expected = Number(this.cfg.nNotes) || null;
+    this.expected = Number(job.n_notes_total) || Number(this.cfg.nNotes) || null;
     this.ui.progress.hidden = false;
     this.ui.progress.value = 0;
     this.ui.cancel.hidden = false;
@@ -116,7 +119,13 @@ class Player {
     this.refreshButtons();
   }
 
+  /** Milliseconds since the Render click of a named step (kept once per take). */
+  mark(name) {
+    if (this.stats.clickAt !== null && !(name in this.timeline)) this.timeline[name] = Math.round(performance.now() - this.stats.clickAt);
+  }
+
   onState(state, message) {
+    this.mark(state);
     if (state === 'queued') this.setStatus('Queued…');
     else if (state === 'running') this.setStatus('Rendering…');
     else if (state === 'failed') { this.endStream(); this.fail(message || 'The render failed.'); }
@@ -124,6 +133,7 @@ class Player {
   }
 
   async onNotes(notes) {
+    this.mark('firstChunk');
     this.stats.chunks += 1;
     if (this.chunkLog.length < 5000) {
       this.chunkLog.push({ n: notes.length, ms: performance.now(), pos: this.transport.position(), state: this.transport.state });
@@ -259,6 +269,7 @@ class Player {
       get chunks() { return p.stats.chunks; },
       get notesScheduled() { return p.transport.scheduled; },
       get notesLate() { return p.transport.late; },
+      get stalls() { return p.transport.stalls; },
       get highlighted() { return p.score.litCount; },
       get highlightsTotal() { return p.stats.highlightsTotal; },
       get duration() { return p.transport.duration; },
@@ -270,6 +281,7 @@ class Player {
       get doneMs() { return p.stats.doneMs; },
       get error() { return p.error; },
       get chunkLog() { return p.chunkLog; },
+      get timeline() { return { ...p.timeline, firstSound: p.stats.firstSoundMs, done: p.stats.doneMs }; },
       audioTime: () => p.ctx.currentTime,
       audioState: () => p.ctx.state,
       position: () => p.transport.position(),

@@ -29,6 +29,7 @@ export class Transport {
     this.state = 'idle';      // idle | playing | paused | waiting | ended
     this.scheduled = 0;
     this.late = 0;
+    this.stalls = 0;
     this.lateLog = [];
   }
 
@@ -125,7 +126,15 @@ export class Transport {
 
   tick() {
     if (this.state !== 'playing') return;
-    const now = this.position();
+    let now = this.position();
+    const due = this.notes[this.next];
+    if (due && due.onset < now - LATE_S) {
+      // The page stalled longer than the look-ahead: hold the timeline back rather than
+      // drop the notes that fell due meanwhile.
+      this.t0 += now - due.onset;
+      this.stalls += 1;
+      now = this.position();
+    }
     const horizon = now + LOOKAHEAD_S;
     while (this.next < this.notes.length && this.notes[this.next].onset < horizon) {
       const n = this.notes[this.next];
