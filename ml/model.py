@@ -1,0 +1,266 @@
+"""The CVRNN of Maezawa, Yamamoto & Fujishima (ISMIR 2019), section 3, and its score encoder.
+
+Shapes: B batch (streams or variations), T notes in a window, L piano-roll frames of a crop,
+F categorical score features, Z = 5 latent dimensions.
+
+Modelling assumptions kept from the paper (section 3.3.1), which it calls critical:
+- the prior p(z_n | h_{n-1}) does not see the score feature c_n;
+- x_n depends on h only through z_n (generation sees c_n and psi(z_n), never h);
+- the inference network q(z_n | x_n, h_{n-1}) does not see c_n.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from render.features import FEATURE_CLASSES
+
+# Output heads: classes of velocity (0..127), duration_100 - 1 (0..799), deviation + 50, tempo + 50.
+HEADS = {"velocity": 128, "duration": 800, "deviation": 100, "tempo": 100}
+ROLL_PITCH_LO, ROLL_PITCH_HI = 16, 112  # the roll rows the CNN sees (piano range +- transposition)
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 5
+    cnn_channels: tuple = (20, 40, 60, 80)
+    cnn_proj: int = 32            # CNN map projected to this many channels before pooling
+    roll_windows: tuple = ((-14, -6), (-6, -2), (-2, 2), (2, 6), (6, 14))  # in CNN frames (1/2 beat)
+    feature_emb: dict = field(default_factory=lambda: {
+        "pitch": 16, "ioi_96": 16, "duration_96": 16, "key": 4, "ts_num": 4, "ts_den": 3,
+        "tempo_30": 4, "velocity_10": 4, "bar_pos_12": 12, "staff": 2, "is_grace": 2})
+    mlp_hidden: int = 1024
+    mlp_out: int = 128
+    score_gru: int = 64
+    score_gru_layers: int = 3
+    dense_units: int = 250
+    x_emb: int = 32
+    state_in: int = 64
+    state_dim: int = 64
+    state_layers: int = 3
+
+    @property
+    def c_dim(self) -> int:
+        return self.mlp_out + self.score_gru
+
+    @property
+    def cnn_stride(self) -> int:
+        return 4  # time pooling of the CNN: 32nd-note frames -> half beats
+
+
+class DenseMLP(nn.Module):
+    """Three densely connected layers: each sees the input and every earlier layer's output."""
+
+    def __init__(self, d_in: int, units: int, n_layers: int = 3):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(d_in + i * units, units) for i in range(n_layers))
+        self.d_out = units
+
+    def forward(self, x):  # (..., d_in) -> (..., units)
+        feats = [x]
+        for layer in self.layers:
+            feats.append(F.leaky_relu(layer(torch.cat(feats, -1)), 0.1))
+        return feats[-1]
+
+
+class ScoreEncoder(nn.Module):
+    """c_n = [MLP(CNN(roll) window, feature embeddings), GRU stack over notes] (paper 3.2).
+
+    Deviation (for cost, DESIGN section 4): the CNN runs once over a crop of the piece's roll,
+    pools time by 4 (half beats), and each note reads five pooled windows of the projected map
+    spanning +-7 beats around it, instead of one 224x128 crop per note.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        chans, layers, c_in = cfg.cnn_channels, [], 1
+        pools = [(2, 2), (2, 2), (2, 1), (2, 1)]
+        for c_out, pool in zip(chans, pools):
+            layers += [nn.Conv2d(c_in, c_out, 4, padding="same"), nn.MaxPool2d(pool),
+                       nn.BatchNorm2d(c_out), nn.LeakyReLU(0.1)]
+            c_in = c_out
+        self.cnn = nn.Sequential(*layers)
+        n_pitch = (ROLL_PITCH_HI - ROLL_PITCH_LO) // 16
+        self.proj = nn.Conv1d(chans[-1] * n_pitch, cfg.cnn_proj, 1)
+        self.embs = nn.ModuleDict({k: nn.Embedding(FEATURE_CLASSES[k], d) for k, d in cfg.feature_emb.items()})
+        d_in = sum(cfg.feature_emb.values()) + cfg.cnn_proj * len(cfg.roll_windows)
+        self.mlp = nn.Sequential(nn.Linear(d_in, cfg.mlp_hidden), nn.LeakyReLU(0.1),
+                                 nn.Linear(cfg.mlp_hidden, cfg.mlp_out), nn.Tanh())
+        self.gru_in = nn.Linear(cfg.mlp_out, cfg.score_gru)
+        self.gru = nn.GRU(cfg.score_gru, cfg.score_gru, cfg.score_gru_layers, batch_first=True)
+
+    def roll_map(self, roll):
+        """(B, 96, L) float piano-roll crops -> (B, P, ceil(L/4)) projected CNN map, P = cnn_proj."""
+        y = self.cnn(roll.unsqueeze(1).contiguous(memory_format=torch.channels_last))  # (B, 80, 6, L/4)
+        return self.proj(y.flatten(1, 2))
+
+    def window_features(self, rmap, pos):
+        """Mean of the map over each window around each note.
+
+        rmap (B, P, L4); pos (B, T) long note positions in map frames -> (B, T, P * n_windows).
+        """
+        B, P, L4 = rmap.shape
+        csum = F.pad(rmap.cumsum(-1), (1, 0))  # (B, P, L4 + 1): window sums by two lookups
+        out = []
+        for a, b in self.cfg.roll_windows:
+            lo = (pos + a).clamp(0, L4)
+            hi = (pos + b).clamp(0, L4)
+            s_hi = torch.gather(csum, 2, hi.unsqueeze(1).expand(B, P, -1))
+            s_lo = torch.gather(csum, 2, lo.unsqueeze(1).expand(B, P, -1))
+            out.append(((s_hi - s_lo) / float(b - a)).transpose(1, 2))
+        return torch.cat(out, -1)
+
+    def frame_features(self, feat, rmap, pos):
+        """MLP output per note: feat (B, T, F) long, rmap (B, P, L4), pos (B, T) -> (B, T, mlp_out)."""
+        embs = [self.embs[k](feat[..., i]) for i, k in enumerate(FEATURE_CLASSES)]
+        return self.mlp(torch.cat(embs + [self.window_features(rmap, pos)], -1))
+
+    def forward(self, feat, roll, pos, h0=None):
+        """feat (B, T, F) long, roll (B, 96, L), pos (B, T) -> c (B, T, c_dim), GRU state."""
+        m = self.frame_features(feat, self.roll_map(roll), pos)
+        g, h = self.gru(self.gru_in(m), h0)
+        return torch.cat([m, g], -1), h
+
+
+class CVRNN(nn.Module):
+    """Conditional variational RNN over score notes (paper 3.3)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        u, zd = cfg.dense_units, cfg.z_dim
+        self.score = ScoreEncoder(cfg)
+        self.prior = DenseMLP(cfg.state_dim, u)
+        self.prior_out = nn.Linear(u, 2 * zd)
+        self.x_embs = nn.ModuleList(nn.Embedding(n, cfg.x_emb) for n in HEADS.values())
+        self.phi = DenseMLP(cfg.x_emb * len(HEADS), u)
+        self.psi = DenseMLP(zd, u)
+        self.post = DenseMLP(cfg.state_dim + u, u)
+        self.post_out = nn.Linear(u, 2 * zd)
+        self.gen = nn.Sequential(nn.Linear(cfg.c_dim + u, u), nn.LeakyReLU(0.1),
+                                 nn.Linear(u, u), nn.LeakyReLU(0.1),
+                                 nn.Linear(u, sum(HEADS.values())))
+        self.state_in = nn.Linear(cfg.c_dim + 2 * u, cfg.state_in)
+        self.cells = nn.ModuleList(nn.GRUCell(cfg.state_in if i == 0 else cfg.state_dim, cfg.state_dim)
+                                   for i in range(cfg.state_layers))
+
+    def init_state(self, batch: int, device=None):
+        """Zero states: (CVRNN state (layers, B, H), score GRU state (layers, B, G))."""
+        cfg = self.cfg
+        return (torch.zeros(cfg.state_layers, batch, cfg.state_dim, device=device),
+                torch.zeros(cfg.score_gru_layers, batch, cfg.score_gru, device=device))
+
+    def embed_x(self, x):
+        """x (..., 4) long class indices -> phi(x) (..., dense_units)."""
+        return self.phi(torch.cat([e(x[..., i]) for i, e in enumerate(self.x_embs)], -1))
+
+    def prior_params(self, h_top):
+        """h_{n-1} (..., H) -> mu, logvar (..., Z) of p(z_n | h_{n-1})."""
+        return self.prior_out(self.prior(h_top)).chunk(2, -1)
+
+    def step_state(self, h, inp):
+        """One 3-layer GRU update: h (layers, B, H), inp (B, state_in) -> new h."""
+        out, x = [], inp
+        for i, cell in enumerate(self.cells):
+            x = cell(x, h[i])
+            out.append(x)
+        return torch.stack(out)
+
+    def forward(self, feat, roll, pos, x, mask, state, truncate: int = 0):
+        """Teacher-forced pass over a window, sampling z from the posterior (reparameterised).
+
+        feat (B, T, F) long; roll (B, 96, L); pos (B, T) long; x (B, T, 4) long targets;
+        mask (B, T) bool valid notes; state from `init_state` or the previous window;
+        truncate: detach the CVRNN state every this many notes (truncated backpropagation).
+        Returns logits (B, T, sum(HEADS)), (mu_q, logvar_q, mu_p, logvar_p) each (B, T, Z),
+        and the new state (detach it before the next window).
+        """
+        h, hs = state
+        c, hs_new = self.score(feat, roll, pos, hs)
+        phi = self.embed_x(x)                                    # (B, T, U)
+        W = self.state_in.weight
+        cu = c.shape[-1] + phi.shape[-1]
+        pre = F.linear(torch.cat([c, phi], -1), W[:, :cu], self.state_in.bias)  # (B, T, S)
+        W_psi = W[:, cu:]
+        h_prev, zs, psis, mqs, lqs = [], [], [], [], []
+        for n in range(x.shape[1]):
+            if truncate and n and n % truncate == 0:
+                h = h.detach()
+            h_prev.append(h[-1])
+            mq, lq = self.post_out(self.post(torch.cat([h[-1], phi[:, n]], -1))).chunk(2, -1)
+            z = mq + torch.randn_like(mq) * torch.exp(0.5 * lq)
+            ps = self.psi(z)
+            h_new = self.step_state(h, pre[:, n] + F.linear(ps, W_psi))
+            keep = mask[:, n].view(1, -1, 1)
+            h = torch.where(keep, h_new, h)
+            psis.append(ps), mqs.append(mq), lqs.append(lq)
+        h_prev = torch.stack(h_prev, 1)
+        mp, lp = self.prior_params(h_prev)
+        logits = self.gen(torch.cat([c, torch.stack(psis, 1)], -1))
+        # Padded steps must not move the score GRU state either: windows end at piece ends.
+        return logits, (torch.stack(mqs, 1), torch.stack(lqs, 1), mp, lp), (h, hs_new)
+
+
+def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0):
+    """Negative ELBO per note, the paper's equation (7).
+
+    l_n = -E_q[log p(x_n | z_n, c_n)] + KL(q(z_n | x_n, h_{n-1}) || p(z_n | h_{n-1})),
+    the expectation estimated with one reparameterised sample. The four categorical heads are
+    independent given z_n and c_n, so log p(x_n | ...) is a sum of four cross-entropies.
+
+    free_bits: a floor (nats) on the batch-mean KL of each latent dimension, against posterior
+    collapse (Kingma et al. 2016); 0 disables it.
+
+    Returns (loss, stats) with per-head NLL and per-dimension KL (means over valid notes).
+    """
+    m = mask.float()
+    n = m.sum().clamp(min=1)
+    nll, stats, start = 0.0, {}, 0
+    for i, (name, k) in enumerate(HEADS.items()):
+        ce = F.cross_entropy(logits[..., start:start + k].reshape(-1, k), x[..., i].reshape(-1),
+                             reduction="none").view_as(m)
+        start += k
+        head = (ce * m).sum() / n
+        nll = nll + head
+        stats[f"nll_{name}"] = head.item()
+    mq, lq, mp, lp = q_p
+    kl = 0.5 * (lp - lq + (lq.exp() + (mq - mp) ** 2) / lp.exp() - 1.0)  # (B, T, Z)
+    kl_dim = (kl * m.unsqueeze(-1)).sum((0, 1)) / n                       # (Z,)
+    kl_term = torch.clamp(kl_dim, min=free_bits).sum() if free_bits > 0 else kl_dim.sum()
+    loss = nll + kl_weight * kl_term
+    stats.update(nll=float(nll), kl=float(kl_dim.sum()), kl_dim=[round(v, 4) for v in kl_dim.tolist()])
+    return loss, stats
+
+
+def targets_to_classes(target):
+    """(…, 4) int velocity, duration_100, deviation_100, tempo_dev_bpm -> class indices."""
+    offs = torch.tensor([0, -1, 50, 50], dtype=target.dtype, device=target.device)
+    hi = torch.tensor([v - 1 for v in HEADS.values()], dtype=target.dtype, device=target.device)
+    return torch.minimum((target + offs).clamp(min=0), hi).long()
+
+
+def classes_to_targets(cls):
+    """Inverse of `targets_to_classes`."""
+    offs = torch.tensor([0, 1, -50, -50], dtype=cls.dtype, device=cls.device)
+    return cls + offs
+
+
+def save_checkpoint(path, model: CVRNN, **extra):
+    """Weights (float32) and the config that rebuilds the model."""
+    torch.save({"config": asdict(model.cfg), "model": model.state_dict(), **extra}, path)
+
+
+def load_model(path, device="cpu") -> tuple[CVRNN, dict]:
+    """Rebuild a model from a checkpoint written by `save_checkpoint`."""
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    cfg = ckpt["config"]
+    cfg["cnn_channels"] = tuple(cfg["cnn_channels"])
+    cfg["roll_windows"] = tuple(tuple(w) for w in cfg["roll_windows"])
+    model = CVRNN(ModelConfig(**cfg)).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, ckpt
