@@ -71,8 +71,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want_hash" ]; then
     extra=(--extra-index-url "$TORCH_CPU_INDEX")
   fi
   say "installing requirements.txt into $VENV"
-  # (pip warns once per package about local index folders that do not exist here: dropped)
-  "$PY" -m pip install -q "${extra[@]}" -r requirements.txt 2>&1 \
+  # --no-compile: byte-compiling all of site-packages costs ~1 CPU-minute; Python compiles (and
+  # caches) just the modules it imports. pip's warnings about absent local index folders are dropped.
+  "$PY" -m pip install -q --no-compile "${extra[@]}" -r requirements.txt 2>&1 \
     | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   echo "$want_hash" > "$stamp"
 else
