@@ -99,9 +99,12 @@ STORAGES = {
 }
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
+# redis-py 8 reads with a 5 s socket timeout by default, which cuts the channel layer's blocking
+# BZPOPMIN on idle sockets (consumers die with 1011 every 5 s): no read timeout here.
 CHANNEL_LAYERS = {"default": {
     "BACKEND": "channels_redis.core.RedisChannelLayer",
-    "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 60},
+    "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+               "capacity": 1500, "expiry": 60},
 }}
 
 CELERY_BROKER_URL = REDIS_URL

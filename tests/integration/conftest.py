@@ -25,7 +25,7 @@ STACK_ENV = {
     "LOG_LEVEL": "INFO",
     "UPLOAD_PARSE_TIMEOUT_S": "240",
 }
-BIG_SCORE_NOTES = 8_000
+BIG_SCORE_NOTES = 4_000
 
 
 @pytest.fixture(scope="session")

@@ -212,7 +212,7 @@ class JobSocket:
         self.ws = connect(f"ws://{base.netloc}/ws/jobs/{job_id}/?from={from_seq}",
                           origin=client.stack.base_url,
                           additional_headers={"Cookie": cookie} if cookie else None,
-                          open_timeout=20)
+                          open_timeout=20).__enter__()
 
     def recv(self, timeout: float = 60) -> dict:
         return json.loads(self.ws.recv(timeout=timeout))
@@ -232,7 +232,7 @@ class JobSocket:
                 return out
 
     def close(self) -> None:
-        self.ws.close()
+        self.ws.__exit__(None, None, None)
 
     def __enter__(self):
         return self

@@ -105,6 +105,7 @@ def test_reconnect_replays_what_was_missed(stack, user, big_user):
     assert rest[0]["type"] == "state"
     assert _notes_msgs(rest)[0]["seq"] == 2
     n_notes = client.get(f"/jobs/{job['job_id']}/").json()["n_notes_total"]
+    assert rest[-1]["type"] == "done", rest[-3:]
     _assert_stream_complete(got + rest, n_notes)
     # A late listener (from 0) gets the whole performance from the stored chunks.
     with client.socket(job["job_id"]) as ws:
