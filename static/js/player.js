@@ -21,6 +21,7 @@ class Player {
     this.transport = new Transport(this.ctx, this.sampler, { onEnded: () => this.refreshButtons() });
     this.score = new ScoreView(this.ui.score);
     this.takes = new TakesList(this.ui.takes, (take) => this.replay(take));
+    this.score.onNoteClick = (elementId) => this.seekToElement(elementId);
     this.notemap = {};
     this.stream = null;
     this.job = null;
@@ -44,6 +45,13 @@ class Player {
       else { this.ctx.resume(); this.transport.play(); }
       this.refreshButtons();
     });
+    document.addEventListener('keydown', (ev) => {
+      const tag = (ev.target && ev.target.tagName) || '';
+      if (ev.code === 'Space' && !/INPUT|TEXTAREA|SELECT|BUTTON/.test(tag) && !ui.play.disabled) {
+        ev.preventDefault();
+        ui.play.click();
+      }
+    });
     ui.seek.addEventListener('input', () => { this.seeking = true; this.showTime(Number(ui.seek.value)); });
     ui.seek.addEventListener('change', () => {
       this.seeking = false;
@@ -64,6 +72,18 @@ class Player {
       this.fail(`The score could not be shown: ${e.message}`);
     }
     this.loadTakes();
+  }
+
+  /** Seek to the next time (after the current position, else the first) that `elementId` sounds. */
+  seekToElement(elementId) {
+    const t = this.transport;
+    if (!t.notes.length) return;
+    const hits = t.notes.filter((n) => this.notemap[n.base] === elementId);
+    if (!hits.length) return;
+    const now = t.position();
+    const next = hits.find((n) => n.onset > now + 0.05) || hits[0];
+    t.seek(Math.max(0, next.onset - 0.02));
+    this.refreshButtons();
   }
 
   async loadTakes() {

@@ -115,3 +115,33 @@ def test_repeats_highlight_the_same_element_twice(page, dev_site):
     page.wait_for_function("__player.state === 'ended'", timeout=5_000)
     assert page.evaluate("__player.highlightsTotal") == 2
     assert page.evaluate("__player.notesScheduled") == 2
+
+
+def test_click_a_note_seeks_and_layout_follows_the_width(page, dev_site, screenshot):
+    open_ready(page, dev_site)
+    page.click(".pr-render")
+    page.wait_for_function("!__player.streaming && __player.state === 'playing'", timeout=30_000)
+    page.keyboard.press("Space")
+    assert page.evaluate("__player.state") == "paused"
+    # a note of the second half: clicking it seeks to the next time it sounds (repeats: maybe twice)
+    target = page.evaluate("""() => { const ns = __player.notes(); const n = ns[Math.floor(ns.length / 2)];
+        const el = __player.player.notemap[n.id.replace(/-\\d+$/, '')];
+        const onsets = ns.filter(m => __player.player.notemap[m.id.replace(/-\\d+$/, '')] === el).map(m => m.onset);
+        return {el, onsets, now: __player.position()}; }""")
+    assert target["el"] and target["onsets"]
+    want = next((t for t in target["onsets"] if t > target["now"] + 0.05), target["onsets"][0]) - 0.02
+    page.locator(f"[id='{target['el']}']").scroll_into_view_if_needed()
+    page.locator(f"[id='{target['el']}'] .notehead").first.click(force=True)
+    pos = page.evaluate("__player.position()")
+    assert abs(pos - want) < 0.01, (pos, want, target)
+    page.keyboard.press("Space")
+    page.wait_for_function("__player.highlighted > 0", timeout=5_000)
+    # narrower window: Verovio lays the score out again, ids (and highlighting) stay valid
+    systems_wide = page.locator(".pr-score g.system").count()
+    page.set_viewport_size({"width": 640, "height": 900})
+    page.wait_for_function(f"document.querySelectorAll('.pr-score g.system').length > {systems_wide}",
+                           timeout=20_000)
+    assert page.locator(f"[id='{target['el']}']").count() == 1
+    page.wait_for_function("__player.highlighted > 0", timeout=5_000)
+    screenshot(page, "dev_narrow")
+    assert not page.errors, page.errors

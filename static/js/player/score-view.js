@@ -43,6 +43,10 @@ export class ScoreView {
       }
     });
     this.resizeObs.observe(this.el);
+    this.el.addEventListener('click', (ev) => {
+      const note = ev.target.closest && ev.target.closest('g.note, g.chord');
+      if (note && this.onNoteClick) this.onNoteClick(note.id);
+    });
   }
 
   options() {
@@ -57,6 +61,7 @@ export class ScoreView {
       svgViewBox: true,
       svgRemoveXlink: true,
       footer: 'none',
+      header: this.width < 800 ? 'none' : 'auto',
       pageMarginLeft: 50,
       pageMarginRight: 50,
       pageMarginTop: 30,

@@ -6,7 +6,8 @@ recorded NOTE chunks, out of order, with a duplicate and a dropped connection, s
 player's stream handling can be exercised without Django, Redis or the model.
 
 The fixture performance is made from a piano score of music21's corpus engraved by the
-python ``verovio`` toolkit: note ids are Verovio's, onsets follow a gently varying tempo.
+python ``verovio`` toolkit: note ids are Verovio's (repeated passes, ``abc-rend2`` in its
+timemap, become ``abc-2`` as in partitura's unfolding), onsets follow a gently varying tempo.
 """
 from __future__ import annotations
 
@@ -63,15 +64,17 @@ def make_fixture(folder: Path, score: Path | None = None) -> dict:
             continue
         end = ends.get(vid, q + 1.0)
         onset = sec[q] + 0.004 * math.sin(k)
+        written, _, rend = vid.partition("-rend")
         notes.append({
-            "i": len(notes), "id": f"{vid}-1", "pitch": int(pitch), "onset": round(onset, 4),
+            "i": len(notes), "id": f"{written}-{rend or 1}", "pitch": int(pitch), "onset": round(onset, 4),
             "duration": round(max(0.05, sec.get(end, onset + 0.5) - sec[q]), 4),
             "velocity": int(56 + 30 * math.sin(q / 5.0) + 8 * math.sin(k)), "tempo": round(tempo(q), 2),
             "z": [0.0] * 5,
         })
     chunks = [notes[s:s + CHUNK] for s in range(0, len(notes), CHUNK)]
     (folder / "score.mei").write_text(mei)
-    (folder / "notemap.json").write_text(json.dumps({vid: vid for vid in starts}))
+    written_ids = {n["id"].rsplit("-", 1)[0] for n in notes}
+    (folder / "notemap.json").write_text(json.dumps({w: w for w in written_ids}))
     (folder / "chunks.json").write_text(json.dumps(chunks))
     (folder / "notes.json").write_text(json.dumps({"notes": notes}))
     return {"n_notes": len(notes), "n_chunks": len(chunks)}
