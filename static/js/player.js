@@ -65,7 +65,8 @@ class Player {
     try {
       const [mei, notemap] = await Promise.all([getText(this.cfg.meiUrl), getJSON(this.cfg.notemapUrl)]);
       this.notemap = notemap;
-      await this.score.load(mei);
+      if (mei.trim()) await this.score.load(mei);
+      else this.ui.score.textContent = 'This score has no engraving; it can still be rendered and played.';
       this.scoreReady = true;
       this.setStatus('Ready');
     } catch (e) {

@@ -147,3 +147,27 @@ def test_upload_render_takes_replay_download(page, live_app, score_file, screens
     assert page.url == score_url
     assert not failures, failures
     assert not [e for e in page.errors if not e.startswith("Failed to load resource")], page.errors
+
+
+@pytest.fixture(scope="module")
+def demos(live_app) -> None:
+    live_app.manage("load_demos")
+
+
+def test_anonymous_visitor_plays_a_demo(page, live_app, demos, screenshot):
+    failures = track_failures(page)
+    page.goto(live_app.base_url + "/")
+    links = page.locator("#demos a")
+    assert links.count() >= 3, page.locator("#demos").inner_text()
+    page.locator("#demos a", has_text="Chopin").first.click()
+    page.wait_for_url(re.compile(r"/scores/[0-9a-f-]{36}/$"))
+    wait_ready(page)
+    take = render_take(page)
+    assert take["received"] > 100 and take["late"] == 0
+    page.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 1", timeout=10_000)
+    page.wait_for_function("__player.state === 'playing' && __player.highlighted > 0", timeout=10_000)
+    p0 = page.evaluate("__player.position()")
+    time.sleep(0.5)
+    assert page.evaluate("__player.position()") > p0 + 0.3
+    screenshot(page, "app_demo_anonymous")
+    assert not failures, failures
