@@ -20,6 +20,8 @@ import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from render.errors import ScoreError
 
 MAX_UNZIPPED_BYTES = 100_000_000
@@ -82,6 +84,9 @@ def load_score(path, *, unfold: bool = True, max_notes: int = 50_000,
                          f"limit of {max_notes}", path=label)
     if not score.title:
         score.title = Path(label).stem
+    if fmt == "midi":  # MIDI stores microseconds per beat: 143.99988 bpm was written 144
+        score.tempo_marks["bpm"] = np.round(score.tempo_marks["bpm"], 2)
+        score.notes["tempo_bpm"] = np.round(score.notes["tempo_bpm"], 2)
     return score
 
 
@@ -177,7 +182,10 @@ def _parse(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
                 raise ScoreError(f"the .mxl member {root_name} is not MusicXML", path=label)
             return pt.load_musicxml(io.BytesIO(xml), quiet=True)
         if fmt == "midi":
-            return pt.load_score_midi(_read_midi(path, label, warn, max_notes), quiet=True)
+            mid, piano_only = _read_midi(path, label, warn, max_notes)
+            # piano tracks (hands) become voices of one part; other instruments stay parts
+            return pt.load_score_midi(mid, part_voice_assign_mode=2 if piano_only else 0,
+                                      quiet=True)
         if fmt == "mei":  # partitura's MEI reader does not report broken XML as such
             etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
             return pt.load_mei(str(path), quiet=True)
@@ -272,7 +280,8 @@ def _read_member(zf: zipfile.ZipFile, name: str, label: str) -> bytes:
 
 
 def _read_midi(path: Path, label: str, warn: list[str], max_notes: int):
-    """A mido.MidiFile without drum notes; ScoreError when nothing pitched is left."""
+    """(mido.MidiFile without drum notes, whether every program is a piano's); ScoreError
+    when nothing pitched is left."""
     import mido
 
     try:
@@ -280,9 +289,12 @@ def _read_midi(path: Path, label: str, warn: list[str], max_notes: int):
     except Exception as exc:  # mido raises OSError, EOFError, ValueError, KeyError ...
         raise ScoreError(f"invalid MIDI file ({_one_line(exc)})", path=label) from exc
     n_drum = n_other = 0
+    programs = set()
     for track in mid.tracks:
         for msg in track:
-            if msg.type == "note_on" and msg.velocity > 0:
+            if msg.type == "program_change" and msg.channel != DRUM_CHANNEL:
+                programs.add(msg.program)
+            elif msg.type == "note_on" and msg.velocity > 0:
                 if msg.channel == DRUM_CHANNEL:
                     n_drum += 1
                 else:
@@ -306,7 +318,7 @@ def _read_midi(path: Path, label: str, warn: list[str], max_notes: int):
                 carry = 0
             track[:] = kept
         warn.append(f"{n_drum} drum notes (MIDI channel 10) were left out")
-    return mid
+    return mid, programs <= set(range(8))  # General MIDI 1-8: pianos
 
 
 # --- helpers ---------------------------------------------------------------------------------

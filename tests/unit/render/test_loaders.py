@@ -96,7 +96,7 @@ def test_midi_reads_as_quantised_score(good):
     got = sorted(zip(s.notes["pitch"].tolist(), s.notes["onset_beat"].tolist(),
                      s.notes["duration_beat"].tolist()))
     assert got == want
-    assert s.written_tempo_bpm == pytest.approx(90, abs=0.01)  # MIDI stores microseconds per beat
+    assert s.written_tempo_bpm == 90  # rounded: MIDI stores microseconds per beat
     assert s.time_signatures()[0]["numerator"] == 3
 
 
@@ -174,3 +174,22 @@ def test_real_score_midi(shared_data):
     assert s.format == "midi" and s.n_notes > 1000
     assert s.written_tempo_bpm and 20 < s.written_tempo_bpm < 300
     assert np.all(s.notes["duration_beat"][~s.notes["is_grace"]] > 0)
+
+
+def test_piano_midi_tracks_are_one_part(tmp_path):
+    """Two piano tracks (the hands) are voices of one part: no 'parts merged' warning."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=144)
+    for prog, pitch in ((0, 72), (1, 48)):
+        inst = pretty_midi.Instrument(program=prog)
+        inst.notes = [pretty_midi.Note(80, pitch + k, k * 0.5, k * 0.5 + 0.4) for k in range(4)]
+        pm.instruments.append(inst)
+    pm.write(str(tmp_path / "hands.mid"))
+    s = load_score(tmp_path / "hands.mid")
+    assert (s.n_parts, s.warnings, s.n_notes) == (1, [], 8)
+    assert s.written_tempo_bpm == 144
+    pm.instruments[1].program = 40  # a violin
+    pm.write(str(tmp_path / "duo.mid"))
+    s = load_score(tmp_path / "duo.mid")
+    assert s.n_parts == 2 and "played together as one piano part" in s.warnings[0]
