@@ -27,7 +27,7 @@ _renderer = None
 _renderer_lock = threading.Lock()
 FLUSH_EVERY_S = 0.05      # send a chunk at least this often once the first one has gone out
 HEARTBEAT_EVERY_S = 2.0
-RENDER_KWARGS = ("mode", "delta", "z", "reference", "base_tempo_bpm", "expressiveness",
+RENDER_KWARGS = ("mode", "delta", "z", "base_tempo_bpm", "expressiveness",
                  "variations")
 
 

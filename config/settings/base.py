@@ -129,7 +129,7 @@ UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 5 * 1024 * 1024))
 UPLOAD_MAX_NOTES = int(os.environ.get("UPLOAD_MAX_NOTES", 20_000))
 UPLOAD_PARSE_TIMEOUT_S = float(os.environ.get("UPLOAD_PARSE_TIMEOUT_S", 60))
 RENDER_MAX_CONCURRENT_PER_USER = int(os.environ.get("RENDER_MAX_CONCURRENT_PER_USER", 2))
-RENDER_CHUNK_NOTES = int(os.environ.get("RENDER_CHUNK_NOTES", 64))
+RENDER_CHUNK_NOTES = int(os.environ.get("RENDER_CHUNK_NOTES", 16))
 # A running job whose worker has not written a heartbeat for this long is failed by the sweep.
 RENDER_STALE_AFTER_S = float(os.environ.get("RENDER_STALE_AFTER_S", 60))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -4,8 +4,8 @@ Every test that takes ``stack`` runs once against SQLite and once against Postgr
 server at 127.0.0.1:5432, env TEST_POSTGRES_URL; a fresh database is created and dropped).
 The Redis server is the session's private one (``redis_server`` from tests/conftest.py).
 
-The model: env MODEL_CHECKPOINT if set, else a checkpoint of the real architecture with random
-weights written by ml.model (the trained one is not needed to test the plumbing).
+The model: env MODEL_CHECKPOINT if set, else the shipped checkpoint (ml/checkpoints/cvrnn.pt),
+else a checkpoint of the real architecture with random weights written by ml.model.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ STACK_ENV = {
     "LOG_LEVEL": "INFO",
     "UPLOAD_PARSE_TIMEOUT_S": "240",
 }
-BIG_SCORE_NOTES = 4_000
+BIG_SCORE_NOTES = 4_000     # never rendered to the end in the tests
+MEDIUM_SCORE_NOTES = 300    # several chunks
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,10 @@ def model_checkpoint(tmp_path_factory) -> str:
         path = Path(os.environ["MODEL_CHECKPOINT"])
         assert path.is_file(), f"MODEL_CHECKPOINT={path} does not exist"
         return str(path)
+    from ml.inference import DEFAULT_CHECKPOINT
+
+    if DEFAULT_CHECKPOINT.is_file():  # the shipped, trained model
+        return str(DEFAULT_CHECKPOINT)
     import torch
 
     from ml.model import CVRNN, ModelConfig, save_checkpoint
@@ -85,6 +90,15 @@ def bad_inputs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def medium_score(tmp_path_factory) -> Path:
+    from tests.data.corpus import _many_notes_midi
+
+    path = tmp_path_factory.mktemp("medium") / "medium.mid"
+    path.write_bytes(_many_notes_midi(MEDIUM_SCORE_NOTES))
+    return path
+
+
+@pytest.fixture(scope="session")
 def big_score(tmp_path_factory) -> Path:
     """A MIDI score of BIG_SCORE_NOTES notes (long enough to cancel or kill a render midway)."""
     from tests.data.corpus import _many_notes_midi
@@ -100,11 +114,11 @@ def _big_users():
 
 
 @pytest.fixture
-def big_user(stack, big_score, _big_users):
-    """(client, score id): one user per stack owning the big score (uploaded once)."""
+def big_user(stack, big_score, medium_score, _big_users):
+    """(client, big score id, medium score id): one user per stack (scores uploaded once)."""
     import uuid
 
     if stack.db not in _big_users:
         c = Client(stack).signup(f"big{uuid.uuid4().hex[:8]}")
-        _big_users[stack.db] = (c, c.upload_ok(big_score))
+        _big_users[stack.db] = (c, c.upload_ok(big_score), c.upload_ok(medium_score))
     return _big_users[stack.db]
