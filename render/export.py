@@ -163,7 +163,6 @@ def render_audio(midi_or_notes, path, *, fmt: str | None = None, soundfont=None,
     Path of the written file: stereo, ``sample_rate`` Hz, last note-off + `TAIL_SEC` long.
     """
     import pretty_midi
-    import soundfile
 
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".") or "wav").lower()
@@ -200,11 +199,20 @@ def render_audio(midi_or_notes, path, *, fmt: str | None = None, soundfont=None,
     audio = np.pad(audio[:length], ((0, max(0, length - len(audio))), (0, 0)))
     audio = normalise(audio, sample_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "wav":
-        soundfile.write(str(path), audio, sample_rate, format="WAV", subtype="PCM_16")
-    else:
-        soundfile.write(str(path), audio, sample_rate, format="OGG", subtype="VORBIS")
-    return path
+    return write_audio(path, audio, sample_rate, fmt)
+
+
+def write_audio(path, audio: np.ndarray, sample_rate: int, fmt: str) -> Path:
+    """Write (T, C) float audio as 16-bit WAV or Ogg Vorbis, in blocks: libvorbis overflows
+    its stack on long single writes (libsndfile issue 1095; a crash past ~95 s at 44.1 kHz)."""
+    import soundfile
+
+    kind = ("WAV", "PCM_16") if fmt == "wav" else ("OGG", "VORBIS")
+    with soundfile.SoundFile(str(path), "w", sample_rate, audio.shape[1], format=kind[0],
+                             subtype=kind[1]) as f:
+        for i in range(0, len(audio), 32768):
+            f.write(audio[i:i + 32768])
+    return Path(path)
 
 
 def normalise(audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import soundfile
 
 from render.encoding import RENDERED_DTYPE
 from render.export import (PEAK_DBFS, TAIL_SEC, TARGET_RMS_DBFS, AudioError, find_soundfont, load_csv,
-                           normalise, render_audio, save_csv, save_midi)
+                           normalise, render_audio, save_csv, save_midi, write_audio)
 
 
 def perf(n=12, *, extra=()):
@@ -108,6 +108,14 @@ def test_render_audio_length_and_not_silent(tmp_path, fmt, source):
     assert rms[1:int(end * 10)].min() > 0.01  # sound all through the notes
     assert np.abs(audio).max() <= 10 ** (PEAK_DBFS / 20) + 0.05
     assert rms[-1] < rms[1:int(end * 10)].mean()  # fades out
+
+
+def test_long_ogg_is_written_whole(tmp_path):
+    """One long write crashes libvorbis (stack overflow); write_audio writes in blocks."""
+    sr = 44100
+    audio = (np.random.default_rng(0).normal(size=(sr * 100, 2)) * 0.1).astype(np.float32)
+    info = soundfile.info(str(write_audio(tmp_path / "long.ogg", audio, sr, "ogg")))
+    assert info.frames == len(audio)
 
 
 def test_missing_soundfont_is_a_clear_error(tmp_path):
