@@ -313,7 +313,9 @@ def _assemble(score, onset, dur, vel, tempo, ideal, written):
     out["velocity"] = np.clip(np.rint(vel), 1, 127)
     out["tempo_bpm"] = tempo
     beat_sec = 60.0 / tempo
-    out["duration_100"] = np.clip(np.rint(out["duration_sec"] / beat_sec * 100), *RANGES["duration_100"])
-    out["deviation_100"] = np.clip(np.rint((onset - ideal) / beat_sec * 100), *RANGES["deviation_100"])
+    out["duration_100"] = np.clip(np.rint(out["duration_sec"] / beat_sec * 100),
+                                  *RANGES["duration_100"])
+    out["deviation_100"] = np.clip(np.rint((onset - ideal) / beat_sec * 100),
+                                   *RANGES["deviation_100"])
     out["tempo_dev_bpm"] = np.clip(np.rint(tempo - written), *RANGES["tempo_dev_bpm"])
     return out

@@ -117,6 +117,7 @@ def test_roundtrip_real_match_file(capsys, shared_data):
 
 @pytest.mark.data
 def test_inspect_real_score_midi(capsys, shared_data):
-    code, out, err = run(capsys, "inspect", shared_data / "nasap/Haydn/Keyboard_Sonatas/6-1/midi_score.mid")
+    midi = shared_data / "nasap/Haydn/Keyboard_Sonatas/6-1/midi_score.mid"
+    code, out, err = run(capsys, "inspect", midi)
     assert code == 0, err
     assert json.loads(out)["format"] == "midi"

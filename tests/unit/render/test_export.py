@@ -7,8 +7,8 @@ import pytest
 import soundfile
 
 from render.encoding import RENDERED_DTYPE
-from render.export import (PEAK_DBFS, TAIL_SEC, TARGET_RMS_DBFS, AudioError, find_soundfont, load_csv,
-                           normalise, render_audio, save_csv, save_midi, write_audio)
+from render.export import (PEAK_DBFS, TAIL_SEC, TARGET_RMS_DBFS, AudioError, find_soundfont,
+                           load_csv, normalise, render_audio, save_csv, save_midi, write_audio)
 
 
 def perf(n=12, *, extra=()):
