@@ -30,6 +30,7 @@ class Player {
     this.error = null;
     this.scoreReady = false;
     this.timeline = {};   // ms after the Render click: posted, queued, running, firstChunk
+    this.shown = new Set(); // notes highlighted in the last frame
     this.chunkLog = [];   // per chunk: notes, arrival (ms), playback position (s) and state
     this.wire();
     this.init();
@@ -265,8 +266,11 @@ class Player {
     const tempo = t.tempoAt(pos);
     this.ui.tempo.textContent = tempo ? `♩ = ${Math.round(tempo)}` : '♩ = –';
     const sounding = t.state === 'playing' || t.state === 'waiting' ? t.soundingAt(pos) : [];
-    const added = this.score.setLit(sounding.map((n) => this.notemap[n.base]));
-    this.stats.highlightsTotal += added.length;
+    this.score.setLit(sounding.map((n) => this.notemap[n.base]));
+    // Count highlight events per note (a repeat lights the same element twice).
+    const now = new Set(sounding.filter((n) => this.notemap[n.base]));
+    for (const n of now) if (!this.shown.has(n)) this.stats.highlightsTotal += 1;
+    this.shown = now;
     if (this.root.dataset.state !== t.state) this.refreshButtons();
   }
 

@@ -31,9 +31,7 @@ def test_plays_and_highlights_while_streaming(page, dev_site, screenshot):
     assert later["streaming"], "the fixture streams for ~5 s; it should still be streaming"
     assert later["pos"] - first["pos"] > 0.5, (first, later)
     assert later["audio"] - first["audio"] > 0.5
-    assert later["received"] > first["received"]
     assert later["scheduled"] > 0 and later["litTotal"] > 0
-    assert page.locator(".pr-score g.pr-playing").count() == later["lit"] or later["lit"] >= 0
     screenshot(page, "dev_streaming")
     page.wait_for_function("!__player.streaming", timeout=30_000)
     done = page.evaluate(STATS)
@@ -110,7 +108,7 @@ def test_repeats_highlight_the_same_element_twice(page, dev_site):
         """(vid) => { const p = __player.player; p.ctx.resume(); p.transport.reset();
         p.transport.add([
           {i: 0, id: vid + '-1', pitch: 60, onset: 0.0, duration: 0.3, velocity: 70, tempo: 100, z: []},
-          {i: 1, id: vid + '-2', pitch: 60, onset: 0.6, duration: 0.3, velocity: 70, tempo: 90, z: []}]);
+          {i: 1, id: vid + '-2', pitch: 60, onset: 1.0, duration: 0.3, velocity: 70, tempo: 90, z: []}]);
         p.transport.markComplete(); p.stats.highlightsTotal = 0; p.transport.play(); }""", vid)
     page.wait_for_function("__player.state === 'ended'", timeout=5_000)
     assert page.evaluate("__player.highlightsTotal") == 2

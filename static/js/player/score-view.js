@@ -27,7 +27,6 @@ export class ScoreView {
     this.lit = new Map();   // element id -> number of sounding notes on it
     this.cache = new Map(); // element id -> Element
     this.width = 0;
-    this.lastSystem = null;
     this.follow = true;
   }
 
@@ -122,8 +121,6 @@ export class ScoreView {
   /** Scroll so that the system holding `el` is in view (only when it is not). */
   reveal(el) {
     const system = el.closest('.system') || el;
-    if (system === this.lastSystem) return;
-    this.lastSystem = system;
     const r = system.getBoundingClientRect();
     const top = 90; // room for the sticky transport bar
     if (r.top < top || r.bottom > window.innerHeight) {
