@@ -87,6 +87,9 @@ def load_score(path, *, unfold: bool = True, max_notes: int = 50_000,
     if fmt == "midi":  # MIDI stores microseconds per beat: 143.99988 bpm was written 144
         score.tempo_marks["bpm"] = np.round(score.tempo_marks["bpm"], 2)
         score.notes["tempo_bpm"] = np.round(score.notes["tempo_bpm"], 2)
+        voices, hand = np.unique(score.notes["voice"], return_inverse=True)
+        if score.n_parts == 1 and len(voices) == 2 and not score.notes["staff"].any():
+            score.notes["staff"] = hand + 1  # two piano tracks: the hands, as two staves
     return score
 
 

@@ -188,6 +188,8 @@ def test_piano_midi_tracks_are_one_part(tmp_path):
     pm.write(str(tmp_path / "hands.mid"))
     s = load_score(tmp_path / "hands.mid")
     assert (s.n_parts, s.warnings, s.n_notes) == (1, [], 8)
+    assert set(s.notes["staff"][s.notes["pitch"] >= 72]) == {1}  # tracks as staves
+    assert set(s.notes["staff"][s.notes["pitch"] < 72]) == {2}
     assert s.written_tempo_bpm == 144
     pm.instruments[1].program = 40  # a violin
     pm.write(str(tmp_path / "duo.mid"))
