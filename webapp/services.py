@@ -20,12 +20,15 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
 from webapp.models import Performance, RenderJob, Score
 
 log = logging.getLogger(__name__)
+# Interpretation controls a job may carry, passed to ml.inference.Renderer.render as keywords.
+CONTROL_KEYS = ("mode", "delta", "z", "base_tempo_bpm", "expressiveness", "variations")
 STALE_MESSAGE = ("the render worker stopped (it crashed or was shut down) before finishing; "
                  "press Render to try again")
 
@@ -159,7 +162,8 @@ def score_delete(*, score: Score) -> None:
 
 # --- render jobs ------------------------------------------------------------------------------
 
-def _group_send(job: RenderJob, event: dict) -> None:
+def job_group_send(job: RenderJob, event: dict) -> None:
+    """Send a channel-layer event to everyone listening to the job."""
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(job.group_name, event)
@@ -189,7 +193,6 @@ def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
     qs = RenderJob.objects.filter(state=RenderJob.State.RUNNING)
     if job_ids is not None:
         qs = qs.filter(id__in=list(job_ids))
-    from django.db.models import Q
     cond = Q(heartbeat__lt=limit) | Q(heartbeat__isnull=True, started__lt=limit)
     if worker:
         cond |= Q(worker=worker)
@@ -201,7 +204,7 @@ def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
             failed += 1
             job.state, job.message = RenderJob.State.FAILED, STALE_MESSAGE
             log.warning("job %s failed: worker %s stopped", job.id, job.worker or "?")
-            _group_send(job, job_state_event(job))
+            job_group_send(job, job_state_event(job))
     return failed
 
 
@@ -213,7 +216,13 @@ def render_job_create(*, score: Score, user, session_key: str, seed: int | None 
     ------
     RenderLimitReached
         When the requester already has RENDER_MAX_CONCURRENT_PER_USER queued or running jobs.
+    ValueError
+        For controls the renderer does not know.
     """
+    unknown = sorted(set(controls or {}) - set(CONTROL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown control(s): {', '.join(unknown)}; "
+                         f"known: {', '.join(CONTROL_KEYS)}")
     owner = user if user is not None and user.is_authenticated else None
     mine = RenderJob.objects.filter(state__in=RenderJob.ACTIVE)
     mine = mine.filter(owner=owner) if owner else mine.filter(owner=None, session_key=session_key)
@@ -247,7 +256,7 @@ def render_job_cancel(*, job: RenderJob) -> RenderJob:
     job.refresh_from_db()
     if not n:
         raise JobNotActive(f"the job has already ended ({job.state})")
-    _group_send(job, job_state_event(job))
+    job_group_send(job, job_state_event(job))
     if job.celery_task_id:
         from config.celery import app
         app.control.revoke(job.celery_task_id)  # a queued job never starts

@@ -6,6 +6,7 @@ process (`get_renderer`) and reused for every job.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -20,15 +21,13 @@ from django.utils import timezone
 
 from webapp.models import Performance, RenderChunk, RenderJob
 from webapp.notes import chunk_to_notes, notes_to_array, performance_duration
-from webapp.services import _group_send, job_state_event
+from webapp.services import CONTROL_KEYS, job_group_send, job_state_event
 
 log = logging.getLogger(__name__)
 _renderer = None
 _renderer_lock = threading.Lock()
 FLUSH_EVERY_S = 0.05      # send a chunk at least this often once the first one has gone out
 HEARTBEAT_EVERY_S = 2.0
-RENDER_KWARGS = ("mode", "delta", "z", "base_tempo_bpm", "expressiveness",
-                 "variations")
 
 
 def get_renderer():
@@ -45,7 +44,8 @@ def get_renderer():
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{__import__('os').getpid()}"
+    """This process's name as stored on the jobs it runs (host:pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _Heartbeat(threading.Thread):
@@ -89,7 +89,7 @@ def render_job_run(*, job_id: uuid.UUID | str, worker: str | None = None) -> str
     if not started:
         log.info("job %s not started: it is %s", job_id, job.state)
         return job.state
-    _group_send(job, job_state_event(job))
+    job_group_send(job, job_state_event(job))
     beat = _Heartbeat(job.id)
     beat.start()
     try:
@@ -100,7 +100,7 @@ def render_job_run(*, job_id: uuid.UUID | str, worker: str | None = None) -> str
         RenderJob.objects.filter(id=job.id, state=RenderJob.State.RUNNING).update(
             state=RenderJob.State.FAILED, message=msg, finished=timezone.now())
         job.refresh_from_db()
-        _group_send(job, job_state_event(job))
+        job_group_send(job, job_state_event(job))
         state = job.state
     finally:
         beat.stop.set()
@@ -123,7 +123,7 @@ def _stream(job: RenderJob) -> str:
     score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
                         source=score_row.original_filename)
     renderer = get_renderer()
-    kwargs = {k: v for k, v in (job.controls or {}).items() if k in RENDER_KWARGS}
+    kwargs = {k: v for k, v in (job.controls or {}).items() if k in CONTROL_KEYS}
     chunks = renderer.render(score, seed=int(job.seed), chunk_notes=settings.RENDER_CHUNK_NOTES,
                              **kwargs)
     seq, pending, all_notes = 0, [], []
@@ -156,7 +156,7 @@ def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
         RenderJob.objects.filter(id=job.id).update(n_notes_done=job.n_notes_done,
                                                    n_chunks=job.n_chunks,
                                                    heartbeat=timezone.now())
-    _group_send(job, {"type": "job.notes", "seq": seq, "notes": notes})
+    job_group_send(job, {"type": "job.notes", "seq": seq, "notes": notes})
     return True
 
 
@@ -183,6 +183,6 @@ def _finish(job: RenderJob, notes: list[dict], n_chunks: int) -> str:
     job.refresh_from_db()
     from webapp.selectors import performance_summary
 
-    _group_send(job, {"type": "job.done", **performance_summary(performance=perf)})
+    job_group_send(job, {"type": "job.done", **performance_summary(performance=perf)})
     log.info("job %s done: %d notes in %d chunks", job.id, len(notes), n_chunks)
     return job.state

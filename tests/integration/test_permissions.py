@@ -67,6 +67,9 @@ def test_bad_render_requests_get_clear_errors(stack, owned):
     r = owner.post(f"/scores/{score}/render", data="{not json",
                    headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    r = owner.render(score, controls={"loudness": 3})
+    assert r.status_code == 400 and "unknown control(s): loudness" in r.json()["error"]
+    assert owner.get(f"/scores/{score}/takes.json").json() == []
 
 
 def test_anonymous_visitor_renders_a_demo_and_only_sees_their_own_takes(stack):
