@@ -111,7 +111,7 @@ class Player {
     this.ctx.resume();   // inside the click: the browser lets audio start
     this.closeStream();
     this.transport.reset();
-    this.stats = { ...this.stats, notesReceived: 0, chunks: 0, clickAt: performance.now(), firstSoundMs: null, doneMs: null };
+    this.stats = { ...this.stats, notesReceived: 0, chunks: 0, clickAt: performance.now(), firstSoundMs: null, doneMs: null, peak: 0 };
     this.chunkLog = [];
     this.timeline = {};
     this.ui.render.disabled = true;
@@ -263,6 +263,7 @@ class Player {
       this.ui.seek.value = String(pos);
       this.showTime(pos);
     }
+    if (t.state === 'playing') this.stats.peak = Math.max(this.stats.peak || 0, this.sampler.level());
     const tempo = t.tempoAt(pos);
     this.ui.tempo.textContent = tempo ? `♩ = ${Math.round(tempo)}` : '♩ = –';
     const sounding = t.state === 'playing' || t.state === 'waiting' ? t.soundingAt(pos) : [];
@@ -308,6 +309,8 @@ class Player {
       get chunkLog() { return p.chunkLog; },
       get timeline() { return { ...p.timeline, firstSound: p.stats.firstSoundMs, done: p.stats.doneMs }; },
       audioTime: () => p.ctx.currentTime,
+      level: () => p.sampler.level(),
+      get peakLevel() { return p.stats.peak || 0; },
       audioState: () => p.ctx.state,
       position: () => p.transport.position(),
       notes: () => p.transport.notes.map(({ id, onset }) => ({ id, onset })),

@@ -105,6 +105,8 @@ def test_upload_render_takes_replay_download(page, live_app, score_file, screens
     time.sleep(0.7)
     a1, p1 = page.evaluate("[__player.audioTime(), __player.position()]")
     assert a1 - a0 > 0.5 and p1 - p0 > 0.5
+    assert page.evaluate("__player.peakLevel") > 0.01, "the piano is heard"
+
     lit = page.evaluate("__player.highlighted")
     assert page.locator(".pr-score g.pr-playing").count() >= 1 and lit >= 1
     tempo = page.locator(".pr-tempo").inner_text()

@@ -10,7 +10,8 @@ import pytest
 STATS = """() => ({state: __player.state, streaming: __player.streaming, pos: __player.position(),
   audio: __player.audioTime(), received: __player.notesReceived, scheduled: __player.notesScheduled,
   lit: __player.highlighted, litTotal: __player.highlightsTotal, late: __player.notesLate,
-  reconnects: __player.reconnects, duplicates: __player.duplicates, error: __player.error})"""
+  reconnects: __player.reconnects, duplicates: __player.duplicates, error: __player.error,
+  peak: __player.peakLevel})"""
 
 
 def open_ready(page, url: str) -> None:
@@ -32,6 +33,7 @@ def test_plays_and_highlights_while_streaming(page, dev_site, screenshot):
     assert later["pos"] - first["pos"] > 0.5, (first, later)
     assert later["audio"] - first["audio"] > 0.5
     assert later["scheduled"] > 0 and later["litTotal"] > 0
+    assert later["peak"] > 0.01, "the piano is heard (output peak) while the job streams"
     screenshot(page, "dev_streaming")
     page.wait_for_function("!__player.streaming", timeout=30_000)
     done = page.evaluate(STATS)

@@ -24,7 +24,10 @@ export class PianoSampler {
     const comp = ctx.createDynamicsCompressor();
     comp.threshold.value = -10;
     comp.ratio.value = 4;
-    this.out.connect(comp).connect(ctx.destination);
+    this.analyser = ctx.createAnalyser();
+    this.analyser.fftSize = 2048;
+    this.probe = new Float32Array(this.analyser.fftSize);
+    this.out.connect(comp).connect(this.analyser).connect(ctx.destination);
     this.ready = this.load();
   }
 
@@ -100,6 +103,14 @@ export class PianoSampler {
     this.voices.add(voice);
     src.onended = () => { this.voices.delete(voice); gain.disconnect(); };
     return voice;
+  }
+
+  /** Peak amplitude (0..1) of the output over the last ~46 ms. */
+  level() {
+    this.analyser.getFloatTimeDomainData(this.probe);
+    let peak = 0;
+    for (const v of this.probe) peak = Math.max(peak, Math.abs(v));
+    return peak;
   }
 
   /** Silence every scheduled or sounding note quickly. */
