@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -125,6 +126,7 @@ def main(argv=None) -> int:
                     help="random weights of the real architecture instead of MODEL_CHECKPOINT")
     ap.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack on kill too
 
     with tempfile.TemporaryDirectory(prefix="web-bench-") as tmp_s:
         tmp = Path(tmp_s)

@@ -208,6 +208,16 @@ def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
     return failed
 
 
+def render_job_fail(*, job_id, message: str) -> bool:
+    """End a queued or running job as failed with ``message``; False if it had already ended."""
+    n = RenderJob.objects.filter(id=job_id, state__in=RenderJob.ACTIVE).update(
+        state=RenderJob.State.FAILED, message=message, finished=timezone.now())
+    if n:
+        job_group_send(RenderJob.objects.get(id=job_id),
+                       {"type": "job.state", "state": "failed", "message": message})
+    return bool(n)
+
+
 def render_job_create(*, score: Score, user, session_key: str, seed: int | None = None,
                       controls: dict | None = None) -> RenderJob:
     """Queue a render of ``score`` for a user (or an anonymous session) on the ``render`` queue.

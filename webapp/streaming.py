@@ -63,8 +63,9 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def _is_cancelled(job_id) -> bool:
-    return RenderJob.objects.filter(id=job_id, state=RenderJob.State.CANCELLED).exists()
+def _still_running(job_id) -> bool:
+    """False once the job was cancelled (or failed by the stale-job sweep): stop rendering."""
+    return RenderJob.objects.filter(id=job_id, state=RenderJob.State.RUNNING).exists()
 
 
 def render_job_run(*, job_id: uuid.UUID | str, worker: str | None = None) -> str:
@@ -133,21 +134,21 @@ def _stream(job: RenderJob) -> str:
         now = time.monotonic()
         if last_flush is None or now - last_flush >= FLUSH_EVERY_S:
             if not _flush(job, seq, pending):
-                return RenderJob.State.CANCELLED
+                return RenderJob.objects.get(id=job.id).state
             all_notes.extend(pending)
             seq, pending, last_flush = seq + 1, [], now
     if pending:
         if not _flush(job, seq, pending):
-            return RenderJob.State.CANCELLED
+            return RenderJob.objects.get(id=job.id).state
         all_notes.extend(pending)
         seq += 1
     return _finish(job, all_notes, seq)
 
 
 def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
-    """Store and send one chunk; False when the job was cancelled meanwhile (nothing sent)."""
-    if _is_cancelled(job.id):
-        log.info("job %s cancelled at chunk %d", job.id, seq)
+    """Store and send one chunk; False when the job was ended meanwhile (nothing sent)."""
+    if not _still_running(job.id):
+        log.info("job %s ended by someone else at chunk %d", job.id, seq)
         return False
     with transaction.atomic():
         RenderChunk.objects.create(job=job, seq=seq, notes=notes)
@@ -170,8 +171,8 @@ def _finish(job: RenderJob, notes: list[dict], n_chunks: int) -> str:
         midi_path = Path(tmp) / "performance.mid"
         save_midi(notes_to_array(notes), midi_path)
         with transaction.atomic():
-            if _is_cancelled(job.id):
-                return RenderJob.State.CANCELLED
+            if not _still_running(job.id):
+                return RenderJob.objects.get(id=job.id).state
             perf = Performance(job=job, score=job.score, seed=job.seed, controls=job.controls,
                                notes=notes, n_notes=len(notes),
                                duration_sec=performance_duration(notes))

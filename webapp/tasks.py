@@ -12,9 +12,15 @@ log = logging.getLogger(__name__)
 @shared_task(name="webapp.tasks.render_job", ignore_result=True)
 def render_job(job_id: str) -> str:
     """Render one RenderJob (streams its chunks, stores its performance)."""
-    from webapp.streaming import render_job_run
+    try:
+        from webapp.streaming import render_job_run
 
-    return render_job_run(job_id=job_id)
+        return render_job_run(job_id=job_id)
+    except Exception as exc:  # never leave the job queued or running when the task dies
+        from webapp.services import render_job_fail
+
+        render_job_fail(job_id=job_id, message=f"the render worker failed ({type(exc).__name__})")
+        raise
 
 
 @worker_ready.connect

@@ -69,8 +69,12 @@ TEMPLATES = [{
 DATABASES = {"default": dj_database_url.config(
     default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=0)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Worker and web processes share the file: wait for locks instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Worker and web processes share the file: WAL lets readers and the writer overlap, and
+    # transactions take the write lock when they begin, so that they wait for it (timeout, s)
+    # instead of failing with "database is locked" when a reader upgrades to a writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 20, "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
