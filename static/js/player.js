@@ -272,7 +272,11 @@ class Player {
     const now = new Set(sounding.filter((n) => this.notemap[n.base]));
     for (const n of now) if (!this.shown.has(n)) this.stats.highlightsTotal += 1;
     this.shown = now;
-    if (this.root.dataset.state !== t.state) this.refreshButtons();
+    if (this.root.dataset.state !== t.state) {
+      if (t.state === 'waiting') this.setStatus('Waiting for the render…');
+      else if (this.root.dataset.state === 'waiting' && this.streaming) this.setStatus('Rendering…');
+      this.refreshButtons();
+    }
   }
 
   loop() {
