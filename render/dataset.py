@@ -178,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--limit", type=int, default=0, help="build at most this many works (0 = all)")
     ap.add_argument("--split", default="", help="only this split (train / val)")
+    ap.add_argument("--per-work", type=int, default=0,
+                    help="at most this many performances per work, robust alignments first (0 = all)")
     args = ap.parse_args(argv)
     try:
         rows = read_split(args.data)
@@ -189,6 +191,9 @@ def main(argv=None) -> int:
     by_work = defaultdict(list)
     for r in rows:
         by_work[(r["corpus"], r["work"])].append(r)
+    if args.per_work:
+        for key, rs in by_work.items():
+            by_work[key] = sorted(rs, key=lambda r: (r["robust"] == "0.0", r["match_file"]))[: args.per_work]
     works = sorted(by_work.values(), key=lambda rs: -len(rs))  # big works first: better packing
     if args.limit:
         works = works[: args.limit]

@@ -41,8 +41,8 @@ NOTE_DTYPE = np.dtype([
 # Conventional MIDI velocities of dynamics markings (as notation programs play them back).
 DYNAMICS_VELOCITY = {
     "pppp": 10, "ppp": 20, "pp": 33, "p": 49, "mp": 64, "mf": 80, "f": 96, "ff": 112,
-    "fff": 120, "ffff": 127, "fp": 96, "sf": 100, "sfz": 100, "sffz": 112, "fz": 100, "rfz": 96,
-}
+    "fff": 120, "ffff": 127,
+}  # accents (sf, sfz, fz, fp) are not levels: they do not set the dynamics of what follows
 
 # Tempo words to quarter-note bpm (middle of the usual metronome ranges). Checked longest first.
 TEMPO_WORDS = [
@@ -205,9 +205,10 @@ def score_from_partitura(score_or_part, *, fmt: str, source: str = "", unfold: b
     if not parts:
         raise ScoreError("the score has no notes", path=source or None)
     n_parts = len(parts)
-    if n_parts > 1:
-        names = ", ".join((p.part_name or p.id or "?") for p in parts[:6])
+    if n_parts > 1 and fmt != "mei":  # partitura reads each MEI staff of a piano as a part
+        names = ", ".join(str(p.part_name or p.id or "?") for p in parts[:6])
         warnings.append(f"{n_parts} parts ({names}) are played together as one piano part")
+    if n_parts > 1:
         part = _quiet(pt.score.merge_parts, parts)
     else:
         part = parts[0]
@@ -218,8 +219,7 @@ def score_from_partitura(score_or_part, *, fmt: str, source: str = "", unfold: b
             warnings.append(f"repeats could not be unfolded ({exc}); playing the score as written")
     # Unpitched (percussion) notes have no place on a piano.
     na = _quiet(part.note_array, include_time_signature=True, include_key_signature=True,
-                include_metrical_position=True, include_grace_notes=True, include_staff=True,
-                include_divs_per_quarter=True)
+                include_grace_notes=True, include_staff=True)
     if len(na) == 0:
         raise ScoreError("the score has no pitched notes", path=source or None)
     qmap = part.quarter_map
@@ -233,9 +233,21 @@ def score_from_partitura(score_or_part, *, fmt: str, source: str = "", unfold: b
     notes["staff"] = na["staff"]
     notes["voice"] = na["voice"]
     notes["is_grace"] = na["is_grace"].astype(bool)
-    divs = np.maximum(na["divs_pq"], 1).astype(float)
-    notes["bar_onset_beat"] = na["onset_quarter"] - na["rel_onset_div"] / divs
-    notes["bar_duration_beat"] = na["tot_measure_div"] / divs
+    # Bars from the measures themselves (works for parts with several divisions, unlike
+    # note_array's metrical fields).
+    measures = list(part.iter_all(pt.score.Measure))
+    if measures:
+        m_start = qmap(np.array([m.start.t for m in measures]))
+        m_end = qmap(np.array([m.end.t if m.end is not None else m.start.t for m in measures]))
+        order = np.argsort(m_start, kind="stable")
+        m_start, m_end = m_start[order], m_end[order]
+        k = np.clip(np.searchsorted(m_start, na["onset_quarter"] + 1e-9, side="right") - 1, 0, len(m_start) - 1)
+        notes["bar_onset_beat"] = np.minimum(m_start[k], na["onset_quarter"])
+        notes["bar_duration_beat"] = np.maximum(m_end[k] - m_start[k], 0.0)
+    else:
+        bar = 4.0 * na["ts_beats"] / np.maximum(na["ts_beat_type"], 1)
+        notes["bar_onset_beat"] = np.floor(na["onset_quarter"] / bar) * bar
+        notes["bar_duration_beat"] = bar
     notes["ts_num"] = na["ts_beats"]
     notes["ts_den"] = na["ts_beat_type"]
     notes["ks_fifths"] = na["ks_fifths"]

@@ -1,0 +1,245 @@
+"""Streaming rendering with a trained CVRNN: a score in, chunks of performed notes out.
+
+    renderer = Renderer.load()                       # once per process (MODEL_CHECKPOINT, DEVICE)
+    for chunk in renderer.render(score, seed=1):     # RENDERED_CHUNK_DTYPE arrays, in score order
+        ...
+
+Modes (DESIGN section 4): ``prior`` samples z from the learned prior; ``perturb`` uses the
+paper's mu + Delta * exp(gamma) (gamma the prior's log-variance, as the paper writes it);
+``fixed`` uses a given z (default 0); a ``reference`` (an encoded human performance of the
+score, any passage) primes the state, after which any mode continues from the primed prior.
+Several variations render in one batched pass. Score features are computed block by block
+(CNN over a crop of the roll, MLP, score GRU), so the first notes need not wait for the piece.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ml.data import CNN_STRIDE, MARGIN_FRAMES, roll_crop
+from ml.model import HEADS, CVRNN, load_model, targets_to_classes
+from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, DecodeState, decode
+from render.features import piano_roll, roll_notes, score_features
+from render.score import DEFAULT_TEMPO_BPM, Score
+
+RENDERED_CHUNK_DTYPE = np.dtype(RENDERED_DTYPE.descr + [("variation", "i2"), ("index", "i4"), ("z", "f4", (5,))])
+MODES = ("prior", "perturb", "fixed")
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cvrnn.pt"
+LEAD_IN_SEC = 0.3
+
+
+@dataclass
+class Reference:
+    """An encoded performance of (part of) a score: ``index`` (M,) score-note indices in
+    increasing order and ``encoded`` (M,) ENCODED_DTYPE values of those notes."""
+
+    index: np.ndarray
+    encoded: np.ndarray
+
+    def __post_init__(self):
+        if len(self.index) != len(self.encoded) or len(self.index) == 0:
+            raise ValueError("a reference needs one encoded value per index, and at least one note")
+        if np.any(np.diff(self.index) <= 0):
+            raise ValueError("reference indices must be strictly increasing")
+
+
+def written_tempi(score: Score, base_tempo_bpm: float | None) -> np.ndarray:
+    """Written tempo per note (bpm). A user base tempo rescales the marks so the first is it."""
+    w = score.notes["tempo_bpm"].astype(float)
+    known = np.isfinite(w) & (w > 0)
+    if not known.any():
+        return np.full(len(w), float(base_tempo_bpm or DEFAULT_TEMPO_BPM))
+    first = w[np.argmax(known)]
+    # Marks are already "in force" per note; only notes before the first mark lack one.
+    w = np.where(known, w, first)
+    if base_tempo_bpm:
+        w = w * float(base_tempo_bpm) / first
+    return w
+
+
+class Renderer:
+    """A trained model, loaded once, that renders scores as streams of note chunks."""
+
+    def __init__(self, model: CVRNN, device: torch.device, meta: dict | None = None):
+        self.model, self.device, self.meta = model.eval(), device, meta or {}
+        self.cfg = model.cfg
+
+    @classmethod
+    def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> "Renderer":
+        """Load a checkpoint (default: env MODEL_CHECKPOINT, else the shipped one) on env DEVICE."""
+        path = Path(checkpoint or os.environ.get("MODEL_CHECKPOINT") or DEFAULT_CHECKPOINT)
+        if not path.is_file():
+            raise FileNotFoundError(f"model checkpoint not found: {path}")
+        dev = torch.device(device or os.environ.get("DEVICE") or "cpu")
+        model, ckpt = load_model(path, device=dev)
+        return cls(model, dev, {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "state")})
+
+    # -- score features -------------------------------------------------------------------
+    @torch.inference_mode()
+    def score_blocks(self, score: Score, written: np.ndarray, block: int = 256):
+        """Yield (start, c) with c (n, c_dim) for consecutive blocks of notes."""
+        feat, frame = score_features(score.notes, written)
+        roll = piano_roll(roll_notes(score.notes))
+        enc, hs = self.model.score, None
+        for s in range(0, len(feat), block):
+            e = min(s + block, len(feat))
+            f0 = (int(frame[s]) - MARGIN_FRAMES) // CNN_STRIDE * CNN_STRIDE
+            length = -(-(int(frame[e - 1]) + MARGIN_FRAMES - f0) // CNN_STRIDE) * CNN_STRIDE
+            crop = torch.from_numpy(roll_crop(roll, f0, length)).float().to(self.device)[None]
+            pos = torch.from_numpy((frame[s:e] - f0) // CNN_STRIDE).long().to(self.device)[None]
+            ft = torch.from_numpy(feat[s:e].astype(np.int64)).to(self.device)[None]
+            m = enc.frame_features(ft, enc.roll_map(crop), pos)
+            g, hs = enc.gru(enc.gru_in(m), hs)
+            yield s, torch.cat([m, g], -1)[0]
+
+    # -- the recurrent core -----------------------------------------------------------------
+    @torch.inference_mode()
+    def prime(self, c: torch.Tensor, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the inference network over a human performance (teacher forcing, z = posterior mean).
+
+        c (M, c_dim) score features of the reference notes, x (M, 4) long classes;
+        h (layers, V, H) or None. Returns the primed state (layers, V, H).
+        """
+        m = self.model
+        V = 1 if h is None else h.shape[1]
+        if h is None:
+            h = m.init_state(1, self.device)[0]
+        phi = m.embed_x(x)
+        for n in range(len(x)):
+            p = phi[n].expand(V, -1)
+            mq, _ = m.post_out(m.post(torch.cat([h[-1], p], -1))).chunk(2, -1)
+            inp = m.state_in(torch.cat([c[n].expand(V, -1), p, m.psi(mq)], -1))
+            h = m.step_state(h, inp)
+        return h
+
+    @torch.inference_mode()
+    def decode_steps(self, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, *, mode: str = "prior",
+                     delta: torch.Tensor | None = None, z_fixed: torch.Tensor | None = None):
+        """Generate notes for features c (n, c_dim) from state h (layers, V, H).
+
+        delta: (V, Z) or (n, V, Z) for ``perturb``; z_fixed: (V, Z) or (n, V, Z) for ``fixed``.
+        Returns classes (n, V, 4) long, z (n, V, Z), new h.
+        """
+        m = self.model
+        n_notes, V = c.shape[0], h.shape[1]
+        W = m.state_in.weight
+        cu = c.shape[-1]
+        c_state = F.linear(c, W[:, :cu], m.state_in.bias)                # (n, S)
+        W_phi, W_psi = W[:, cu:cu + m.cfg.dense_units], W[:, cu + m.cfg.dense_units:]
+        g0 = m.gen[0]
+        c_gen = F.linear(c, g0.weight[:, :cu], g0.bias)                   # (n, U)
+        Wg_psi = g0.weight[:, cu:]
+        sizes = list(HEADS.values())
+        xs, zs = [], []
+        for i in range(n_notes):
+            mu, lv = m.prior_params(h[-1])
+            if mode == "prior":
+                z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * torch.exp(0.5 * lv)
+            elif mode == "perturb":
+                d = delta if delta.dim() == 2 else delta[i]
+                z = mu + d * torch.exp(lv)
+            else:
+                z = z_fixed if z_fixed.dim() == 2 else z_fixed[i]
+            ps = m.psi(z)
+            hid = F.leaky_relu(c_gen[i] + F.linear(ps, Wg_psi), 0.1)
+            logits = m.gen[4](F.leaky_relu(m.gen[2](hid), 0.1))         # (V, sum(HEADS))
+            u = torch.rand((V, len(sizes)), generator=gen, device=mu.device)
+            cls = []
+            for k, part in enumerate(logits.split(sizes, -1)):
+                cdf = torch.softmax(part, -1).cumsum(-1)
+                cls.append((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
+            x = torch.stack(cls, -1)
+            inp = c_state[i] + F.linear(m.embed_x(x), W_phi) + F.linear(ps, W_psi)
+            h = m.step_state(h, inp)
+            xs.append(x), zs.append(z)
+        return torch.stack(xs), torch.stack(zs), h
+
+    # -- the public entry point --------------------------------------------------------------
+    def render(self, score: Score, *, seed: int = 0, mode: str = "prior", delta=None, z=None,
+               reference: Reference | None = None, base_tempo_bpm: float | None = None,
+               expressiveness: float = 1.0, variations: int = 1, chunk_notes: int = 64,
+               ) -> Iterator[np.ndarray]:
+        """Render ``score``; yields RENDERED_CHUNK_DTYPE arrays of up to ``chunk_notes`` notes per
+        variation (all variations of the same notes together), in score order.
+
+        delta: 5 numbers, or an (N, 5) per-note curve, for ``perturb``; z: 5 numbers or (N, 5) for
+        ``fixed`` (default zeros). expressiveness scales the deviations from a deadpan rendering
+        (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated).
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        if not 1 <= variations <= 64:
+            raise ValueError("variations must be between 1 and 64")
+        if not 0.0 <= expressiveness <= 3.0:
+            raise ValueError("expressiveness must be between 0 and 3")
+        if base_tempo_bpm is not None and not 20 <= base_tempo_bpm <= 400:
+            raise ValueError("base tempo must be between 20 and 400 bpm")
+        if chunk_notes < 1:
+            raise ValueError("chunk_notes must be positive")
+        N, V, Z = score.n_notes, variations, self.cfg.z_dim
+        delta_t = self._per_note(delta, N, V, "delta") if mode == "perturb" else None
+        z_t = self._per_note(z if z is not None else np.zeros(Z), N, V, "z") if mode == "fixed" else None
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        written = written_tempi(score, base_tempo_bpm)
+        h = self.model.init_state(V, self.device)[0]
+        blocks = self.score_blocks(score, written)
+        if reference is not None:
+            blocks = list(blocks)  # the reference may lie anywhere in the piece
+            c_all = torch.cat([c for _, c in blocks])
+            x_ref = targets_to_classes(torch.from_numpy(np.stack(
+                [reference.encoded[k].astype(np.int64) for k in ENCODED_DTYPE.names], -1)).to(self.device))
+            if reference.index.max() >= N:
+                raise ValueError("the reference has notes beyond the end of the score")
+            h = self.prime(c_all[torch.from_numpy(reference.index).to(self.device)], x_ref, h)
+        states = [None] * V
+        for start, c in blocks:
+            for s in range(0, len(c), chunk_notes):
+                idx = np.arange(start + s, start + min(s + chunk_notes, len(c)))
+                sl = slice(idx[0], idx[-1] + 1)
+                x, zz, h = self.decode_steps(
+                    c[s:s + len(idx)], h, gen, mode=mode,
+                    delta=None if delta_t is None else delta_t[sl] if delta_t.dim() == 3 else delta_t,
+                    z_fixed=None if z_t is None else z_t[sl] if z_t.dim() == 3 else z_t)
+                yield self._to_notes(score, idx, written[idx], x.cpu().numpy(), zz.cpu().numpy(),
+                                     states, expressiveness)
+
+    def _per_note(self, value, N, V, name):
+        a = np.asarray(value, np.float32)
+        if a.shape == (self.cfg.z_dim,):
+            return torch.from_numpy(a).to(self.device).expand(V, -1)
+        if a.shape == (N, self.cfg.z_dim):
+            return torch.from_numpy(a).to(self.device)[:, None, :].expand(-1, V, -1)
+        raise ValueError(f"{name} must be {self.cfg.z_dim} numbers or one row of {self.cfg.z_dim} per note "
+                         f"({N} x {self.cfg.z_dim}); got shape {a.shape}")
+
+    def _to_notes(self, score, idx, written, x, z, states, e):
+        """Classes (n, V, 4) -> RENDERED_CHUNK_DTYPE rows, variation-major within the chunk."""
+        notes = score.notes[idx]
+        out = []
+        for v in range(x.shape[1]):
+            enc = np.zeros(len(idx), ENCODED_DTYPE)
+            vel = x[:, v, 0].astype(float)
+            centre = np.where(notes["velocity_written"] > 0, notes["velocity_written"], 64.0)
+            enc["velocity"] = np.clip(np.round(centre + e * (vel - centre)), 1, 127)
+            dur = x[:, v, 1] + 1.0
+            written_100 = notes["duration_beat"] * 100.0
+            scaled = np.exp(np.log(np.maximum(written_100, 1)) + e * (np.log(dur) - np.log(np.maximum(written_100, 1))))
+            enc["duration_100"] = np.clip(np.round(np.where(written_100 > 0, scaled, dur)), 1, 800)
+            enc["deviation_100"] = np.round((x[:, v, 2] - 50) * e)
+            enc["tempo_dev_bpm"] = np.round((x[:, v, 3] - 50) * e)
+            onset, duration, tempo, states[v] = decode(notes["onset_beat"], written, enc, states[v])
+            r = np.zeros(len(idx), RENDERED_CHUNK_DTYPE)
+            r["id"], r["pitch"], r["index"], r["variation"] = notes["id"], notes["pitch"], idx, v
+            r["onset_sec"] = np.maximum(onset + LEAD_IN_SEC, 0.0)
+            r["duration_sec"], r["tempo_bpm"] = np.maximum(duration, 0.01), tempo
+            for k in ENCODED_DTYPE.names:
+                r[k] = enc[k]
+            r["z"] = z[:, v]
+            out.append(r)
+        return np.concatenate(out)
