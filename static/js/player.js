@@ -1,6 +1,14 @@
 // The score page's player, mounted on #player (see the web contract): engraves the
 // score, renders takes through the job WebSocket and plays them while they stream,
-// highlighting the sounding notes. window.__player exposes its state for tests.
+// highlighting the sounding notes.
+//
+// For tests and the benchmark, window.__player exposes: state (idle|playing|paused|
+// waiting|ended), streaming, scoreReady, samplesLoaded/samplesTotal, notesReceived, chunks,
+// notesScheduled, notesLate, stalls, highlighted (elements lit now), highlightsTotal (note
+// highlight events), duration, jobId, performanceId, reconnects, duplicates, error,
+// timeline (ms after the Render click: posted, queued, running, firstChunk, firstSound,
+// done), chunkLog, peakLevel; audioTime(), position(), level(), notes(); and `player`, the
+// Player itself (renderParams/paramsHook for render controls, replay(take, {at}) for A/B).
 import { getJSON, getText, postJSON } from './player/api.js';
 import { JobStream } from './player/stream.js';
 import { PianoSampler } from './player/sampler.js';
@@ -11,7 +19,7 @@ import { buildUI, fmtTime, showMessage } from './player/ui.js';
 
 const SAMPLES = new URL('../vendor/piano/', import.meta.url);
 
-class Player {
+export class Player {
   constructor(root) {
     this.root = root;
     this.cfg = { ...root.dataset };
@@ -211,7 +219,8 @@ class Player {
     try { await postJSON(url, {}, this.cfg.csrf); } catch (e) { this.fail(`Cancel failed: ${e.message}`); }
   }
 
-  async replay(take) {
+  /** Play a stored take; `at` (s) starts it there, e.g. to switch takes A/B at the same spot. */
+  async replay(take, { at = 0 } = {}) {
     showMessage(this.ui, '');
     this.ctx.resume();
     this.closeStream();
@@ -227,6 +236,7 @@ class Player {
       this.performanceId = take.performance_id;
       this.takes.markCurrent(take.performance_id);
       this.setStatus(`Take of ${this.transport.notes.length} notes`);
+      if (at > 0) this.transport.seek(at);
       this.transport.play();
       this.refreshButtons();
     } catch (e) {
@@ -323,12 +333,13 @@ class Player {
   }
 }
 
-function mount() {
-  const root = document.getElementById('player');
-  if (!root) return;
+export function mount(root = document.getElementById('player')) {
+  if (!root || root.dataset.mounted) return null;
+  root.dataset.mounted = '1';
   const player = new Player(root);
   window.__player = player.expose();
+  return player;
 }
 
-if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mount);
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', () => mount());
 else mount();
