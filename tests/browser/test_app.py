@@ -29,9 +29,12 @@ def score_file(tmp_path_factory) -> Path:
 
 
 def track_failures(page) -> list[str]:
+    """Failed responses, and any request that leaves our server (no CDN: all served by us)."""
     bad: list[str] = []
     page.on("response", lambda r: bad.append(f"{r.status} {r.url}")
             if r.status >= 400 and not r.url.endswith("favicon.ico") else None)
+    page.on("request", lambda r: bad.append(f"external {r.url}")
+            if not r.url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:")) else None)
     return bad
 
 

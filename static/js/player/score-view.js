@@ -28,6 +28,10 @@ export class ScoreView {
     this.cache = new Map(); // element id -> Element
     this.width = 0;
     this.follow = true;
+    this.handScrollUntil = 0;
+    const byHand = () => { this.handScrollUntil = performance.now() + 4000; };
+    for (const ev of ['wheel', 'touchmove']) window.addEventListener(ev, byHand, { passive: true });
+    window.addEventListener('keydown', (ev) => { if (/^(Page|Arrow(Up|Down)|Home|End)/.test(ev.key)) byHand(); });
   }
 
   async load(meiText) {
@@ -118,8 +122,10 @@ export class ScoreView {
     return n;
   }
 
-  /** Scroll so that the system holding `el` is in view (only when it is not). */
+  /** Scroll so that the system holding `el` is in view (only when it is not, and not
+   * while the reader has just scrolled by hand). */
   reveal(el) {
+    if (performance.now() < this.handScrollUntil) return;
     const system = el.closest('.system') || el;
     const r = system.getBoundingClientRect();
     const top = 90; // room for the sticky transport bar
