@@ -158,8 +158,16 @@ export class Player {
     this.mark(state);
     if (state === 'queued') this.setStatus('Queued…');
     else if (state === 'running') this.setStatus('Rendering…');
-    else if (state === 'failed') { this.endStream(); this.fail(message || 'The render failed.'); }
-    else if (state === 'cancelled') { this.endStream(); this.setStatus('Cancelled'); this.transport.markComplete(); }
+    else if (state === 'failed') {
+      this.endStream();
+      this.fail(message || 'The render failed.');
+      this.loadTakes();
+    } else if (state === 'cancelled') {
+      this.endStream();
+      this.setStatus('Cancelled');
+      this.transport.markComplete();
+      this.loadTakes();
+    }
   }
 
   async onNotes(notes) {
@@ -175,7 +183,13 @@ export class Player {
     if (this.expected) this.ui.progress.value = Math.min(1, n / this.expected);
     if (this.transport.state === 'idle' && !this.starting) {
       this.starting = true;
-      try { await this.sampler.ready; } finally { this.starting = false; }
+      try {
+        await this.sampler.ready;
+      } catch {
+        return; // the message is shown already
+      } finally {
+        this.starting = false;
+      }
       if (this.transport.state === 'idle') this.start();
     }
   }
@@ -216,7 +230,18 @@ export class Player {
   async cancel() {
     if (!this.job) return;
     const url = this.job.cancel_url || `/jobs/${this.job.job_id}/cancel`;
-    try { await postJSON(url, {}, this.cfg.csrf); } catch (e) { this.fail(`Cancel failed: ${e.message}`); }
+    try {
+      const res = await postJSON(url, {}, this.cfg.csrf);
+      if (res && res.state === 'cancelled' && this.streaming) {
+        this.closeStream();
+        this.endStream();
+        this.transport.markComplete();
+        this.setStatus('Cancelled');
+        this.loadTakes();
+      }
+    } catch (e) {
+      this.fail(`Cancel failed: ${e.message}`);
+    }
   }
 
   /** Play a stored take; `at` (s) starts it there, e.g. to switch takes A/B at the same spot. */

@@ -176,3 +176,27 @@ def test_anonymous_visitor_plays_a_demo(page, live_app, demos, screenshot):
     assert page.evaluate("__player.position()") > p0 + 0.3
     screenshot(page, "app_demo_anonymous")
     assert not failures, failures
+
+
+def test_cancel_a_render(page, live_app, score_file, screenshot):
+    failures = track_failures(page)
+    sign_up(page, live_app.base_url)
+    upload(page, live_app.base_url, score_file)
+    wait_ready(page)
+    page.click(".pr-render")
+    page.wait_for_function("__player.notesReceived > 0", timeout=60_000)
+    assert page.locator(".pr-cancel").is_visible()
+    page.click(".pr-cancel")
+    page.wait_for_function("!__player.streaming", timeout=20_000)
+    assert page.locator(".pr-status").inner_text() == "Cancelled"
+    assert page.locator(".pr-cancel").is_hidden()
+    page.wait_for_function("document.querySelector('.pr-takes-list li')?.dataset.state === 'cancelled'",
+                           timeout=10_000)
+    row = page.locator(".pr-takes-list li").first
+    assert row.locator("button.pr-take-play").count() == 0
+    received = page.evaluate("__player.notesReceived")
+    time.sleep(1.0)
+    assert page.evaluate("__player.notesReceived") == received, "nothing arrives after a cancel"
+    assert page.evaluate("__player.error") is None
+    screenshot(page, "app_cancelled")
+    assert not failures, failures
