@@ -47,6 +47,10 @@ def check_stream(msgs: list[dict], n_notes: int) -> tuple[bool, str]:
     return True, ""
 
 
+def _is_end(m: dict) -> bool:
+    return m["type"] == "done" or (m["type"] == "state" and m["state"] in ("failed", "cancelled"))
+
+
 def timed_render(client: Client, score_id: str, seed: int) -> dict:
     t0 = time.perf_counter()
     job = client.render(score_id, seed=seed).json()
@@ -59,7 +63,7 @@ def timed_render(client: Client, score_id: str, seed: int) -> dict:
             msgs.append(m)
             if m["type"] == "notes" and first is None:
                 first = time.perf_counter() - t0
-            if m["type"] == "done" or (m["type"] == "state" and m["state"] in ("failed", "cancelled")):
+            if _is_end(m):
                 break
     return {"post_s": t_post, "first_chunk_s": first, "done_s": time.perf_counter() - t0,
             "msgs": msgs, "job_id": job["job_id"]}
@@ -79,7 +83,7 @@ def listeners(client: Client, score_id: str, n: int, n_notes: int) -> dict:
                     msgs.append(m)
                     if m["type"] == "notes" and first is None:
                         first = time.perf_counter() - t0
-                    if m["type"] in ("done",) or (m["type"] == "state" and m["state"] in ("failed", "cancelled")):
+                    if _is_end(m):
                         break
             ok, why = check_stream(msgs, n_notes)
         except Exception as exc:  # a listener that broke counts as a failure
@@ -133,7 +137,8 @@ def main(argv=None) -> int:
         ckpt = os.environ.get("MODEL_CHECKPOINT", "")
         if args.random_model or not ckpt:
             if not args.random_model:
-                print("MODEL_CHECKPOINT is not set: give it, or pass --random-model", file=sys.stderr)
+                print("MODEL_CHECKPOINT is not set: give it, or pass --random-model",
+                      file=sys.stderr)
                 return 2
             import torch
 
@@ -173,7 +178,8 @@ def main(argv=None) -> int:
     print(f"score: {score_path.name}, {n_notes} notes (one worker, solo pool, SQLite)")
     print(f"POST -> first chunk: median {figures['first_chunk_s_median'] * 1000:.0f} ms, "
           f"max {figures['first_chunk_s_max'] * 1000:.0f} ms (target < 1000 ms)")
-    print(f"POST -> done:        median {figures['done_s_median']:.2f} s, max {figures['done_s_max']:.2f} s")
+    print(f"POST -> done:        median {figures['done_s_median']:.2f} s, "
+          f"max {figures['done_s_max']:.2f} s")
     print(f"streams complete and in order: {figures['streams_ok']}/{figures['streams']}")
     print(f"{lis['n']} listeners on one job: {lis['n_ok']} complete and in order; first chunk "
           f"max {lis['first_chunk_s_max'] * 1000:.0f} ms, done max {lis['done_s_max']:.2f} s")

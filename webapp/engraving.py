@@ -81,7 +81,8 @@ class _silent:
         self._stack.close()
 
 
-def engrave(path: str | Path, fmt: str, notes: np.ndarray) -> tuple[str, dict[str, str], float]:
+def engrave(path: str | Path, fmt: str, notes: np.ndarray, written_notes=None,
+            ) -> tuple[str, dict[str, str], float]:
     """MEI text of a score file and the notemap for its (unfolded) note array.
 
     Parameters
@@ -92,6 +93,10 @@ def engrave(path: str | Path, fmt: str, notes: np.ndarray) -> tuple[str, dict[st
         Its format as render.loaders sniffed it (musicxml, mxl, midi, mei, kern).
     notes : np.ndarray
         The score's NOTE_DTYPE array, shape (N,), unfolded as the renderer plays it.
+    written_notes : callable, optional
+        Returns the note array without unfolding. Called only when some notes found no element
+        (partitura and Verovio unfolded the repeats differently): those are then matched
+        between the score as written and Verovio's timemap without expansion.
 
     Returns
     -------
@@ -112,13 +117,21 @@ def engrave(path: str | Path, fmt: str, notes: np.ndarray) -> tuple[str, dict[st
         if not tk.loadFile(src):
             raise ValueError("Verovio could not read the score")
         mei = tk.getMEI()
-        timemap = tk.renderToTimemap()
-        vrv = _verovio_onsets(tk, timemap, mei)
+        vrv = _verovio_onsets(tk, tk.renderToTimemap(), mei)
+        notemap = match_notes(notes, vrv)
+        base = set(_base_ids(notes["id"]))
+        if written_notes is not None and len(notemap) < len(base):
+            tk.setOptions({"expandNever": True})
+            tk.loadData(mei)
+            written = match_notes(written_notes(), _verovio_onsets(tk, tk.renderToTimemap(), mei))
+            taken = set(notemap.values())
+            for b, el in written.items():
+                if b in base and b not in notemap and el not in taken:
+                    notemap[b] = el
+                    taken.add(el)
     finally:
         if src != str(path):
             Path(src).unlink(missing_ok=True)
-    notemap = match_notes(notes, vrv)
-    base = set(_base_ids(notes["id"]))
     coverage = len(notemap) / len(base) if base else 0.0
     return mei, notemap, coverage
 

@@ -66,7 +66,8 @@ class Stack:
         self.manage("migrate", "--noinput")
         log = open(self.workdir / "daphne.log", "ab")
         self.daphne = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+             "config.asgi:application"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.start_worker()
         self._wait_http(90)
@@ -101,7 +102,8 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.daphne.poll() is not None:
-                raise StackError(f"daphne exited: {(self.workdir / 'daphne.log').read_text()[-3000:]}")
+                log = (self.workdir / "daphne.log").read_text()
+                raise StackError(f"daphne exited: {log[-3000:]}")
             try:
                 requests.get(self.base_url + "/", timeout=2)
                 return
@@ -145,7 +147,9 @@ class Stack:
         return self.sql(f"SELECT COUNT(*) FROM {table}")[0][0]
 
     def media_files(self) -> list[Path]:
-        return sorted(p for p in self.media.rglob("*") if p.is_file()) if self.media.exists() else []
+        if not self.media.exists():
+            return []
+        return sorted(p for p in self.media.rglob("*") if p.is_file())
 
 
 class Client:

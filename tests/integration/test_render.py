@@ -1,4 +1,4 @@
-"""Rendering end to end: POST render -> Celery worker -> chunks over a real WebSocket -> stored take."""
+"""Rendering end to end: POST render -> Celery worker -> chunks over a WebSocket -> stored take."""
 from __future__ import annotations
 
 import csv
@@ -74,7 +74,10 @@ def test_second_render_is_another_take_and_same_seed_reproduces(stack, user, sco
         with user.socket(job["job_id"]) as ws:
             msgs = ws.messages_until_end()
         takes.append([n for c in _notes_msgs(msgs) for n in c["notes"]])
-    key = lambda notes: [(n["i"], n["onset"], n["velocity"]) for n in sorted(notes, key=lambda n: n["i"])]
+
+    def key(notes):
+        return [(n["i"], n["onset"], n["velocity"]) for n in sorted(notes, key=lambda n: n["i"])]
+
     assert key(takes[0]) == key(takes[2]), "the same seed must give the same performance"
     assert key(takes[0]) != key(takes[1]), "another seed must give another performance"
     listed = user.get(f"/scores/{score}/takes.json").json()

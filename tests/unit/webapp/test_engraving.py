@@ -7,7 +7,8 @@ from webapp.engraving import match_notes, mei_pitches
 MEI = """<?xml version="1.0"?><mei xmlns="http://www.music-encoding.org/ns/mei"><music><body><mdiv>
 <score><section><measure><staff><layer>
 <note xml:id="a" pname="c" oct="4"/><note xml:id="b" pname="f" oct="4" accid.ges="s"/>
-<note xml:id="c" pname="b" oct="3"><accid accid="f"/></note><note xml:id="d" pname="e" oct="5" accid="ff"/>
+<note xml:id="c" pname="b" oct="3"><accid accid="f"/></note>
+<note xml:id="d" pname="e" oct="5" accid="ff"/>
 <rest xml:id="r"/><note xml:id="e"/>
 </layer></staff></measure></section></score></mdiv></body></music></mei>"""
 
