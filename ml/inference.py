@@ -243,3 +243,44 @@ class Renderer:
             r["z"] = z[:, v]
             out.append(r)
         return np.concatenate(out)
+
+
+def reference_from_aligned(score: Score, perf, *, base_tempo_bpm: float | None = None) -> Reference:
+    """Encode an aligned performance (render.performance.AlignedPerformance) against ``score``.
+
+    Performed notes are linked to the score's notes by id (``n12-2``), or by the id without the
+    repeat suffix when the score is not unfolded. The encoding uses the score's written tempo
+    (as the render will), so the primed tempo deviations mean the same thing.
+
+    Raises
+    ------
+    AlignmentError
+        When fewer than 8 performed notes link to the score.
+    """
+    from render.encoding import encode
+    from render.errors import AlignmentError
+
+    ids = {nid: i for i, nid in enumerate(score.notes["id"].tolist())}
+    base = {}
+    for i, b in enumerate(score.base_ids().tolist()):
+        base.setdefault(b, i)
+    src = perf.score.notes
+    rows, idx = [], []
+    for k in np.flatnonzero(perf.matched):
+        nid = str(src["id"][k])
+        j = ids.get(nid, base.get(nid.split("-")[0]))
+        if j is not None:
+            rows.append(k)
+            idx.append(j)
+    idx, rows = np.asarray(idx), np.asarray(rows)
+    if len(idx) < 8:
+        raise AlignmentError(f"only {len(idx)} performed notes match the score's notes", path=perf.source or None)
+    order = np.argsort(idx, kind="stable")
+    idx, rows = idx[order], rows[order]
+    keep = np.concatenate([[True], np.diff(idx) > 0])
+    idx, rows = idx[keep], rows[keep]
+    played = perf.notes[perf.match_index[rows]]
+    written = written_tempi(score, base_tempo_bpm)[idx]
+    enc, _, _ = encode(score.notes["onset_beat"][idx], written, played["onset_sec"], played["duration_sec"],
+                       played["velocity"], score.notes["is_grace"][idx])
+    return Reference(index=idx, encoded=enc)

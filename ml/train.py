@@ -53,6 +53,7 @@ class TrainConfig:
     limit_train: int = 0          # use only this many training performances (tests)
     resume: bool = False
     export: str = ""              # also write model-only best/last checkpoints here
+    reload_data: bool = False     # re-scan the training folder at each epoch (a cache still being built)
 
 
 def to_torch(batch: dict, device) -> dict:
@@ -133,6 +134,8 @@ def train(cfg: TrainConfig) -> dict:
         step, epoch, plan, best = ck["step"], ck["epoch"], ck["plan"], ck["best"]
         elapsed0 = ck.get("elapsed", 0.0)
         state = tuple(s.to(device) for s in ck["state"])
+        if plan and max((max(st, default=-1) for st in plan["streams"]), default=-1) >= len(train_pieces):
+            plan = None  # the training folder changed since: start the epoch afresh
         print(f"resumed at epoch {epoch} step {step}", file=sys.stderr)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters", file=sys.stderr)
@@ -159,6 +162,12 @@ def train(cfg: TrainConfig) -> dict:
     done = False
     while epoch < cfg.epochs and not done:
         if plan is None:
+            if cfg.reload_data:
+                fresh = load_split(Path(cfg.data), "train", limit=cfg.limit_train)
+                if len(fresh) != len(train_pieces):
+                    train_pieces[:] = fresh
+                    n_train = sum(p.n for p in train_pieces)
+                    print(f"\nepoch {epoch}: {len(train_pieces)} performances, {n_train} notes", file=sys.stderr)
             plan = batcher.plan_epoch(epoch)
             state = model.init_state(cfg.batch, device)
         for batch, reset, cursor in prefetch(batcher, plan):

@@ -143,6 +143,31 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+def _ensure_note_ids(parts) -> None:
+    """Give every note a distinct id where the file has none (MusicXML ids are optional).
+
+    Ids are made in document order (part by part), so they are the same at every load.
+    """
+    import partitura as pt
+
+    notes = [n for p in parts for n in p.iter_all(pt.score.GenericNote, include_subclasses=True)]
+    ids = [n.id for n in notes]
+    if all(ids) and len(set(ids)) == len(ids):
+        return
+    taken, k = {i for i in ids if i}, 0
+    seen = set()
+    for n in notes:
+        if n.id and n.id not in seen:
+            seen.add(n.id)
+            continue
+        k += 1
+        while f"n{k}" in taken:
+            k += 1
+        n.id = f"n{k}"
+        taken.add(n.id)
+        seen.add(n.id)
+
+
 def _markings(part, quarter_map):
     """Tempo and dynamics markings of a partitura part, positions in quarter notes."""
     import partitura as pt
@@ -205,6 +230,7 @@ def score_from_partitura(score_or_part, *, fmt: str, source: str = "", unfold: b
     if not parts:
         raise ScoreError("the score has no notes", path=source or None)
     n_parts = len(parts)
+    _ensure_note_ids(parts)
     if n_parts > 1 and fmt != "mei":  # partitura reads each MEI staff of a piano as a part
         names = ", ".join(str(p.part_name or p.id or "?") for p in parts[:6])
         warnings.append(f"{n_parts} parts ({names}) are played together as one piano part")
