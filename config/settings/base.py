@@ -129,7 +129,7 @@ MODEL_CHECKPOINT = os.environ.get("MODEL_CHECKPOINT", "")
 DEVICE = os.environ.get("DEVICE", "")
 
 # Product limits.
-UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 5 * 1024 * 1024))
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 5_000_000))
 UPLOAD_MAX_NOTES = int(os.environ.get("UPLOAD_MAX_NOTES", 20_000))
 UPLOAD_PARSE_TIMEOUT_S = float(os.environ.get("UPLOAD_PARSE_TIMEOUT_S", 60))
 RENDER_MAX_CONCURRENT_PER_USER = int(os.environ.get("RENDER_MAX_CONCURRENT_PER_USER", 2))
