@@ -146,7 +146,9 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
             for hz in ("10", "40"):
                 cell = res["table2"][method][p][hz]
                 assert cell["n"] == 2 * 8 * int(hz)
-                assert math.isfinite(cell["mae"]) and math.isfinite(cell["r_pooled"])
+                assert math.isfinite(cell["mae"])
+                if method != "model_prior_mean_greedy":  # a random tiny model's argmax can be constant
+                    assert math.isfinite(cell["r_pooled"]) and math.isfinite(cell["r_within"])
     wp = res["whole_piece"]
     assert wp["works_with_pairs"] == ["Bach/Prelude_bwv_858"]
     for key in ("model", "humanizer", "deadpan", "human_pairs"):

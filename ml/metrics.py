@@ -1,0 +1,132 @@
+"""Agreement measures between predicted and human performance parameters (numpy only).
+
+Parameters are the paper's four (render.dataset.TARGET_NAMES order): velocity (MIDI steps),
+duration_100 (1/100 beat), deviation_100 (1/100 beat), tempo_dev_bpm (quarters/min).
+
+- pooled r: Pearson r over every prediction of a split concatenated (the paper's Table 2);
+- within r: the same after centring the predicted and the human series on their own mean per
+  performance, so that the level of each piece no longer counts;
+- MAE: mean absolute difference, in the parameter's units.
+
+A constant series has no correlation; `pearson` returns nan for it and callers that average
+over renderings count it as r = 0 (a deadpan tempo curve predicts nothing about the shape).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PARAMS = ("velocity", "duration_100", "deviation_100", "tempo_dev_bpm")
+PAPER_TABLE2 = {  # Maezawa et al. 2019, Table 2: Pearson r, (z = 0, z ~ primed prior)
+    "velocity": {10: (0.61, 0.72), 40: (0.37, 0.68)},
+    "deviation_100": {10: (0.02, 0.07), 40: (0.19, 0.24)},
+    "duration_100": {10: (0.77, 0.77), 40: (0.82, 0.82)},
+    "tempo_dev_bpm": {10: (0.07, 0.21), 40: (0.00, 0.14)},
+}
+
+
+def pearson(a, b) -> float:
+    """Pearson r of two 1-D series; nan when either is constant or shorter than 2."""
+    a = np.asarray(a, float).ravel()
+    b = np.asarray(b, float).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"series lengths differ: {len(a)} and {len(b)}")
+    if len(a) < 2:
+        return float("nan")
+    a = a - a.mean()
+    b = b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 1e-12 else float("nan")
+
+
+def mae(a, b) -> float:
+    """Mean absolute difference of two equally long series."""
+    a = np.asarray(a, float).ravel()
+    b = np.asarray(b, float).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"series lengths differ: {len(a)} and {len(b)}")
+    return float(np.mean(np.abs(a - b))) if len(a) else float("nan")
+
+
+def pooled_within(pred: list, human: list) -> dict:
+    """Pooled r, within-performance r and MAE of per-performance series.
+
+    Parameters
+    ----------
+    pred, human : lists (one entry per performance) of arrays of the same shape each, any
+        shape (e.g. (starts, notes)); flattened.
+
+    Returns
+    -------
+    dict with ``r_pooled``, ``r_within``, ``mae``, ``n``.
+    """
+    if len(pred) != len(human):
+        raise ValueError("one predicted and one human array per performance")
+    p = [np.asarray(x, float).ravel() for x in pred]
+    h = [np.asarray(x, float).ravel() for x in human]
+    if not p or sum(len(x) for x in p) == 0:
+        return {"r_pooled": float("nan"), "r_within": float("nan"), "mae": float("nan"), "n": 0}
+    pc = np.concatenate([x - x.mean() for x in p if len(x)])
+    hc = np.concatenate([x - x.mean() for x in h if len(x)])
+    P, H = np.concatenate(p), np.concatenate(h)
+    return {"r_pooled": pearson(P, H), "r_within": pearson(pc, hc), "mae": mae(P, H), "n": int(len(P))}
+
+
+def prime_mean(values: np.ndarray, starts: np.ndarray, prime: int, horizon: int) -> np.ndarray:
+    """The "prime-mean" prediction: the mean of the ``prime`` notes before each start point.
+
+    values (M, K) one performance's parameters; starts (S,) note indices >= prime.
+    Returns (S, horizon, K): each start's priming mean repeated over the next ``horizon`` notes.
+    """
+    values = np.asarray(values, float)
+    starts = np.asarray(starts)
+    if np.any(starts < prime):
+        raise ValueError("every start point needs `prime` notes before it")
+    csum = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, 0)])
+    mean = (csum[starts] - csum[starts - prime]) / prime          # (S, K)
+    return np.repeat(mean[:, None, :], horizon, axis=1)
+
+
+def gather_windows(values: np.ndarray, starts: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
+    """values (M, ...) -> (S, length, ...): rows starts + offset .. + length - 1 of each start."""
+    idx = np.asarray(starts)[:, None] + offset + np.arange(length)[None, :]
+    return np.asarray(values)[idx]
+
+
+def start_points(n_notes: int, count: int, prime: int, horizon: int, seed) -> np.ndarray:
+    """``count`` distinct seeded start points s with prime <= s <= n_notes - horizon (sorted);
+    fewer when the performance is short, none when it is shorter than prime + horizon."""
+    lo, hi = prime, n_notes - horizon
+    if hi < lo:
+        return np.zeros(0, np.int64)
+    rng = np.random.default_rng(seed)
+    k = min(count, hi - lo + 1)
+    return np.sort(rng.choice(np.arange(lo, hi + 1), size=k, replace=False))
+
+
+def compare(a: np.ndarray, b: np.ndarray) -> dict:
+    """r and MAE of each parameter between two (N, 4) arrays of the same notes."""
+    out = {}
+    for k, name in enumerate(PARAMS):
+        out[name] = {"r": pearson(a[:, k], b[:, k]), "mae": mae(a[:, k], b[:, k])}
+    return out
+
+
+def mean_of(results: list[dict], nan_as_zero: bool = True) -> dict:
+    """Average `compare` results (r with nan counted as 0 when ``nan_as_zero``)."""
+    out = {}
+    for name in PARAMS:
+        r = np.array([x[name]["r"] for x in results], float)
+        if nan_as_zero:
+            r = np.nan_to_num(r, nan=0.0)
+        m = np.array([x[name]["mae"] for x in results], float)
+        out[name] = {"r": float(np.nanmean(r)) if len(r) else float("nan"),
+                     "mae": float(np.nanmean(m)) if len(m) else float("nan")}
+    return out
+
+
+def spread(values: np.ndarray) -> float:
+    """Mean over notes (columns) of the std (ddof 1) across renderings (rows); values (R, N)."""
+    v = np.asarray(values, float)
+    if v.shape[0] < 2 or v.shape[1] == 0:
+        return float("nan")
+    return float(np.mean(np.std(v, axis=0, ddof=1)))
