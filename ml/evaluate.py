@@ -39,6 +39,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from ml import metrics as M  # noqa: E402
 from ml.data import load_piece, window_arrays  # noqa: E402
@@ -47,7 +48,7 @@ from render.dataset import build_work, perf_key, read_split, unpack  # noqa: E40
 from render.encoding import encode  # noqa: E402
 
 PRIME, HORIZONS = 20, (10, 40)
-METHODS_A = ("model_z0", "model_prior", "model_prior_mean", "model_prior_mean_greedy", "prime_mean")
+METHODS_A = M.METHODS_A
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -121,19 +122,25 @@ def decode_batch(model, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, 
     """
     V, T = c.shape[:2]
     sizes = list(HEADS.values())
+    cu, U = c.shape[-1], model.cfg.dense_units
+    W, g0 = model.state_in.weight, model.gen[0]
+    c_state = F.linear(c, W[:, :cu], model.state_in.bias)      # (V, T, S): the score's parts,
+    c_gen = F.linear(c, g0.weight[:, :cu], g0.bias)            # (V, T, U)  once for all steps
+    W_phi, W_psi, Wg_psi = W[:, cu:cu + U], W[:, cu + U:], g0.weight[:, cu:]
     out = []
     for t in range(T):
-        mu, lv = model.prior_params(h[-1])
-        if z_mode == "zero":
-            z = torch.zeros_like(mu)
+        if z_mode == "zero":  # the prior is not needed
+            z = torch.zeros((V, model.cfg.z_dim))
         elif z_mode == "prior":
+            mu, lv = model.prior_params(h[-1])
             z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * lv)
         elif z_mode == "prior_mean":
-            z = mu
+            z = model.prior_params(h[-1])[0]
         else:
             raise ValueError(f"unknown z_mode {z_mode!r}")
         ps = model.psi(z)
-        logits = model.gen(torch.cat([c[:, t], ps], -1))
+        hid = F.leaky_relu(c_gen[:, t] + F.linear(ps, Wg_psi), 0.1)
+        logits = model.gen[4](F.leaky_relu(model.gen[2](hid), 0.1))
         u = torch.rand((V, len(sizes)), generator=gen)
         cls = []
         for k, part in enumerate(logits.split(sizes, -1)):
@@ -143,7 +150,7 @@ def decode_batch(model, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, 
                 cdf = torch.softmax(part, -1).cumsum(-1)
                 cls.append((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
         x = torch.stack(cls, -1)
-        h = model.step_state(h, model.state_in(torch.cat([c[:, t], model.embed_x(x), ps], -1)))
+        h = model.step_state(h, c_state[:, t] + F.linear(model.embed_x(x), W_phi) + F.linear(ps, W_psi))
         out.append(x)
     return torch.stack(out, 1)
 
@@ -296,9 +303,9 @@ def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, see
     out = {"per_work": per_work, "mean": {}, "mean_all_works": {}}
     multi = [w for w, r in per_work.items() if r["human_pairs"] is not None]
     for key in ("model", "humanizer", "deadpan", "human_pairs"):
-        out["mean"][key] = _avg([per_work[w][key] for w in multi])
+        out["mean"][key] = M.average([per_work[w][key] for w in multi])
         if key != "human_pairs":
-            out["mean_all_works"][key] = _avg([r[key] for r in per_work.values()])
+            out["mean_all_works"][key] = M.average([r[key] for r in per_work.values()])
     ratios = {name: [per_work[w]["variety"][name]["ratio"] for w in multi if "variety" in per_work[w]]
               for name in ("velocity", "tempo_dev_bpm")}
     out["variety"] = {k: {"mean_ratio": float(np.nanmean(v)) if v else float("nan"),
@@ -306,57 +313,6 @@ def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, see
                       for k, v in ratios.items()}
     out["works_with_pairs"] = multi
     return out
-
-
-def _avg(results: list[dict]) -> dict:
-    return {p: {m: float(np.mean([r[p][m] for r in results])) if results else float("nan")
-                for m in ("r", "mae")} for p in M.PARAMS}
-
-
-# -- report --------------------------------------------------------------------------------------
-def targets(a: dict, b: dict) -> dict:
-    """The issue's quality targets, each with the figures it was judged on."""
-    out = {}
-    model, base = a["model_prior"], a["prime_mean"]
-    out["table2_beats_prime_mean"] = all(
-        model[p][hz]["r_within"] > base[p][hz]["r_within"] and model[p][hz]["mae"] < base[p][hz]["mae"]
-        for p in M.PARAMS for hz in model[p])
-    if b:
-        m, hz, hp = b["mean"]["model"], b["mean"]["humanizer"], b["mean"]["human_pairs"]
-        out["whole_piece_3_4_of_ceiling"] = all(m[p]["r"] >= 0.75 * hp[p]["r"] for p in ("velocity", "tempo_dev_bpm"))
-        out["whole_piece_above_humanizer"] = all(m[p]["r"] > hz[p]["r"] for p in M.PARAMS)
-        out["variety_ratio_0.5_to_2"] = all(0.5 <= b["variety"][k]["geo_mean_ratio"] <= 2.0 for k in b["variety"])
-    return out
-
-
-def format_report(res: dict) -> str:
-    a, lines = res["table2"], []
-    short = {"velocity": "velocity", "deviation_100": "onset dev", "duration_100": "duration", "tempo_dev_bpm": "tempo"}
-    lines.append(f"Table 2 protocol ({res['n_performances']} performances, {res['n_starts']} start points)")
-    lines.append(f"{'':16}{'paper z=0':>10}{'paper prior':>12}{'z=0':>8}{'prior':>8}{'prior mu':>9}"
-                 f"{'greedy':>8}{'prime-mean':>11}")
-    for stat, label in (("r_pooled", "pooled r"), ("r_within", "within r"), ("mae", "MAE")):
-        lines.append(f"-- {label}")
-        for p in ("velocity", "deviation_100", "duration_100", "tempo_dev_bpm"):
-            for hz in ("10", "40"):
-                paper = M.PAPER_TABLE2[p][int(hz)] if stat == "r_pooled" else ("", "")
-                vals = [a[m][p][hz][stat] for m in METHODS_A]
-                lines.append(f"{short[p] + ' ' + hz:16}{paper[0]:>10}{paper[1]:>12}"
-                             + "".join(f"{v:>{w}.2f}" for v, w in zip(vals, (8, 8, 9, 8, 11))))
-    b = res.get("whole_piece")
-    if b:
-        lines.append("")
-        lines.append(f"Whole pieces vs every human ({len(b['works_with_pairs'])} works with several pianists;"
-                     f" r / MAE)")
-        lines.append(f"{'':14}" + "".join(f"{short[p]:>16}" for p in M.PARAMS))
-        for key in ("model", "humanizer", "deadpan", "human_pairs"):
-            row = b["mean"][key]
-            lines.append(f"{key:14}" + "".join(f"{row[p]['r']:>8.2f}{row[p]['mae']:>8.1f}" for p in M.PARAMS))
-        lines.append("Variety (model samples / pianists, spread ratio, geometric mean over works): "
-                     + ", ".join(f"{short[k]} {v['geo_mean_ratio']:.2f}" for k, v in b["variety"].items()))
-    lines.append("")
-    lines.append("Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in res["targets"].items()))
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -413,11 +369,11 @@ def main(argv=None) -> int:
             works[r["work"]][0].append(r)
             works[r["work"]][1].append(load_arrays(p))
         res["whole_piece"] = whole_pieces(renderer, works, args.data, cache, args.seeds, args.seed)
-    res["targets"] = targets(res["table2"], res.get("whole_piece"))
+    res["targets"] = M.targets(res["table2"], res.get("whole_piece"))
     res["seconds"] = round(time.time() - t0, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(res, indent=1, allow_nan=True))
-    print(format_report(res))
+    args.json.write_text(json.dumps(M.no_nan(res), indent=1, allow_nan=False))
+    print(M.format_report(res))
     print(f"({res['seconds']:.0f} s; JSON in {args.json})")
     return 0
 

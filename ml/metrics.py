@@ -10,11 +10,16 @@ duration_100 (1/100 beat), deviation_100 (1/100 beat), tempo_dev_bpm (quarters/m
 
 A constant series has no correlation; `pearson` returns nan for it and callers that average
 over renderings count it as r = 0 (a deadpan tempo curve predicts nothing about the shape).
+
+Also the report of ml.evaluate: the issue's quality targets and the printed tables.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+METHODS_A = ("model_z0", "model_prior", "model_prior_mean", "model_prior_mean_greedy", "prime_mean")
 PARAMS = ("velocity", "duration_100", "deviation_100", "tempo_dev_bpm")
 PAPER_TABLE2 = {  # Maezawa et al. 2019, Table 2: Pearson r, (z = 0, z ~ primed prior)
     "velocity": {10: (0.61, 0.72), 40: (0.37, 0.68)},
@@ -130,3 +135,64 @@ def spread(values: np.ndarray) -> float:
     if v.shape[0] < 2 or v.shape[1] == 0:
         return float("nan")
     return float(np.mean(np.std(v, axis=0, ddof=1)))
+
+
+def no_nan(x):
+    """nan (an undefined r) becomes null: strict JSON."""
+    if isinstance(x, dict):
+        return {k: no_nan(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [no_nan(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def average(results: list[dict]) -> dict:
+    """Mean r and MAE per parameter over works (each a `mean_of` result)."""
+    return {p: {m: float(np.mean([r[p][m] for r in results])) if results else float("nan")
+                for m in ("r", "mae")} for p in PARAMS}
+
+
+# -- the report of ml.evaluate -------------------------------------------------------------
+def targets(a: dict, b: dict) -> dict:
+    """The issue's quality targets, each with the figures it was judged on."""
+    out = {}
+    model, base = a["model_prior"], a["prime_mean"]
+    out["table2_beats_prime_mean"] = all(
+        model[p][hz]["r_within"] > base[p][hz]["r_within"] and model[p][hz]["mae"] < base[p][hz]["mae"]
+        for p in PARAMS for hz in model[p])
+    if b:
+        m, hz, hp = b["mean"]["model"], b["mean"]["humanizer"], b["mean"]["human_pairs"]
+        out["whole_piece_3_4_of_ceiling"] = all(m[p]["r"] >= 0.75 * hp[p]["r"] for p in ("velocity", "tempo_dev_bpm"))
+        out["whole_piece_above_humanizer"] = all(m[p]["r"] > hz[p]["r"] for p in PARAMS)
+        out["variety_ratio_0.5_to_2"] = all(0.5 <= b["variety"][k]["geo_mean_ratio"] <= 2.0 for k in b["variety"])
+    return out
+
+
+def format_report(res: dict) -> str:
+    a, lines = res["table2"], []
+    short = {"velocity": "velocity", "deviation_100": "onset dev", "duration_100": "duration", "tempo_dev_bpm": "tempo"}
+    lines.append(f"Table 2 protocol ({res['n_performances']} performances, {res['n_starts']} start points)")
+    lines.append(f"{'':16}{'paper z=0':>10}{'paper prior':>12}{'z=0':>8}{'prior':>8}{'prior mu':>9}"
+                 f"{'greedy':>8}{'prime-mean':>11}")
+    for stat, label in (("r_pooled", "pooled r"), ("r_within", "within r"), ("mae", "MAE")):
+        lines.append(f"-- {label}")
+        for p in ("velocity", "deviation_100", "duration_100", "tempo_dev_bpm"):
+            for hz in ("10", "40"):
+                paper = [f"{v:.2f}" for v in PAPER_TABLE2[p][int(hz)]] if stat == "r_pooled" else ("", "")
+                vals = [a[m][p][hz][stat] for m in METHODS_A]
+                lines.append(f"{short[p] + ' ' + hz:16}{paper[0]:>10}{paper[1]:>12}"
+                             + "".join(f"{v:>{w}.2f}" for v, w in zip(vals, (8, 8, 9, 8, 11))))
+    b = res.get("whole_piece")
+    if b:
+        lines.append("")
+        lines.append(f"Whole pieces vs every human ({len(b['works_with_pairs'])} works with several pianists;"
+                     f" r / MAE)")
+        lines.append(f"{'':14}" + "".join(f"{short[p]:>16}" for p in PARAMS))
+        for key in ("model", "humanizer", "deadpan", "human_pairs"):
+            row = b["mean"][key]
+            lines.append(f"{key:14}" + "".join(f"{row[p]['r']:>8.2f}{row[p]['mae']:>8.1f}" for p in PARAMS))
+        lines.append("Variety (model samples / pianists, spread ratio, geometric mean over works): "
+                     + ", ".join(f"{short[k]} {v['geo_mean_ratio']:.2f}" for k, v in b["variety"].items()))
+    lines.append("")
+    lines.append("Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in res["targets"].items()))
+    return "\n".join(lines)
