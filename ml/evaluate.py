@@ -56,17 +56,25 @@ def default_cache(data: Path) -> Path:
     return Path(".cache/eval") / hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:12]
 
 
-def ensure_cache(data: Path, rows: list[dict], cache: Path) -> tuple[list[tuple[dict, Path]], list[dict]]:
-    """Encode every performance of ``rows`` not yet in ``cache`` (render.dataset format).
+def ensure_cache(data: Path, rows: list[dict], cache: Path, jobs: int = 1
+                 ) -> tuple[list[tuple[dict, Path]], list[dict]]:
+    """Encode every performance of ``rows`` not yet in ``cache`` (render.dataset format),
+    one work per task, ``jobs`` processes.
 
     Returns [(row, npz path)] of the usable ones and the problems met (failed builds).
     """
     by_work = defaultdict(list)
     for r in rows:
         by_work[(r["corpus"], r["work"])].append(r)
-    problems = []
-    for rs in by_work.values():
-        for res in build_work((rs, data, cache, cache)):
+    problems, tasks = [], [(rs, data, cache, cache) for rs in by_work.values()]
+    if jobs > 1:
+        from multiprocessing import Pool
+        with Pool(jobs) as pool:
+            done = list(pool.imap_unordered(build_work, tasks))
+    else:
+        done = [build_work(t) for t in tasks]
+    for results in done:
+        for res in results:
             if res["status"] in ("failed", "warning"):
                 problems.append(res)
                 print(f"warning: {res['key']}: {res.get('error')}", file=sys.stderr)
@@ -297,15 +305,21 @@ def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, see
     for w, (rows, arrays) in sorted(works.items()):
         ref = max(range(len(rows)), key=lambda i: len(arrays[i]["score_id"]))
         t0 = time.time()
-        per_work[w] = whole_work(renderer, work_score(rows[ref], data, cache), arrays, seeds, seed)
+        try:
+            per_work[w] = whole_work(renderer, work_score(rows[ref], data, cache), arrays, seeds, seed)
+        except ValueError as exc:  # RenderError included: a score that cannot be read or rendered
+            print(f"warning: {w}: left out of the whole-piece comparison ({exc})", file=sys.stderr)
+            per_work[w] = {"error": str(exc)[:300]}
+            continue
         per_work[w]["seconds"] = round(time.time() - t0, 1)
         print(f"  {w}: {per_work[w]['n_humans']} humans, {per_work[w]['seconds']} s", file=sys.stderr)
     out = {"per_work": per_work, "mean": {}, "mean_all_works": {}}
-    multi = [w for w, r in per_work.items() if r["human_pairs"] is not None]
+    done = {w: r for w, r in per_work.items() if "error" not in r}
+    multi = [w for w, r in done.items() if r["human_pairs"] is not None]
     for key in ("model", "humanizer", "deadpan", "human_pairs"):
         out["mean"][key] = M.average([per_work[w][key] for w in multi])
         if key != "human_pairs":
-            out["mean_all_works"][key] = M.average([r[key] for r in per_work.values()])
+            out["mean_all_works"][key] = M.average([r[key] for r in done.values()])
     ratios = {name: [per_work[w]["variety"][name]["ratio"] for w in multi if "variety" in per_work[w]]
               for name in ("velocity", "tempo_dev_bpm")}
     out["variety"] = {k: {"mean_ratio": float(np.nanmean(v)) if v else float("nan"),
@@ -325,7 +339,8 @@ def main(argv=None) -> int:
     ap.add_argument("--starts", type=int, default=100, help="start points per performance (Table 2)")
     ap.add_argument("--seeds", type=int, default=3, help="model and humanizer samples per work")
     ap.add_argument("--max-perfs", type=int, default=0, help="at most this many performances (0 = all)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--jobs", type=int, default=1, help="processes encoding performances not yet cached")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-whole", action="store_true", help="skip the whole-piece renderings (b, c)")
     args = ap.parse_args(argv)
@@ -348,7 +363,7 @@ def main(argv=None) -> int:
         print(f"error: no performances of split {args.split!r} in {args.data / 'split.csv'}", file=sys.stderr)
         return 2
     cache = args.cache or default_cache(args.data)
-    usable, problems = ensure_cache(args.data, rows, cache)
+    usable, problems = ensure_cache(args.data, rows, cache, args.jobs)
     if not usable:
         print("error: no performance could be encoded", file=sys.stderr)
         return 2
