@@ -1,7 +1,7 @@
 """Evaluate a CVRNN checkpoint against human performances (paper section 4.3, DESIGN section 5).
 
     python -m ml.evaluate --data ../shared/data [--split val] --json OUT.json [--checkpoint PATH]
-        [--cache DIR] [--starts 100] [--seeds 3] [--max-perfs N] [--threads 1]
+        [--cache DIR] [--starts 100] [--seeds 3] [--max-perfs N] [--threads 1] [--jobs 1]
 
 DIR is any folder laid out like ../shared/data (split.csv with match_file / score_file paths,
 .xz or plain). Each performance is encoded once into ``--cache`` (render.dataset's npz format;
@@ -15,10 +15,11 @@ default .cache/eval/<hash of DIR>; ``--cache .cache/dataset`` reuses the trainin
     greedy x for the prior mean). Baseline "prime-mean": the mean of the 20 priming notes.
     Pooled r, within-performance r and MAE per parameter (ml.metrics).
 (b) Whole pieces: per work the score of its longest performance is rendered from the score
-    alone by the model (``--seeds`` samples of the prior), deadpan and the humanizer, every
-    rendering and every human is encoded with the same written tempo (the median over the
-    work's performances of the builder's written tempo, per note) and compared with each
-    human performance on the notes both played; human pairs give the ceiling.
+    alone by the model (``--seeds`` samples of the prior, and z = 0), deadpan and the humanizer
+    (``--seeds`` seeds); every rendering and every human is encoded with the same written
+    tempo (the median over the work's performances of the builder's written tempo, per note)
+    and compared with each human performance on the notes both played (r of a constant series
+    counts as 0); every pair of pianists of the work gives the ceiling.
 (c) Variety: spread across model samples over spread across the work's pianists (tempo and
     velocity, per note std averaged over the notes every pianist played).
 """
@@ -270,7 +271,9 @@ def whole_work(renderer, score, humans: list[dict], seeds: int, seed: int) -> di
     chunks = np.concatenate(list(renderer.render(score, seed=seed, mode="prior", variations=seeds,
                                                  chunk_notes=4096)))
     model = [enc_rendering(np.sort(chunks[chunks["variation"] == v], order="index")) for v in range(seeds)]
-    rend = {"model": model, "deadpan": [enc_rendering(deadpan(score))],
+    z0 = np.concatenate(list(renderer.render(score, seed=seed, mode="fixed", chunk_notes=4096)))
+    rend = {"model": model, "model_z0": [enc_rendering(np.sort(z0, order="index"))],
+            "deadpan": [enc_rendering(deadpan(score))],
             "humanizer": [enc_rendering(humanize(score, seed=seed + s)) for s in range(seeds)]}
     hum = []  # (score-note indices, encoded (M, 4)) per human, notes outside the score dropped
     for h in humans:
@@ -316,7 +319,7 @@ def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, see
     out = {"per_work": per_work, "mean": {}, "mean_all_works": {}}
     done = {w: r for w, r in per_work.items() if "error" not in r}
     multi = [w for w, r in done.items() if r["human_pairs"] is not None]
-    for key in ("model", "humanizer", "deadpan", "human_pairs"):
+    for key in ("model", "model_z0", "humanizer", "deadpan", "human_pairs"):
         out["mean"][key] = M.average([per_work[w][key] for w in multi])
         if key != "human_pairs":
             out["mean_all_works"][key] = M.average([r[key] for r in done.values()])

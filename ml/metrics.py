@@ -188,9 +188,10 @@ def format_report(res: dict) -> str:
         lines.append(f"Whole pieces vs every human ({len(b['works_with_pairs'])} works with several pianists;"
                      f" r / MAE)")
         lines.append(f"{'':14}" + "".join(f"{short[p]:>16}" for p in PARAMS))
-        for key in ("model", "humanizer", "deadpan", "human_pairs"):
+        for key in ("model", "model_z0", "humanizer", "deadpan", "human_pairs"):
             row = b["mean"][key]
-            lines.append(f"{key:14}" + "".join(f"{row[p]['r']:>8.2f}{row[p]['mae']:>8.1f}" for p in PARAMS))
+            label = {"model": "model (prior)", "model_z0": "model (z=0)"}.get(key, key)
+            lines.append(f"{label:14}" + "".join(f"{row[p]['r']:>8.2f}{row[p]['mae']:>8.1f}" for p in PARAMS))
         lines.append("Variety (model samples / pianists, spread ratio, geometric mean over works): "
                      + ", ".join(f"{short[k]} {v['geo_mean_ratio']:.2f}" for k, v in b["variety"].items()))
     lines.append("")

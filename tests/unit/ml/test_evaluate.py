@@ -151,7 +151,7 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
                     assert math.isfinite(cell["r_pooled"]) and math.isfinite(cell["r_within"])
     wp = res["whole_piece"]
     assert wp["works_with_pairs"] == ["Bach/Prelude_bwv_858"]
-    for key in ("model", "humanizer", "deadpan", "human_pairs"):
+    for key in ("model", "model_z0", "humanizer", "deadpan", "human_pairs"):
         for p in M.PARAMS:
             assert math.isfinite(wp["mean"][key][p]["mae"]) and math.isfinite(wp["mean"][key][p]["r"])
     for p in ("velocity", "tempo_dev_bpm"):
