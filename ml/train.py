@@ -53,6 +53,7 @@ class TrainConfig:
     limit_train: int = 0          # use only this many training performances (tests)
     resume: bool = False
     export: str = ""              # also write model-only best/last checkpoints here
+    model: str = ""               # JSON overrides of ModelConfig fields, e.g. '{"dense_units": 128}'
     reload_data: bool = False     # re-scan the training folder at each epoch (a cache still being built)
 
 
@@ -119,7 +120,10 @@ def train(cfg: TrainConfig) -> dict:
     n_train = sum(p.n for p in train_pieces)
     print(f"train: {len(train_pieces)} performances, {n_train} notes; val: {len(val_pieces)} performances",
           file=sys.stderr)
-    model = CVRNN(ModelConfig()).to(device)
+    overrides = json.loads(cfg.model) if cfg.model else {}
+    if "cnn_channels" in overrides:
+        overrides["cnn_channels"] = tuple(overrides["cnn_channels"])
+    model = CVRNN(ModelConfig(**overrides)).to(device)
     model.score.cnn.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batcher = StreamBatcher(train_pieces, cfg.batch, cfg.window, seed=cfg.seed, transpose=cfg.transpose,

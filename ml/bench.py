@@ -1,0 +1,148 @@
+"""Speed of rendering and training, against a plain per-note eager loop measured in the same run.
+
+    python -m ml.bench [--score FILE] [--checkpoint PATH] [--threads 1] [--json OUT]
+
+Prints: end-to-end render throughput (score features included) and first-chunk latency of
+`Renderer.render`; the same model decoded by a plain per-note eager PyTorch loop (module calls,
+softmax + multinomial, no precomputation) on the same score; 16 variations batched; training
+notes/s on synthetic windows; peak resident memory. Ratios are against the plain loop.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ml.inference import Renderer, written_tempi
+from ml.model import HEADS
+
+DEFAULT_SCORES = [
+    Path(__file__).resolve().parents[2] / "shared/data/nasap/Chopin/Ballades/1/xml_score.musicxml.xz",
+]
+
+
+def find_score(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    for p in DEFAULT_SCORES:
+        if p.exists():
+            return p
+    import music21
+    return Path(str(music21.corpus.getWork("joplin/maple_leaf_rag")))
+
+
+def load_any(path: Path):
+    from render.loaders import load_score
+    if path.suffix == ".xz":
+        import lzma
+        import tempfile
+        tmp = Path(tempfile.mkdtemp()) / path.stem
+        tmp.write_bytes(lzma.open(path).read())
+        path = tmp
+    return load_score(path)
+
+
+@torch.inference_mode()
+def plain_loop(renderer: Renderer, score, seed: int = 0) -> float:
+    """The same model, one note at a time with whole-module calls; returns seconds."""
+    m = renderer.model
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    c = torch.cat([c for _, c in renderer.score_blocks(score, written_tempi(score, None))])
+    h = m.init_state(1)[0]
+    sizes = list(HEADS.values())
+    for n in range(len(c)):
+        mu, lv = m.prior_params(h[-1])
+        z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * lv)
+        ps = m.psi(z)
+        logits = m.gen(torch.cat([c[n:n + 1], ps], -1))
+        x = torch.stack([torch.multinomial(F.softmax(p, -1), 1, generator=gen)[:, 0]
+                         for p in logits.split(sizes, -1)], -1)
+        inp = m.state_in(torch.cat([c[n:n + 1], m.embed_x(x), ps], -1))
+        h = m.step_state(h, inp)
+    return time.perf_counter() - t0
+
+
+def time_render(renderer, score, **kw) -> tuple[float, float, int]:
+    """(total seconds, first-chunk seconds, notes) of one `render` call, consumed fully."""
+    t0 = time.perf_counter()
+    first, n = None, 0
+    for chunk in renderer.render(score, **kw):
+        if first is None:
+            first = time.perf_counter() - t0
+        n += len(chunk)
+    return time.perf_counter() - t0, first, n
+
+
+def train_rate(renderer, steps: int = 3, batch: int = 64, window: int = 120) -> float:
+    """Training notes/s of this architecture on random windows (forward, backward, Adam)."""
+    from ml.model import CVRNN, elbo_loss
+    torch.manual_seed(0)
+    m = CVRNN(renderer.model.cfg).train()
+    opt = torch.optim.Adam(m.parameters())
+    from render.features import FEATURE_CLASSES
+    feat = torch.stack([torch.randint(0, k, (batch, window)) for k in FEATURE_CLASSES.values()], -1)
+    roll = (torch.rand(batch, 96, 512) < 0.05).float()
+    pos = torch.sort(torch.randint(20, 108, (batch, window)), -1).values
+    x = torch.stack([torch.randint(0, k, (batch, window)) for k in HEADS.values()], -1)
+    mask = torch.ones(batch, window, dtype=torch.bool)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        logits, qp, _ = m(feat, roll, pos, x, mask, m.init_state(batch), truncate=30)
+        loss, _ = elbo_loss(logits, x, mask, qp)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps * batch * window / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ml.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--score")
+    ap.add_argument("--checkpoint")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variations", type=int, default=16)
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    path = find_score(a.score)
+    t0 = time.perf_counter()
+    score = load_any(path)
+    parse_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    renderer = Renderer.load(a.checkpoint)
+    load_s = time.perf_counter() - t0
+    time_render(renderer, score, seed=0, chunk_notes=64)  # warm-up (allocator, lazy init)
+    total, first, n = time_render(renderer, score, seed=1, chunk_notes=64)
+    plain = plain_loop(renderer, score)
+    vt, vfirst, vn = time_render(renderer, score, seed=2, variations=a.variations, chunk_notes=64)
+    tr = train_rate(renderer)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res = {
+        "score": str(path), "notes": score.n_notes, "parse_s": round(parse_s, 2), "load_model_s": round(load_s, 2),
+        "threads": a.threads,
+        "render_notes_per_s": round(n / total, 1), "render_first_chunk_ms": round(1000 * first, 1),
+        "plain_loop_notes_per_s": round(score.n_notes / plain, 1),
+        "speedup_vs_plain": round((n / total) / (score.n_notes / plain), 2),
+        "variations": a.variations, "batched_notes_per_s": round(vn / vt, 1),
+        "batched_first_chunk_ms": round(1000 * vfirst, 1),
+        "batched_speedup_vs_plain": round((vn / vt) / (score.n_notes / plain), 2),
+        "train_notes_per_s": round(tr, 1), "peak_rss_mb": round(peak_mb, 1),
+    }
+    w = max(len(k) for k in res)
+    for k, v in res.items():
+        print(f"{k:<{w}}  {v}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
