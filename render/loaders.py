@@ -192,6 +192,8 @@ def _parse(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
         if fmt == "mei":  # partitura's MEI reader does not report broken XML as such
             etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
             return pt.load_mei(str(path), quiet=True)
+        if not _kern_has_notes(path):
+            raise ScoreError("the score has no notes", path=label)
         return pt.load_kern(str(path), force_same_part=True, quiet=True)
     except ScoreError:
         raise
@@ -205,6 +207,19 @@ def _parse(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
                 return m21
         raise ScoreError(f"could not read the {FORMAT_NAMES[fmt]} file: {_one_line(exc)}",
                          path=label) from exc
+
+
+_KERN_NOTE = re.compile(r"^[\[({&]*\d+\.*[a-gA-G]+")
+
+
+def _kern_has_notes(path: Path) -> bool:
+    """Whether any data token of a Humdrum file is a kern note (duration then pitch letters)."""
+    for line in path.read_text(errors="replace").splitlines():
+        if line[:1] in ("*", "!", "=") or not line.strip():
+            continue
+        if any(_KERN_NOTE.match(tok) for field in line.split("\t") for tok in field.split()):
+            return True
+    return False
 
 
 def _parse_music21(path: Path):

@@ -1,0 +1,66 @@
+"""Encode-decode round trip of every human performance of a split, pooled over notes.
+
+    python bench/roundtrip.py --data ../shared/data --split val [--jobs 2] [--json OUT]
+
+Prints per-file and pooled onset error (ms) and velocity exact rate: decoding a human
+performance's own encoding must give its notes back within the quantisation error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from render.dataset import read_split, unpack  # noqa: E402
+
+
+def one(args):
+    data, rel, cache = args
+    warnings.simplefilter("ignore")
+    from render.encoding import decode, encode_aligned, written_tempo
+    from render.performance import load_aligned
+    perf = load_aligned(unpack(Path(data) / rel, Path(cache), rel))
+    idx, enc, fallback, start, report = encode_aligned(perf)
+    notes = perf.score.notes[idx]
+    played = perf.notes[perf.match_index[idx]]
+    onset, _, _, _ = decode(notes["onset_beat"], written_tempo(notes, fallback), enc)
+    err = np.abs(onset + start - played["onset_sec"]) * 1000
+    return rel, err, float(np.mean(enc["velocity"] == played["velocity"])), report.clip_rate
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    rows = [r for r in read_split(a.data) if r["split"] == a.split]
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as cache, Pool(a.jobs) as pool:
+        results = pool.map(one, [(a.data, r["match_file"], cache) for r in rows])
+    errs = np.concatenate([r[1] for r in results])
+    per_file = [{"file": r[0], "median_ms": float(np.median(r[1])), "p95_ms": float(np.percentile(r[1], 95)),
+                 "velocity_exact": r[2], "clip_rate": r[3]} for r in results]
+    summary = {"split": a.split, "performances": len(results), "notes": int(len(errs)),
+               "onset_err_median_ms": float(np.median(errs)), "onset_err_p95_ms": float(np.percentile(errs, 95)),
+               "onset_err_p99_ms": float(np.percentile(errs, 99)),
+               "worst_file_p95_ms": max(f["p95_ms"] for f in per_file),
+               "velocity_exact_rate": float(np.mean([f["velocity_exact"] for f in per_file])),
+               "seconds": round(time.time() - t0, 1)}
+    print(json.dumps(summary, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"summary": summary, "files": per_file}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
