@@ -20,6 +20,7 @@ from ml.model import ROLL_PITCH_HI, ROLL_PITCH_LO
 
 CNN_STRIDE = 4
 MARGIN_FRAMES = 80  # +-7 beats of windows (56 frames) plus the CNN's receptive field, rounded
+MAX_SPAN_FRAMES = 1024  # a window ends early rather than span more (gaps where nobody played)
 
 
 @dataclass
@@ -79,6 +80,14 @@ def window_arrays(piece: Piece, s: int, e: int, transpose: int = 0):
     feat = transpose_features(piece.feat[s:e], transpose) if transpose else piece.feat[s:e]
     roll = piece.roll if piece.roll is not None else piano_roll(piece.spans)
     return feat, roll_crop(roll, f0, length, transpose), (frame - f0) // CNN_STRIDE, piece.target[s:e]
+
+
+def window_end(frame: np.ndarray, s: int, width: int) -> int:
+    """End of the window starting at note s: ``width`` notes, fewer if they span too many frames."""
+    e = min(s + width, len(frame))
+    if frame[e - 1] - frame[s] > MAX_SPAN_FRAMES:
+        e = s + max(1, int(np.searchsorted(frame[s:e], frame[s] + MAX_SPAN_FRAMES, side="right")))
+    return e
 
 
 def ou_noise(onset_beat: np.ndarray, rng, *, sigma_bpm: float, tau_beat: float, x0):
@@ -145,7 +154,7 @@ class StreamBatcher:
                     items.append(None)
                     continue
                 p = self.pieces[stream[k]]
-                e = min(s + self.W, p.n)
+                e = window_end(p.frame, s, self.W)
                 items.append(window_arrays(p, s, e, plan["shift"][stream[k]]))
                 onsets[b, :e - s] = p.onset_beat[s:e]
                 onsets[b, e - s:] = p.onset_beat[e - 1]
