@@ -1,0 +1,131 @@
+"""The CVRNN decode step in numpy, for CPU rendering.
+
+One decode step is ~70 small matrix operations at batch 1-16; PyTorch's per-operation dispatch
+(~10-20 us) dominates them on a CPU, numpy's (~1-2 us) does not. The weights are copied once
+from a trained `CVRNN`; the arithmetic is the same as `Renderer.decode_steps`, with inverse-CDF
+sampling of the four heads from one vector of uniforms per note.
+"""
+from __future__ import annotations
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ml.model import HEADS, CVRNN
+
+
+def _np(t):
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+def _lrelu(x):
+    return np.maximum(x, 0.1 * x)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class _Dense:
+    """A DenseMLP with each layer's weight split by the blocks of its concatenated input."""
+
+    def __init__(self, mlp, d_in: int):
+        self.layers = []
+        for i, layer in enumerate(mlp.layers):
+            W, b = _np(layer.weight).T, _np(layer.bias)
+            splits = [d_in] + [mlp.d_out] * i
+            blocks, s = [], 0
+            for k in splits:
+                blocks.append(np.ascontiguousarray(W[s:s + k]))
+                s += k
+            self.layers.append((blocks, b))
+
+    def __call__(self, x):
+        feats = [x]
+        for blocks, b in self.layers:
+            y = b + sum(f @ w for f, w in zip(feats, blocks))
+            feats.append(_lrelu(y))
+        return feats[-1]
+
+
+class NumpyDecoder:
+    """Decode notes from precomputed score features with a CVRNN's weights, in numpy."""
+
+    def __init__(self, model: CVRNN):
+        cfg = model.cfg
+        self.cfg = cfg
+        u, c_dim = cfg.dense_units, cfg.c_dim
+        self.prior = _Dense(model.prior, cfg.state_dim)
+        self.prior_out = (_np(model.prior_out.weight).T, _np(model.prior_out.bias))
+        self.psi = _Dense(model.psi, cfg.z_dim)
+        self.phi = _Dense(model.phi, cfg.x_emb * len(HEADS))
+        self.x_embs = [_np(e.weight) for e in model.x_embs]
+        g0, g2, g4 = model.gen[0], model.gen[2], model.gen[4]
+        self.g0_c = (_np(g0.weight)[:, :c_dim].T, _np(g0.bias))
+        self.g0_psi = np.ascontiguousarray(_np(g0.weight)[:, c_dim:].T)
+        self.g2 = (_np(g2.weight).T, _np(g2.bias))
+        self.g4 = (_np(g4.weight).T, _np(g4.bias))
+        W, b = _np(model.state_in.weight), _np(model.state_in.bias)
+        self.s_c = (W[:, :c_dim].T, b)
+        self.s_phi = np.ascontiguousarray(W[:, c_dim:c_dim + u].T)
+        self.s_psi = np.ascontiguousarray(W[:, c_dim + u:].T)
+        self.cells = [(_np(c.weight_ih).T, _np(c.bias_ih), _np(c.weight_hh).T, _np(c.bias_hh))
+                      for c in model.cells]
+        self.sizes = list(HEADS.values())
+        self.bounds = np.cumsum([0] + self.sizes)
+
+    def precompute(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Terms that depend on c only, for all notes at once: (n, U) and (n, S)."""
+        return c @ self.g0_c[0] + self.g0_c[1], c @ self.s_c[0] + self.s_c[1]
+
+    def step_state(self, h: np.ndarray, x: np.ndarray) -> np.ndarray:
+        out = []
+        for (wi, bi, wh, bh), hl in zip(self.cells, h):
+            gi, gh = x @ wi + bi, hl @ wh + bh
+            H = hl.shape[-1]
+            r = _sigmoid(gi[:, :H] + gh[:, :H])
+            z = _sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+            n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+            x = (1.0 - z) * n + z * hl
+            out.append(x)
+        return np.stack(out)
+
+    def decode(self, c_gen: np.ndarray, c_state: np.ndarray, h: np.ndarray, rng: np.random.Generator,
+               *, mode: str = "prior", delta=None, z_fixed=None):
+        """Generate n notes. c_gen, c_state from `precompute`; h (layers, V, H) float32.
+
+        delta / z_fixed: (V, Z) or (n, V, Z). Returns classes (n, V, 4) int64, z (n, V, Z), h.
+        """
+        # One BLAS thread: these products are tiny, and a second thread only adds hand-offs.
+        with threadpool_limits(1, user_api="blas"):
+            return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed)
+
+    def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed):
+        n, V = len(c_gen), h.shape[1]
+        Z = self.cfg.z_dim
+        xs = np.empty((n, V, 4), np.int64)
+        zs = np.empty((n, V, Z), np.float32)
+        lo, hi = self.bounds[:-1], self.bounds[1:]
+        for i in range(n):
+            mo = self.prior(h[-1]) @ self.prior_out[0] + self.prior_out[1]
+            mu, lv = mo[:, :Z], mo[:, Z:]
+            eps = rng.standard_normal((V, Z), dtype=np.float32)
+            u = rng.random((V, 4), dtype=np.float32)
+            if mode == "prior":
+                z = mu + eps * np.exp(0.5 * lv)
+            elif mode == "perturb":
+                z = mu + (delta if delta.ndim == 2 else delta[i]) * np.exp(lv)
+            else:
+                z = z_fixed if z_fixed.ndim == 2 else z_fixed[i]
+            ps = self.psi(z)
+            hid = _lrelu(c_gen[i] + ps @ self.g0_psi)
+            logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (V, 1128)
+            for k in range(4):
+                part = logits[:, lo[k]:hi[k]]
+                e = np.exp(part - part.max(-1, keepdims=True))
+                cdf = np.cumsum(e, -1)
+                xs[i, :, k] = np.minimum((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1), hi[k] - lo[k] - 1)
+            emb = np.concatenate([tab[xs[i, :, k]] for k, tab in enumerate(self.x_embs)], -1)
+            inp = c_state[i] + self.phi(emb) @ self.s_phi + ps @ self.s_psi
+            h = self.step_state(h, inp)
+            zs[i] = z
+        return xs, zs, h
