@@ -97,11 +97,9 @@ def piece_features(model, piece, block: int = 512) -> torch.Tensor:
     enc, hs, out = model.score, None, []
     for s in range(0, piece.n, block):
         feat, roll, pos, _ = window_arrays(piece, s, min(s + block, piece.n))
-        m = enc.frame_features(torch.from_numpy(feat.astype(np.int64))[None],
-                               enc.roll_map(torch.from_numpy(roll).float()[None]),
-                               torch.from_numpy(pos.astype(np.int64))[None])
-        g, hs = enc.gru(enc.gru_in(m), hs)
-        out.append(torch.cat([m, g], -1)[0])
+        c, hs = enc(torch.from_numpy(feat.astype(np.int64))[None], torch.from_numpy(roll).float()[None],
+                    torch.from_numpy(pos.astype(np.int64))[None], hs)
+        out.append(c[0])
     return torch.cat(out)
 
 

@@ -97,9 +97,8 @@ class Renderer:
             crop = torch.from_numpy(roll_crop(roll, f0, length)).float().to(self.device)[None]
             pos = torch.from_numpy((frame[s:e] - f0) // CNN_STRIDE).long().to(self.device)[None]
             ft = torch.from_numpy(feat[s:e].astype(np.int64)).to(self.device)[None]
-            m = enc.frame_features(ft, enc.roll_map(crop), pos)
-            g, hs = enc.gru(enc.gru_in(m), hs)
-            yield s, torch.cat([m, g], -1)[0]
+            c, hs = enc(ft, crop, pos, hs)
+            yield s, c[0]
 
     # -- the recurrent core -----------------------------------------------------------------
     @torch.inference_mode()

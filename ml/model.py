@@ -41,10 +41,11 @@ class ModelConfig:
     state_in: int = 64
     state_dim: int = 64
     state_layers: int = 3
+    wide: bool = True             # c_n also carries the feature embeddings themselves (see ScoreEncoder)
 
     @property
     def c_dim(self) -> int:
-        return self.mlp_out + self.score_gru
+        return self.mlp_out + self.score_gru + (sum(self.feature_emb.values()) if self.wide else 0)
 
     @property
     def cnn_stride(self) -> int:
@@ -115,15 +116,22 @@ class ScoreEncoder(nn.Module):
         return torch.cat(out, -1)
 
     def frame_features(self, feat, rmap, pos):
-        """MLP output per note: feat (B, T, F) long, rmap (B, P, L4), pos (B, T) -> (B, T, mlp_out)."""
-        embs = [self.embs[k](feat[..., i]) for i, k in enumerate(FEATURE_CLASSES)]
-        return self.mlp(torch.cat(embs + [self.window_features(rmap, pos)], -1))
+        """Per note: feat (B, T, F) long, rmap (B, P, L4), pos (B, T) ->
+        (MLP output (B, T, mlp_out), feature embeddings (B, T, sum of embedding sizes))."""
+        emb = torch.cat([self.embs[k](feat[..., i]) for i, k in enumerate(FEATURE_CLASSES)], -1)
+        return self.mlp(torch.cat([emb, self.window_features(rmap, pos)], -1)), emb
 
     def forward(self, feat, roll, pos, h0=None):
-        """feat (B, T, F) long, roll (B, 96, L), pos (B, T) -> c (B, T, c_dim), GRU state."""
-        m = self.frame_features(feat, self.roll_map(roll), pos)
+        """feat (B, T, F) long, roll (B, 96, L), pos (B, T) -> c (B, T, c_dim), GRU state.
+
+        Deviation (``wide``): c_n = [MLP, GRU, feature embeddings]. With the embeddings beside
+        the MLP output the generation network reads the written duration and dynamics directly;
+        without them, training on this machine's budget left velocity and duration at their
+        unigram entropy (c varied too little across notes early in training).
+        """
+        m, emb = self.frame_features(feat, self.roll_map(roll), pos)
         g, h = self.gru(self.gru_in(m), h0)
-        return torch.cat([m, g], -1), h
+        return torch.cat([m, g, emb] if self.cfg.wide else [m, g], -1), h
 
 
 class CVRNN(nn.Module):
