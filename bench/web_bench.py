@@ -55,9 +55,15 @@ def timed_render(client: Client, score_id: str, seed: int) -> dict:
     t0 = time.perf_counter()
     job = client.render(score_id, seed=seed).json()
     t_post = time.perf_counter() - t0
-    first = None
-    with client.socket(job["job_id"]) as ws:
-        msgs = []
+    msgs, first = _collect(client, job["job_id"], t0)
+    return {"post_s": t_post, "first_chunk_s": first, "done_s": time.perf_counter() - t0,
+            "msgs": msgs, "job_id": job["job_id"]}
+
+
+def _collect(client: Client, job_id: str, t0: float) -> tuple[list[dict], float | None]:
+    """Every message of a job's stream until its end, and seconds from t0 to the first notes."""
+    msgs, first = [], None
+    with client.socket(job_id) as ws:
         while True:
             m = ws.recv(timeout=600)
             msgs.append(m)
@@ -65,8 +71,7 @@ def timed_render(client: Client, score_id: str, seed: int) -> dict:
                 first = time.perf_counter() - t0
             if _is_end(m):
                 break
-    return {"post_s": t_post, "first_chunk_s": first, "done_s": time.perf_counter() - t0,
-            "msgs": msgs, "job_id": job["job_id"]}
+    return msgs, first
 
 
 def listeners(client: Client, score_id: str, n: int, n_notes: int) -> dict:
@@ -77,14 +82,7 @@ def listeners(client: Client, score_id: str, n: int, n_notes: int) -> dict:
     def listen(k: int):
         msgs, first = [], None
         try:
-            with client.socket(job["job_id"]) as ws:
-                while True:
-                    m = ws.recv(timeout=600)
-                    msgs.append(m)
-                    if m["type"] == "notes" and first is None:
-                        first = time.perf_counter() - t0
-                    if _is_end(m):
-                        break
+            msgs, first = _collect(client, job["job_id"], t0)
             ok, why = check_stream(msgs, n_notes)
         except Exception as exc:  # a listener that broke counts as a failure
             ok, why = False, repr(exc)
