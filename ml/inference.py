@@ -38,16 +38,54 @@ LEAD_IN_SEC = 0.3
 @dataclass
 class Reference:
     """An encoded performance of (part of) a score: ``index`` (M,) score-note indices in
-    increasing order and ``encoded`` (M,) ENCODED_DTYPE values of those notes."""
+    increasing order and ``encoded`` (M,) ENCODED_DTYPE values of those notes.
+
+    ``score`` is the score the indices point into. Left None, it is the score being rendered;
+    set, the reference primes the state on its own score and any other score can continue in
+    its style (a preset applied to another piece).
+    """
 
     index: np.ndarray
     encoded: np.ndarray
+    score: Score | None = None
 
     def __post_init__(self):
         if len(self.index) != len(self.encoded) or len(self.index) == 0:
             raise ValueError("a reference needs one encoded value per index, and at least one note")
         if np.any(np.diff(self.index) <= 0):
             raise ValueError("reference indices must be strictly increasing")
+        if self.encoded.dtype != ENCODED_DTYPE:
+            raise ValueError(f"reference.encoded must have dtype ENCODED_DTYPE, got {self.encoded.dtype}")
+        if self.score is not None and self.index.max() >= self.score.n_notes:
+            raise ValueError("the reference has notes beyond the end of its score")
+
+
+def save_reference(path: str | Path, ref: Reference) -> None:
+    """Write a Reference (with its score's notes and tempo marks, when it has a score) as .npz."""
+    arrays = dict(index=np.asarray(ref.index, np.int64), encoded=ref.encoded)
+    if ref.score is not None:
+        arrays.update(notes=ref.score.notes, tempo_marks=ref.score.tempo_marks,
+                      dynamics_marks=ref.score.dynamics_marks)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load_reference(path: str | Path) -> Reference:
+    """Read a Reference written by :func:`save_reference`.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a saved reference.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            score = None
+            if "notes" in z:
+                score = Score(notes=z["notes"], tempo_marks=z["tempo_marks"], dynamics_marks=z["dynamics_marks"])
+            return Reference(index=z["index"], encoded=z["encoded"], score=score)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: not a saved reference performance ({exc})") from exc
 
 
 def written_tempi(score: Score, base_tempo_bpm: float | None) -> np.ndarray:
@@ -192,12 +230,17 @@ class Renderer:
         h = self.model.init_state(V, self.device)[0]
         blocks = self.score_blocks(score, written)
         if reference is not None:
-            blocks = list(blocks)  # the reference may lie anywhere in the piece
-            c_all = torch.cat([c for _, c in blocks])
             x_ref = targets_to_classes(torch.from_numpy(np.stack(
                 [reference.encoded[k].astype(np.int64) for k in ENCODED_DTYPE.names], -1)).to(self.device))
-            if reference.index.max() >= N:
+            own = reference.score is None or _same_notes(reference.score, score)
+            if own and reference.index.max() >= N:
                 raise ValueError("the reference has notes beyond the end of the score")
+            if own:
+                blocks = list(blocks)  # the reference may lie anywhere in the piece
+                c_all = torch.cat([c for _, c in blocks])
+            else:  # another piece: prime on the reference's own score, then continue on this one
+                rs = reference.score
+                c_all = torch.cat([c for _, c in self.score_blocks(rs, written_tempi(rs, None))])
             h = self.prime(c_all[torch.from_numpy(reference.index).to(self.device)], x_ref, h)
         states = [None] * V
         rng = np.random.default_rng(int(seed))
@@ -257,6 +300,11 @@ class Renderer:
         return np.concatenate(out)
 
 
+def _same_notes(a: Score, b: Score) -> bool:
+    return a is b or (a.n_notes == b.n_notes and np.array_equal(a.notes["id"], b.notes["id"])
+                      and np.array_equal(a.notes["onset_beat"], b.notes["onset_beat"]))
+
+
 def reference_from_aligned(score: Score, perf, *, base_tempo_bpm: float | None = None) -> Reference:
     """Encode an aligned performance (render.performance.AlignedPerformance) against ``score``.
 
@@ -295,4 +343,4 @@ def reference_from_aligned(score: Score, perf, *, base_tempo_bpm: float | None =
     written = written_tempi(score, base_tempo_bpm)[idx]
     enc, _, _ = encode(score.notes["onset_beat"][idx], written, played["onset_sec"], played["duration_sec"],
                        played["velocity"], score.notes["is_grace"][idx])
-    return Reference(index=idx, encoded=enc)
+    return Reference(index=idx, encoded=enc, score=score)

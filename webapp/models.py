@@ -120,3 +120,33 @@ class Performance(models.Model):
 
     class Meta:
         ordering = ["created"]
+
+
+class ReferencePerformance(models.Model):
+    """A human performance (MIDI) of a score, aligned to it and encoded, to render "in its style".
+
+    ``encoded`` is an .npz written by ml.inference.save_reference: the encoded matched notes with
+    the score they index into, so the reference can also prime renders of other scores (presets).
+    ``report`` is render.align.AlignmentReport.to_dict() (matched, missing, extra notes ...).
+    A render uses it through the job control ``reference_id``.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    score = models.ForeignKey(Score, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="references")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.CASCADE, related_name="references")
+    session_key = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    original_filename = models.CharField(max_length=255, blank=True, default="")
+    midi = models.FileField(upload_to="references/%Y/%m/", blank=True)
+    encoded = models.FileField(upload_to="references/%Y/%m/")
+    report = models.JSONField(default=dict, blank=True)
+    n_matched = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.title or self.original_filename or f"reference {self.id}"
