@@ -20,13 +20,12 @@ def _load(job_id, user, session_key):
 
 @database_sync_to_async
 def _snapshot(job_id, from_seq):
-    from webapp.models import Performance, RenderJob
-    from webapp.selectors import job_chunks, performance_summary
+    from webapp.models import RenderJob
+    from webapp.selectors import job_chunks, job_done_summary
 
     job = RenderJob.objects.get(id=job_id)
     chunks = job_chunks(job_id=job_id, from_seq=from_seq)
-    perf = Performance.objects.filter(job_id=job_id).first()
-    done = performance_summary(performance=perf) if perf else None
+    done = job_done_summary(job_id=job_id)
     return job.state, job.message or None, chunks, done
 
 

@@ -105,10 +105,15 @@ class RenderChunk(models.Model):
 
 
 class Performance(models.Model):
-    """A finished render: MIDI file plus every rendered note, with the seed and controls used."""
+    """A finished render: MIDI file plus every rendered note, with the seed and controls used.
+
+    A job rendering several takes at once (control ``variations``) stores one performance per
+    variation; ``variation`` is its number within the job (0..).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    job = models.OneToOneField(RenderJob, on_delete=models.CASCADE, related_name="performance")
+    job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="performances")
+    variation = models.PositiveSmallIntegerField(default=0)
     score = models.ForeignKey(Score, on_delete=models.CASCADE, related_name="performances")
     seed = models.BigIntegerField()
     controls = models.JSONField(default=dict, blank=True)
@@ -119,7 +124,9 @@ class Performance(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["created"]
+        ordering = ["created", "variation"]
+        constraints = [models.UniqueConstraint(fields=["job", "variation"],
+                                               name="unique_job_variation")]
 
 
 class ReferencePerformance(models.Model):
@@ -142,6 +149,8 @@ class ReferencePerformance(models.Model):
     midi = models.FileField(upload_to="references/%Y/%m/", blank=True)
     encoded = models.FileField(upload_to="references/%Y/%m/")
     report = models.JSONField(default=dict, blank=True)
+    # The performed notes as NOTE dicts (score ids on matched notes), for playing the reference.
+    notes = models.JSONField(default=list, blank=True)
     n_matched = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
 

@@ -1,7 +1,8 @@
 """Pure conversions between the renderer's arrays and the web contract's NOTE dicts (no Django).
 
 NOTE = {"i": score note index, "id": partitura note id, "pitch": MIDI pitch, "onset": s,
-"duration": s, "velocity": 1..127, "tempo": bpm, "z": [5 floats], "v": variation}.
+"duration": s, "velocity": 1..127, "tempo": bpm, "z": [5 floats], "v": variation,
+"b": score onset in quarter notes (when the score is known)}.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def _f(x: float, nd: int) -> float:
     return round(x, nd) if math.isfinite(x) else 0.0
 
 
-def chunk_to_notes(chunk: np.ndarray) -> list[dict]:
+def chunk_to_notes(chunk: np.ndarray, *, beats: np.ndarray | None = None) -> list[dict]:
     """NOTE dicts of one rendered chunk.
 
     Parameters
@@ -22,6 +23,9 @@ def chunk_to_notes(chunk: np.ndarray) -> list[dict]:
     chunk : np.ndarray
         Structured array, shape (K,), with fields id, pitch, onset_sec, duration_sec, velocity,
         tempo_bpm, index, and optionally z (K, 5) and variation.
+    beats : np.ndarray, optional
+        Score onsets (quarter notes) of every score note; adds "b" (the note's score position,
+        what the plots draw against).
 
     Returns
     -------
@@ -39,6 +43,8 @@ def chunk_to_notes(chunk: np.ndarray) -> list[dict]:
             "z": [_f(v, 4) for v in np.atleast_1d(row["z"])] if "z" in names else [],
         }
         note["v"] = int(row["variation"]) if "variation" in names else 0
+        if beats is not None:
+            note["b"] = _f(beats[note["i"]], 4)
         out.append(note)
     return out
 

@@ -6,7 +6,7 @@ import uuid
 from django.db.models import Q
 from django.urls import reverse
 
-from webapp.models import Performance, RenderChunk, RenderJob, Score
+from webapp.models import Performance, ReferencePerformance, RenderChunk, RenderJob, Score
 
 DOWNLOAD_FORMATS = ("mid", "wav", "ogg", "csv")
 
@@ -55,12 +55,26 @@ def job_summary(*, job: RenderJob) -> dict:
             "seed": job.seed, "n_notes_done": job.n_notes_done, "n_notes_total": job.n_notes_total,
             "n_chunks": job.n_chunks, "ws_url": f"/ws/jobs/{job.id}/",
             "cancel_url": reverse("job-cancel", args=[job.id]),
-            "performance_id": _perf_id(job)}
+            "controls": job.controls,
+            "performance_id": _perf_id(job),
+            "performance_ids": [str(p) for p in Performance.objects.filter(job=job)
+                                .order_by("variation").values_list("id", flat=True)]}
 
 
 def _perf_id(job: RenderJob) -> str | None:
-    perf = Performance.objects.filter(job=job).values_list("id", flat=True).first()
+    perf = (Performance.objects.filter(job=job).order_by("variation")
+            .values_list("id", flat=True).first())
     return str(perf) if perf else None
+
+
+def job_done_summary(*, job_id) -> dict | None:
+    """The 'done' message of a finished job: its first take's summary plus ``performances``
+    (every take of the job, by variation); None while it has none."""
+    perfs = list(Performance.objects.filter(job_id=job_id).order_by("variation"))
+    if not perfs:
+        return None
+    return {**performance_summary(performance=perfs[0]),
+            "performances": [performance_summary(performance=p) for p in perfs]}
 
 
 def performance_downloads(*, performance_id) -> dict:
@@ -71,25 +85,29 @@ def performance_downloads(*, performance_id) -> dict:
 def performance_summary(*, performance: Performance) -> dict:
     """What the 'done' message and the takes list say about a performance."""
     return {"performance_id": str(performance.id), "n_notes": performance.n_notes,
+            "variation": performance.variation,
             "duration": round(performance.duration_sec, 3),
             "notes_url": reverse("performance-notes", args=[performance.id]),
             "downloads": performance_downloads(performance_id=performance.id)}
 
 
 def takes_for_score(*, score: Score, user, session_key: str) -> list[dict]:
-    """The requester's render jobs of a score, oldest first, with their performances."""
+    """The requester's takes of a score, oldest first: one per performance (a job rendering
+    several variations gives several takes), or one per job that has none (running, failed)."""
     jobs = (RenderJob.objects.filter(_owner_q(user, session_key), score=score)
-            .select_related("performance").order_by("created"))
+            .prefetch_related("performances").order_by("created"))
     out = []
     for job in jobs:
-        perf = getattr(job, "performance", None)
-        item = {"job_id": str(job.id), "seed": job.seed, "controls": job.controls,
+        perfs = sorted(job.performances.all(), key=lambda p: p.variation)
+        base = {"job_id": str(job.id), "seed": job.seed, "controls": job.controls,
                 "created": job.created.isoformat(), "state": job.state,
                 "message": job.message or None, "performance_id": None, "n_notes": 0,
+                "variation": 0, "variations": len(perfs) or 1,
                 "notes_url": None, "downloads": {}}
-        if perf is not None:
-            item.update(performance_summary(performance=perf))
-        out.append(item)
+        if not perfs:
+            out.append(base)
+        for perf in perfs:
+            out.append({**base, **performance_summary(performance=perf)})
     return out
 
 
@@ -97,3 +115,42 @@ def performance_get_visible(*, performance_id: uuid.UUID, user,
                             session_key: str) -> Performance | None:
     return (Performance.objects.select_related("score", "job")
             .filter(_owner_q(user, session_key, "job__"), id=performance_id).first())
+
+
+def score_bars(*, score: Score) -> dict:
+    """Bars of a score as the section controls count them: ``n_bars`` and ``bars``, the bar
+    (1..) of each base note id (its first occurrence when a repeat is unfolded)."""
+    from webapp.controls import score_bar_numbers
+    from webapp.scoreprep import load_parsed
+
+    notes = load_parsed(score.parsed.path).notes
+    numbers = score_bar_numbers(notes)
+    bars: dict[str, int] = {}
+    for nid, bar in zip(notes["id"].tolist(), numbers.tolist()):
+        bars.setdefault(nid.split("-")[0], int(bar))
+    return {"n_bars": int(numbers.max()) if len(numbers) else 0, "bars": bars}
+
+
+def reference_get_visible(*, reference_id, user, session_key: str) -> ReferencePerformance | None:
+    """The reference performance if it belongs to this user (or, anonymously, this session)."""
+    try:
+        reference_id = uuid.UUID(str(reference_id))
+    except ValueError:
+        return None
+    return ReferencePerformance.objects.filter(_owner_q(user, session_key),
+                                               id=reference_id).first()
+
+
+def reference_summary(*, reference: ReferencePerformance) -> dict:
+    """What the score page shows about a reference: its alignment report and where to play it."""
+    return {"reference_id": str(reference.id), "title": str(reference),
+            "score_id": str(reference.score_id) if reference.score_id else None,
+            "created": reference.created.isoformat(), "n_matched": reference.n_matched,
+            "report": reference.report,
+            "notes_url": reverse("reference-notes", args=[reference.id])}
+
+
+def references_for_score(*, score: Score, user, session_key: str) -> list[dict]:
+    """The requester's reference performances of a score, newest first."""
+    refs = ReferencePerformance.objects.filter(_owner_q(user, session_key), score=score)
+    return [reference_summary(reference=r) for r in refs]

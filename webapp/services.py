@@ -24,11 +24,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
-from webapp.models import Performance, RenderJob, Score
+from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 
 log = logging.getLogger(__name__)
-# Interpretation controls a job may carry, passed to ml.inference.Renderer.render as keywords.
-CONTROL_KEYS = ("mode", "delta", "z", "base_tempo_bpm", "expressiveness", "variations")
+# Interpretation controls a job may carry (webapp.controls validates and expands them).
+CONTROL_KEYS = ("mode", "delta", "sections", "z", "base_tempo_bpm", "expressiveness",
+                "variations", "reference_id")
 STALE_MESSAGE = ("the render worker stopped (it crashed or was shut down) before finishing; "
                  "press Render to try again")
 
@@ -222,17 +223,32 @@ def render_job_create(*, score: Score, user, session_key: str, seed: int | None 
                       controls: dict | None = None) -> RenderJob:
     """Queue a render of ``score`` for a user (or an anonymous session) on the ``render`` queue.
 
+    Parameters
+    ----------
+    controls : dict, optional
+        Interpretation controls (webapp.controls); validated and stored normalised. A
+        ``reference_id`` must name an existing reference performance that the caller has
+        already checked the requester may use (selectors.reference_get_visible).
+
     Raises
     ------
     RenderLimitReached
         When the requester already has RENDER_MAX_CONCURRENT_PER_USER queued or running jobs.
-    ValueError
-        For controls the renderer does not know.
+    ControlError
+        (a ValueError) for controls that cannot be used, with a message naming the control.
     """
-    unknown = sorted(set(controls or {}) - set(CONTROL_KEYS))
-    if unknown:
-        raise ValueError(f"unknown control(s): {', '.join(unknown)}; "
-                         f"known: {', '.join(CONTROL_KEYS)}")
+    from webapp.controls import ControlError, controls_clean
+
+    raw = dict(controls or {})
+    n_bars = None
+    if raw.get("sections"):
+        from webapp.selectors import score_bars
+
+        n_bars = score_bars(score=score)["n_bars"]
+    controls = controls_clean(controls=raw, n_bars=n_bars)
+    if "reference_id" in controls and not ReferencePerformance.objects.filter(
+            id=controls["reference_id"]).exists():
+        raise ControlError("no such reference performance")
     owner = user if user is not None and user.is_authenticated else None
     mine = RenderJob.objects.filter(state__in=RenderJob.ACTIVE)
     mine = mine.filter(owner=owner) if owner else mine.filter(owner=None, session_key=session_key)
@@ -243,9 +259,9 @@ def render_job_create(*, score: Score, user, session_key: str, seed: int | None 
             f"you already have {limit} renders in progress; wait for one to finish or cancel it")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
+    n_total = score.n_notes * int(controls.get("variations", 1))
     job = RenderJob.objects.create(score=score, owner=owner, session_key=session_key or "",
-                                   seed=int(seed), controls=dict(controls or {}),
-                                   n_notes_total=score.n_notes,
+                                   seed=int(seed), controls=controls, n_notes_total=n_total,
                                    celery_task_id=uuid.uuid4().hex)
     from webapp.tasks import render_job
     transaction.on_commit(lambda: render_job.apply_async(

@@ -19,9 +19,10 @@ from django.core.files import File
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from webapp.models import Performance, RenderChunk, RenderJob
+from webapp.controls import controls_render_kwargs
+from webapp.models import Performance, ReferencePerformance, RenderChunk, RenderJob
 from webapp.notes import chunk_to_notes, notes_to_array, performance_duration
-from webapp.services import CONTROL_KEYS, job_group_send, job_state_event
+from webapp.services import job_group_send, job_state_event
 
 log = logging.getLogger(__name__)
 _renderer = None
@@ -124,13 +125,17 @@ def _stream(job: RenderJob) -> str:
     score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
                         source=score_row.original_filename)
     renderer = get_renderer()
-    kwargs = {k: v for k, v in (job.controls or {}).items() if k in CONTROL_KEYS}
+    controls = job.controls or {}
+    kwargs = controls_render_kwargs(controls=controls, notes=score.notes)
+    if controls.get("reference_id"):
+        kwargs["reference"] = _load_reference(controls["reference_id"])
     chunks = renderer.render(score, seed=int(job.seed), chunk_notes=settings.RENDER_CHUNK_NOTES,
                              **kwargs)
+    beats = score.notes["onset_beat"]
     seq, pending, all_notes = 0, [], []
     last_flush = None
     for chunk in chunks:
-        pending.extend(chunk_to_notes(np.asarray(chunk)))
+        pending.extend(chunk_to_notes(np.asarray(chunk), beats=beats))
         now = time.monotonic()
         if last_flush is None or now - last_flush >= FLUSH_EVERY_S:
             if not _flush(job, seq, pending):
@@ -143,6 +148,20 @@ def _stream(job: RenderJob) -> str:
         all_notes.extend(pending)
         seq += 1
     return _finish(job, all_notes, seq)
+
+
+def _load_reference(reference_id):
+    """The ml.inference.Reference of a stored reference performance (RenderError if gone)."""
+    from ml.inference import load_reference
+    from render.errors import RenderError
+
+    ref = ReferencePerformance.objects.filter(id=reference_id).first()
+    if ref is None or not ref.encoded:
+        raise RenderError("the reference performance of this render no longer exists")
+    try:
+        return load_reference(ref.encoded.path)
+    except (OSError, ValueError) as exc:
+        raise RenderError(f"the reference performance could not be read ({exc})") from exc
 
 
 def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
@@ -162,28 +181,32 @@ def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
 
 
 def _finish(job: RenderJob, notes: list[dict], n_chunks: int) -> str:
-    """Store the performance (MIDI + notes) and mark the job done."""
+    """Store the performances (one per variation: MIDI + notes) and mark the job done."""
     import tempfile
 
     from render.export import save_midi
 
-    with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
-        midi_path = Path(tmp) / "performance.mid"
-        save_midi(notes_to_array(notes), midi_path)
-        with transaction.atomic():
-            if not _still_running(job.id):
-                return RenderJob.objects.get(id=job.id).state
-            perf = Performance(job=job, score=job.score, seed=job.seed, controls=job.controls,
-                               notes=notes, n_notes=len(notes),
-                               duration_sec=performance_duration(notes))
+    by_variation: dict[int, list[dict]] = {}
+    for n in notes:
+        by_variation.setdefault(int(n.get("v", 0)), []).append(n)
+    with tempfile.TemporaryDirectory(prefix="perf-") as tmp, transaction.atomic():
+        if not _still_running(job.id):
+            return RenderJob.objects.get(id=job.id).state
+        for v, vnotes in sorted(by_variation.items()):
+            midi_path = Path(tmp) / f"performance-{v}.mid"
+            save_midi(notes_to_array(vnotes), midi_path)
+            perf = Performance(job=job, variation=v, score=job.score, seed=job.seed,
+                               controls=job.controls, notes=vnotes, n_notes=len(vnotes),
+                               duration_sec=performance_duration(vnotes))
             with open(midi_path, "rb") as f:
                 perf.midi.save(f"{perf.id.hex}.mid", File(f), save=False)
             perf.save()
-            RenderJob.objects.filter(id=job.id).update(
-                state=RenderJob.State.DONE, finished=timezone.now(), n_chunks=n_chunks)
+        RenderJob.objects.filter(id=job.id).update(
+            state=RenderJob.State.DONE, finished=timezone.now(), n_chunks=n_chunks)
     job.refresh_from_db()
-    from webapp.selectors import performance_summary
+    from webapp.selectors import job_done_summary
 
-    job_group_send(job, {"type": "job.done", **performance_summary(performance=perf)})
-    log.info("job %s done: %d notes in %d chunks", job.id, len(notes), n_chunks)
+    job_group_send(job, {"type": "job.done", **job_done_summary(job_id=job.id)})
+    log.info("job %s done: %d notes (%d takes) in %d chunks", job.id, len(notes),
+             len(by_variation), n_chunks)
     return job.state

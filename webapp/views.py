@@ -15,6 +15,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp import selectors, services
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
 from webapp.forms import SignUpForm, UploadForm
+from webapp.references import ReferenceRefused, reference_create_from_upload
+from webapp.references import reference_delete as reference_delete_service
 
 
 def _session_key(request, *, create: bool = False) -> str:
@@ -103,7 +105,7 @@ def score_notemap(request, score_id):
     return JsonResponse(_score_or_404(request, score_id).notemap)
 
 
-def _render_params(request) -> dict:
+def _render_params(request, *, session_key: str) -> dict:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
@@ -126,22 +128,74 @@ def _render_params(request) -> dict:
     controls = body.get("controls") or {}
     if not isinstance(controls, dict):
         raise ValueError("controls must be a JSON object")
+    ref_id = controls.get("reference_id")
+    if ref_id not in (None, "") and selectors.reference_get_visible(
+            reference_id=ref_id, user=request.user, session_key=session_key) is None:
+        raise ValueError("no such reference performance (it is not yours, or it was deleted)")
     return {"seed": seed, "controls": controls}
 
 
 @require_POST
 def score_render(request, score_id):
     score = _score_or_404(request, score_id)
+    session_key = _session_key(request, create=True)
     try:
-        params = _render_params(request)
+        params = _render_params(request, session_key=session_key)
         job = services.render_job_create(score=score, user=request.user,
-                                         session_key=_session_key(request, create=True),
-                                         **params)
+                                         session_key=session_key, **params)
     except ValueError as exc:
         return _error(str(exc), 400)
     except RenderLimitReached as exc:
         return _error(str(exc), 429)
     return JsonResponse(selectors.job_summary(job=job), status=201)
+
+
+@require_GET
+def score_bars(request, score_id):
+    return JsonResponse(selectors.score_bars(score=_score_or_404(request, score_id)))
+
+
+@require_http_methods(["GET", "POST"])
+def score_references(request, score_id):
+    """GET: the requester's references of the score; POST (multipart ``file``, ``title``):
+    upload a MIDI performance, aligned before the answer (201 with its report, 400 refused)."""
+    score = _score_or_404(request, score_id)
+    if request.method == "GET":
+        return JsonResponse(selectors.references_for_score(
+            score=score, user=request.user, session_key=_session_key(request)), safe=False)
+    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_BYTES + 65536:
+        return _error(f"the file is over the limit of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB", 400)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _error("choose a MIDI file of a performance of this score", 400)
+    try:
+        ref = reference_create_from_upload(
+            uploaded_file=upload, score=score, user=request.user,
+            session_key=_session_key(request, create=True),
+            title=(request.POST.get("title") or "")[:200])
+    except ReferenceRefused as exc:
+        return _error(str(exc), 400)
+    return JsonResponse(selectors.reference_summary(reference=ref), status=201)
+
+
+def _reference_or_404(request, reference_id):
+    ref = selectors.reference_get_visible(reference_id=reference_id, user=request.user,
+                                          session_key=_session_key(request))
+    if ref is None:
+        raise Http404("no such reference performance")
+    return ref
+
+
+@require_GET
+def reference_notes(request, reference_id):
+    ref = _reference_or_404(request, reference_id)
+    return JsonResponse({**selectors.reference_summary(reference=ref), "notes": ref.notes})
+
+
+@require_POST
+def reference_delete(request, reference_id):
+    reference_delete_service(reference=_reference_or_404(request, reference_id))
+    return JsonResponse({"deleted": str(reference_id)})
 
 
 @require_GET
@@ -189,6 +243,7 @@ def _perf_or_404(request, performance_id):
 def performance_notes(request, performance_id):
     perf = _perf_or_404(request, performance_id)
     return JsonResponse({"performance_id": str(perf.id), "seed": perf.seed,
+                         "variation": perf.variation, "job_id": str(perf.job_id),
                          "controls": perf.controls, "notes": perf.notes})
 
 

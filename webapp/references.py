@@ -1,0 +1,142 @@
+"""Writes: reference performances (uploaded MIDI aligned to a score, encoded to prime renders).
+
+The alignment runs in a child process of the parse server (webapp.services) under
+REFERENCE_ALIGN_TIMEOUT_S; nothing is stored unless it succeeds.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+
+from webapp.models import ReferencePerformance, Score
+
+log = logging.getLogger(__name__)
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+class ReferenceRefused(Exception):
+    """An uploaded reference that cannot be used; the message is shown to the user as it is."""
+
+
+def align_timeout_s() -> float:
+    return float(getattr(settings, "REFERENCE_ALIGN_TIMEOUT_S", 120))
+
+
+def _align_in_child(midi_path: Path, parsed_path: Path, outdir: Path) -> dict:
+    """Run webapp.refalign.run_child under the time limit; the report, or ReferenceRefused."""
+    from webapp.refalign import run_child
+    from webapp.services import _parse_context
+
+    limit = align_timeout_s()
+    proc = _parse_context().Process(target=run_child, daemon=True,
+                                    args=(str(midi_path), str(parsed_path), str(outdir)))
+    proc.start()
+    proc.join(limit)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        raise ReferenceRefused(f"aligning the performance took longer than {limit:g} s; "
+                               "try a shorter excerpt")
+    try:
+        result = json.loads((outdir / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        result = {"crash": f"no result (exit code {proc.exitcode})"}
+    if "error" in result:
+        raise ReferenceRefused(f"the performance does not fit this score: {result['error']}")
+    if not result.get("ok"):
+        log.error("reference alignment failed: %s", result.get("crash"))
+        raise ReferenceRefused("the performance could not be aligned (the aligner failed on it)")
+    return json.loads((outdir / "report.json").read_text(encoding="utf-8"))
+
+
+def reference_create(*, path: Path, original_filename: str, score: Score, user,
+                     session_key: str, title: str = "") -> ReferencePerformance:
+    """Align a MIDI performance to ``score``, encode it and store it for the requester.
+
+    Parameters
+    ----------
+    path : Path
+        The MIDI file (copied into MEDIA_ROOT on success).
+    original_filename : str
+        The name the user gave it (default title).
+    score : Score
+        The score it performs (already checked visible to the requester).
+    user, session_key
+        Owner: the signed-in user, else the anonymous session.
+
+    Raises
+    ------
+    ReferenceRefused
+        Not a MIDI file, too big, too slow to align, or not a performance of this score.
+    """
+    name = Path(original_filename).name or "reference.mid"
+    size = path.stat().st_size
+    if size == 0:
+        raise ReferenceRefused("the file is empty")
+    if size > settings.UPLOAD_MAX_BYTES:
+        raise ReferenceRefused(f"the file is {size / 1e6:.1f} MB, over the limit of "
+                               f"{settings.UPLOAD_MAX_BYTES / 1e6:g} MB")
+    with open(path, "rb") as f:
+        if f.read(4) != b"MThd":
+            raise ReferenceRefused(f"{name} is not a MIDI file (a reference performance is "
+                                   "a .mid recording of someone playing the score)")
+    owner = user if user is not None and user.is_authenticated else None
+    with tempfile.TemporaryDirectory(prefix="refalign-") as tmp:
+        report = _align_in_child(path, Path(score.parsed.path), Path(tmp))
+        notes = json.loads((Path(tmp) / "notes.json").read_text(encoding="utf-8"))
+        ref = ReferencePerformance(score=score, owner=owner,
+                                   session_key="" if owner else (session_key or ""),
+                                   title=(title or Path(name).stem)[:200],
+                                   original_filename=name[:255], report=report, notes=notes,
+                                   n_matched=int(report.get("n_matched", 0)))
+        saved: list[str] = []
+        try:
+            with transaction.atomic():
+                with open(path, "rb") as f:
+                    ref.midi.save(f"{uuid.uuid4().hex}.mid", File(f), save=False)
+                saved.append(ref.midi.name)
+                with open(Path(tmp) / "reference.npz", "rb") as f:
+                    ref.encoded.save(f"{uuid.uuid4().hex}.npz", File(f), save=False)
+                saved.append(ref.encoded.name)
+                ref.save()
+        except BaseException:
+            for n in saved:
+                ref.midi.storage.delete(n)
+            raise
+    log.info("reference %s for score %s: %s", name, score.id, report)
+    return ref
+
+
+def reference_create_from_upload(*, uploaded_file, score: Score, user, session_key: str,
+                                 title: str = "") -> ReferencePerformance:
+    """Store an uploaded MIDI (Django UploadedFile) as a reference of ``score``."""
+    name = Path(uploaded_file.name or "reference.mid").name
+    if uploaded_file.size is not None and uploaded_file.size > settings.UPLOAD_MAX_BYTES:
+        raise ReferenceRefused(f"the file is {uploaded_file.size / 1e6:.1f} MB, over the limit "
+                               f"of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB")
+    with tempfile.NamedTemporaryFile(prefix="reference-", suffix=".mid", delete=False) as tmp:
+        for chunk in uploaded_file.chunks():
+            tmp.write(chunk)
+    try:
+        return reference_create(path=Path(tmp.name), original_filename=name, score=score,
+                                user=user, session_key=session_key, title=title)
+    finally:
+        os.unlink(tmp.name)
+
+
+def reference_delete(*, reference: ReferencePerformance) -> None:
+    """Delete a reference and its files (renders made with it keep their notes)."""
+    storage = reference.encoded.storage
+    names = [reference.midi.name, reference.encoded.name]
+    reference.delete()
+    for n in names:
+        if n:
+            storage.delete(n)
