@@ -1,0 +1,418 @@
+"""Writes of the listening tests: create and prepare surveys, open and close them, participants'
+consent, answers and submission. The worker's side (rendering stimuli) is in
+webapp.surveys.stimuli.
+
+Every participant-facing write raises `SurveyRefused` with a message for the participant and an
+HTTP status; it then stores nothing (each write is one transaction).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import re
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from webapp.models import Score
+from webapp.surveys import design
+from webapp.surveys.models import (Item, ItemClip, Participant, Response, Stimulus, Survey,
+                                   SurveyPiece)
+
+log = logging.getLogger(__name__)
+EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,100}$")
+MIN_LISTEN_FRACTION = 0.9  # of the item's total audio length, between showing it and the answer
+DEFAULT_INSTRUCTIONS = {
+    "mos": "You will hear short piano performances, one at a time. Listen to each one to the end, "
+           "then rate how natural and how expressive it is, from 1 to 5. There are no right or "
+           "wrong answers. Please use headphones in a quiet place.",
+    "ab": "Each question has four short clips: A1 and A2 are two renditions of one passage, then "
+          "the two renditions of another passage B. Listen to all four to the end, then say "
+          "whether the change from A1 to A2 is like the change from the first B to the second "
+          "(same) or the other way round (reversed), and how confident you are.",
+}
+
+
+class SurveyRefused(Exception):
+    """A write that is refused; ``str(exc)`` is for the user, ``status`` the HTTP status."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+# --- researchers ----------------------------------------------------------------------------
+
+def survey_create(*, owner, title: str, kind: str, scores: list[Score], segment_sec: float = 15.0,
+                  conditions: list[str] | None = None, pairs_per_piece: int = 1,
+                  n_attention: int = 2, instructions: str = "", completion_code: str = "",
+                  seed: int | None = None) -> Survey:
+    """Create a draft survey over ``scores`` (in that order).
+
+    Raises
+    ------
+    SurveyRefused
+        For an unknown kind or condition, no scores, or a segment length outside 2-60 s.
+    """
+    if kind not in Survey.Kind.values:
+        raise SurveyRefused(f"unknown survey kind {kind!r}")
+    if not scores:
+        raise SurveyRefused("choose at least one piece")
+    if not 2.0 <= float(segment_sec) <= 60.0:
+        raise SurveyRefused("the segment length must be between 2 and 60 seconds")
+    conditions = list(conditions or ([] if kind == "ab" else list(design.CONDITIONS)))
+    unknown = sorted(set(conditions) - set(design.CONDITIONS))
+    if unknown:
+        raise SurveyRefused(f"unknown condition(s): {', '.join(unknown)}")
+    if kind == "mos" and len(conditions) < 2:
+        raise SurveyRefused("a MOS test compares at least two conditions")
+    with transaction.atomic():
+        survey = Survey.objects.create(
+            owner=owner, title=title[:200] or "Listening test", kind=kind,
+            segment_sec=float(segment_sec), conditions=[c for c in design.CONDITIONS
+                                                        if c in conditions],
+            pairs_per_piece=max(1, int(pairs_per_piece)), n_attention=max(0, int(n_attention)),
+            seed=seed if seed is not None else secrets.randbelow(2**31),
+            instructions=instructions.strip() or DEFAULT_INSTRUCTIONS[kind],
+            completion_code=(completion_code.strip() or secrets.token_hex(4).upper())[:40])
+        for k, score in enumerate(scores):
+            SurveyPiece.objects.create(survey=survey, score=score, order=k)
+    return survey
+
+
+def _require_state(survey: Survey, *states: str, action: str) -> None:
+    if survey.state not in states:
+        raise SurveyRefused(f"cannot {action}: the survey is {survey.state}", 409)
+
+
+def survey_piece_update(*, piece: SurveyPiece, start_beat: float | None, human_file=None,
+                        clear_human: bool = False) -> SurveyPiece:
+    """Set a piece's passage start (None: random) and its human performance MIDI (oracle)."""
+    _require_state(piece.survey, Survey.State.DRAFT, action="change a piece")
+    if start_beat is not None and not 0 <= start_beat <= piece.score.duration_beat + 1e-6:
+        raise SurveyRefused(f"the start must be between beat 0 and "
+                            f"{piece.score.duration_beat:g}")
+    piece.start_beat = start_beat
+    if clear_human and piece.human_midi:
+        piece.human_midi.delete(save=False)
+        piece.human_name = ""
+    if human_file is not None:
+        head = human_file.read(4)
+        human_file.seek(0)
+        if head != b"MThd":
+            raise SurveyRefused("the human performance must be a MIDI file (.mid)")
+        if piece.human_midi:
+            piece.human_midi.delete(save=False)
+        piece.human_name = Path(human_file.name or "performance.mid").name[:255]
+        piece.human_midi.save(f"{secrets.token_hex(8)}.mid", human_file, save=False)
+    piece.save()
+    return piece
+
+
+def _timeline(score_row: Score):
+    """(score, deadpan onsets in s, bar onsets) of a stored score."""
+    from render.baselines import deadpan
+    from webapp.scoreprep import load_parsed
+
+    score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
+                        source=score_row.original_filename)
+    return score, deadpan(score)["onset_sec"], score.notes["bar_onset_beat"]
+
+
+def _stim(survey, piece, condition, span, seed, **kw) -> Stimulus:
+    return Stimulus.objects.create(survey=survey, piece=piece, condition=condition, seed=seed,
+                                   start_beat=span[0], end_beat=span[1], **kw)
+
+
+def _item(survey, piece, role, clips, **kw) -> Item:
+    item = Item.objects.create(survey=survey, piece=piece, role=role, **kw)
+    for k, (stim, label) in enumerate(clips):
+        ItemClip.objects.create(item=item, stimulus=stim, order=k, label=label)
+    return item
+
+
+def _ab_pair(survey, piece, pair, spans, rng, role) -> Item:
+    delta = [round(float(v), 4) for v in rng.standard_normal(5)]
+    seed = int(rng.integers(2**31))
+    st = {(seg, sign): _stim(survey, piece, "perturb", span, seed, segment=seg, pair=pair,
+                             sign=sign, delta=delta)
+          for seg, span in zip("AB", spans) for sign in (1, -1)}
+    rev = bool(rng.integers(2))
+    b = [st["B", -1], st["B", 1]] if rev else [st["B", 1], st["B", -1]]
+    return _item(survey, piece, role, [(st["A", 1], "A1"), (st["A", -1], "A2"),
+                                       (b[0], "B first"), (b[1], "B second")],
+                 pair=pair, b_reversed=rev, condition="perturb")
+
+
+def survey_prepare(*, survey: Survey) -> Survey:
+    """Fix the passages, create the stimuli and items, and queue the renders on the workers.
+
+    Raises
+    ------
+    SurveyRefused
+        When the survey is not a draft or a piece cannot give the passages asked for.
+    """
+    from webapp.surveys.tasks import render_stimulus
+
+    _require_state(survey, Survey.State.DRAFT, action="prepare the stimuli")
+    rng = np.random.default_rng(survey.seed)
+    pieces = list(survey.pieces.select_related("score"))
+    with transaction.atomic():
+        survey.items.all().delete()
+        survey.stimuli.all().delete()
+        trials, pair = [], 0
+        for piece in pieces:
+            score, onset_sec, bars = _timeline(piece.score)
+            ob, end = score.notes["onset_beat"], float(np.max(score.notes["onset_beat"]
+                                                              + score.notes["duration_beat"]))
+            try:
+                if survey.kind == "mos":
+                    span = design.passage(ob, onset_sec, bars, segment_sec=survey.segment_sec,
+                                          rng=rng, start_beat=piece.start_beat,
+                                          piece_end_beat=end)
+                    seed = int(rng.integers(2**31))
+                    for cond in survey.conditions:
+                        if cond == "human" and not piece.human_midi:
+                            continue
+                        s = _stim(survey, piece, cond, span, seed)
+                        trials.append(_item(survey, piece, Item.Role.TRIAL, [(s, "Clip")],
+                                            condition=cond))
+                else:
+                    for _ in range(survey.pairs_per_piece):
+                        spans = design.two_passages(ob, onset_sec, bars, rng=rng,
+                                                    segment_sec=survey.segment_sec,
+                                                    piece_end_beat=end)
+                        trials.append(_ab_pair(survey, piece, pair, spans, rng, Item.Role.TRIAL))
+                        pair += 1
+            except ValueError as exc:
+                raise SurveyRefused(f"{piece.score.title}: {exc}") from None
+        first = pieces[0]
+        score, onset_sec, bars = _timeline(first.score)
+        ob = score.notes["onset_beat"]
+        if survey.kind == "mos":  # practice: another passage, by the humanizer
+            span = design.passage(ob, onset_sec, bars, segment_sec=survey.segment_sec, rng=rng)
+            s = _stim(survey, first, "humanizer", span, int(rng.integers(2**31)))
+            _item(survey, first, Item.Role.PRACTICE, [(s, "Clip")], condition="humanizer")
+        else:
+            spans = design.two_passages(ob, onset_sec, bars, segment_sec=survey.segment_sec,
+                                        rng=rng)
+            _ab_pair(survey, first, pair, spans, rng, Item.Role.PRACTICE)
+        for k in range(survey.n_attention):
+            base = trials[int(rng.integers(len(trials)))]
+            clips = [(c.stimulus, c.label) for c in base.item_clips.select_related("stimulus")]
+            if survey.kind == "mos":
+                exp = {"naturalness": int(rng.integers(1, 6)),
+                       "expressiveness": int(rng.integers(1, 6))}
+                text = (f"Attention check: whatever you hear, please answer "
+                        f"{exp['naturalness']} for naturalness and {exp['expressiveness']} "
+                        f"for expressiveness.")
+            else:
+                exp = {"relation": int(rng.choice([1, -1])), "confidence": 2}
+                text = (f"Attention check: whatever you hear, please answer "
+                        f"“{design.AB_QUESTIONS['relation']['choices'][exp['relation']]}” "
+                        f"with confidence 2.")
+            _item(survey, base.piece, Item.Role.ATTENTION, clips, condition=base.condition,
+                  pair=base.pair, b_reversed=base.b_reversed, expected=exp, instruction=text)
+        survey.state, survey.message = Survey.State.RENDERING, ""
+        survey.save(update_fields=["state", "message"])
+        ids = [str(i) for i in survey.stimuli.values_list("id", flat=True)]
+        transaction.on_commit(lambda: [render_stimulus.apply_async(args=[i], queue="render")
+                                       for i in ids])
+    return survey
+
+
+def survey_check_rendered(*, survey_id) -> str:
+    """Move a rendering survey on once no stimulus is pending: READY when all were rendered,
+    back to DRAFT with the reasons when some failed. Returns the survey's state."""
+    with transaction.atomic():
+        survey = Survey.objects.select_for_update().get(id=survey_id)
+        if survey.state != Survey.State.RENDERING:
+            return survey.state
+        st = survey.stimuli
+        if st.filter(state=Stimulus.State.PENDING).exists():
+            return survey.state
+        failed = list(st.filter(state=Stimulus.State.FAILED).select_related("piece__score"))
+        if failed:
+            survey.state = Survey.State.DRAFT
+            survey.message = "; ".join(sorted({f"{s.piece.score.title} ({s.condition}): "
+                                               f"{s.message}" for s in failed}))[:2000]
+        else:
+            survey.state, survey.message = Survey.State.READY, ""
+        survey.save(update_fields=["state", "message"])
+        return survey.state
+
+
+def survey_open(*, survey: Survey) -> Survey:
+    _require_state(survey, Survey.State.READY, Survey.State.CLOSED, action="open the survey")
+    survey.state, survey.opened, survey.closed = Survey.State.OPEN, timezone.now(), None
+    survey.save(update_fields=["state", "opened", "closed"])
+    return survey
+
+
+def survey_close(*, survey: Survey) -> Survey:
+    _require_state(survey, Survey.State.OPEN, action="close the survey")
+    survey.state, survey.closed = Survey.State.CLOSED, timezone.now()
+    survey.save(update_fields=["state", "closed"])
+    return survey
+
+
+def survey_back_to_draft(*, survey: Survey) -> Survey:
+    """Discard the stimuli of a survey nobody has taken, to change pieces or passages."""
+    _require_state(survey, Survey.State.READY, Survey.State.DRAFT, action="edit the survey")
+    if survey.participants.exists():
+        raise SurveyRefused("people have taken this survey: its stimuli cannot change", 409)
+    with transaction.atomic():
+        survey.items.all().delete()
+        for s in survey.stimuli.all():
+            if s.audio:
+                s.audio.delete(save=False)
+        survey.stimuli.all().delete()
+        survey.state, survey.message = Survey.State.DRAFT, ""
+        survey.save(update_fields=["state", "message"])
+    return survey
+
+
+# --- participants ---------------------------------------------------------------------------
+
+def _signer(participant: Participant) -> signing.Signer:
+    return signing.Signer(salt=f"surveys.item.{participant.id}")
+
+
+def item_key(*, participant: Participant, position: int) -> str:
+    """The signed key of the item at ``position`` that the answer must carry back."""
+    return _signer(participant).sign(f"{position}:{participant.order[position]}")
+
+
+def participant_start(*, survey: Survey, external_id: str = "") -> Participant:
+    """Consent given: a new participant with a random order of the items (practice first), or
+    the unfinished participant with this external id (resume).
+
+    Raises
+    ------
+    SurveyRefused
+        Survey not open, a malformed external id, or that id has already submitted.
+    """
+    if survey.state != Survey.State.OPEN:
+        raise SurveyRefused("this survey is not open", 409)
+    external_id = (external_id or "").strip()
+    if external_id and not EXTERNAL_ID_RE.match(external_id):
+        raise SurveyRefused("the participant id may only have letters, digits and _ . : @ -")
+    if external_id:
+        old = Participant.objects.filter(survey=survey, external_id=external_id).first()
+        if old is not None:
+            if old.submitted:
+                raise SurveyRefused("this participant id has already completed the survey", 409)
+            return old
+    items = list(survey.items.values_list("id", "role"))
+    practice = [i for i, r in items if r == Item.Role.PRACTICE]
+    rest = [i for i, r in items if r != Item.Role.PRACTICE]
+    p = Participant(survey=survey, token=secrets.token_urlsafe(24), external_id=external_id,
+                    consented=timezone.now())
+    random.Random(p.id.int).shuffle(rest)
+    p.order = practice + rest
+    try:
+        with transaction.atomic():
+            p.save()
+    except IntegrityError:  # the same external id consented twice at once: resume that one
+        return Participant.objects.get(survey=survey, external_id=external_id)
+    return p
+
+
+def participant_serve(*, participant: Participant) -> int | None:
+    """Record when the participant's next item was first shown; its position, or None."""
+    pos = participant.n_answered
+    if pos >= len(participant.order) or participant.submitted:
+        return None
+    with transaction.atomic():
+        p = Participant.objects.select_for_update().get(id=participant.id)
+        if str(pos) not in p.served:
+            p.served[str(pos)] = time.time()
+            p.save(update_fields=["served"])
+        participant.served = p.served
+    return pos
+
+
+def _check_open(p: Participant) -> None:
+    if p.survey.state != Survey.State.OPEN:
+        raise SurveyRefused("this survey is closed; no more answers are accepted", 409)
+    if p.submitted:
+        raise SurveyRefused("you have already submitted this survey", 409)
+
+
+def response_submit(*, token: str, position: int, key: str, answers: dict) -> Participant:
+    """Store the answers to one item, in one transaction with the participant row locked.
+
+    Raises
+    ------
+    SurveyRefused
+        409 for a closed survey, a submitted participant, or an item already answered (a
+        replay); 400 for a key that does not match the item (tampered), an item not assigned
+        or not the next one, answers out of range, or a clip not yet played to the end.
+    """
+    with transaction.atomic():
+        p = (Participant.objects.select_for_update().select_related("survey")
+             .filter(token=token).first())
+        if p is None:
+            raise SurveyRefused("unknown participant", 404)
+        _check_open(p)
+        if not isinstance(position, int) or isinstance(position, bool) or not (
+                0 <= position < len(p.order)):
+            raise SurveyRefused("this item is not one of yours")
+        try:
+            pos_s, item_s = _signer(p).unsign(str(key)).split(":")
+        except (signing.BadSignature, ValueError):
+            raise SurveyRefused("the answer was tampered with (its item key is not valid)")
+        if int(pos_s) != position or int(item_s) != p.order[position]:
+            raise SurveyRefused("the answer was tampered with (its key is for another item)")
+        if position < p.n_answered:
+            raise SurveyRefused("this item was already answered", 409)
+        if position > p.n_answered:
+            raise SurveyRefused("please answer the items in order")
+        item = Item.objects.get(id=p.order[position], survey=p.survey)
+        try:
+            values = design.valid_answer(p.survey.kind, answers)
+        except ValueError as exc:
+            raise SurveyRefused(str(exc)) from None
+        need = sum(c.stimulus.duration_sec for c in item.item_clips.select_related("stimulus"))
+        shown = p.served.get(str(position))
+        if shown is None or time.time() - shown < MIN_LISTEN_FRACTION * need:
+            raise SurveyRefused("please play every clip to the end before answering")
+        Response.objects.bulk_create([Response(participant=p, item=item, position=position,
+                                               question=q, value=v) for q, v in values.items()])
+        p.n_answered = position + 1
+        p.save(update_fields=["n_answered"])
+    return p
+
+
+def participant_submit(*, token: str, age_band: str, training_band: str) -> Participant:
+    """Finish: store the questionnaire, score the attention checks, return the participant
+    (with ``survey.completion_code`` to show). One submission per participant."""
+    if age_band not in design.AGE_BANDS:
+        raise SurveyRefused("please choose your age band")
+    if training_band not in design.TRAINING_BANDS:
+        raise SurveyRefused("please choose your years of musical training")
+    with transaction.atomic():
+        p = (Participant.objects.select_for_update().select_related("survey")
+             .filter(token=token).first())
+        if p is None:
+            raise SurveyRefused("unknown participant", 404)
+        _check_open(p)
+        if p.n_answered < len(p.order):
+            raise SurveyRefused(f"please answer every item first ({p.n_answered} of "
+                                f"{len(p.order)} done)")
+        checks = Item.objects.filter(id__in=p.order, role=Item.Role.ATTENTION)
+        got = {(r.item_id, r.question): r.value
+               for r in p.responses.filter(item__role=Item.Role.ATTENTION)}
+        passed = all(got.get((it.id, q)) == v for it in checks for q, v in it.expected.items())
+        n = Participant.objects.filter(id=p.id, submitted__isnull=True).update(
+            submitted=timezone.now(), age_band=age_band, training_band=training_band,
+            attention_passed=passed)
+        if not n:
+            raise SurveyRefused("you have already submitted this survey", 409)
+        p.refresh_from_db()
+    return p

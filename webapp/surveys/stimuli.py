@@ -1,0 +1,124 @@
+"""The worker's side of a survey: render one stimulus to an audio file, once.
+
+Every condition plays the notes whose score onsets lie in the stimulus' passage
+[start_beat, end_beat): deadpan and the humanizer over the whole score, the model (prior, or
+the paper's mu +- Delta exp(gamma) for A/B) decoded from the start of the piece up to the end of
+the passage (so the passage has its musical context), and a human performance aligned to the
+score (render.align). Audio: FluidSynth with the piano soundfont, loudness-normalised with short
+fades (render.export.render_audio), Ogg Vorbis.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from django.core.files import File
+from django.db import close_old_connections
+
+from webapp.surveys import design
+from webapp.surveys.models import Stimulus
+
+log = logging.getLogger(__name__)
+
+
+def _load_score(score_row):
+    from webapp.scoreprep import load_parsed
+
+    return load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
+                       source=score_row.original_filename)
+
+
+def _model_notes(score, st: Stimulus) -> np.ndarray:
+    """The model's rendition of the score up to the end of the passage, in score-note order."""
+    from webapp.streaming import get_renderer
+
+    ob = score.notes["onset_beat"]
+    last = int(np.searchsorted(ob, st.end_beat - 1e-9)) - 1
+    kwargs = {"mode": "prior"}
+    if st.condition == "perturb":
+        kwargs = {"mode": "perturb", "delta": np.asarray(st.delta, np.float32) * st.sign}
+    chunks = []
+    for chunk in get_renderer().render(score, seed=int(st.seed), chunk_notes=128, **kwargs):
+        chunks.append(np.asarray(chunk))
+        if chunk["index"].max() >= last:
+            break
+    notes = np.concatenate(chunks)
+    return notes[np.argsort(notes["index"], kind="stable")]
+
+
+def stimulus_notes(st: Stimulus) -> np.ndarray:
+    """The notes of a stimulus (pitch, onset_sec from `design.LEAD_IN_SEC`, duration_sec,
+    velocity).
+
+    Raises
+    ------
+    render.errors.RenderError
+        Unreadable score, or a human performance that does not align to it.
+    ValueError
+        Unknown condition, or no notes in the passage.
+    """
+    from render.baselines import deadpan, humanize
+
+    score = _load_score(st.piece.score)
+    ob = score.notes["onset_beat"]
+    if st.condition == "deadpan":
+        out = design.slice_rendered(deadpan(score), ob, st.start_beat, st.end_beat)
+    elif st.condition == "humanizer":
+        out = design.slice_rendered(humanize(score, seed=int(st.seed)), ob, st.start_beat,
+                                    st.end_beat)
+    elif st.condition in ("model", "perturb"):
+        notes = _model_notes(score, st)
+        out = design.slice_rendered(notes, ob[notes["index"]], st.start_beat, st.end_beat)
+    elif st.condition == "human":
+        from render.align import align_midi
+
+        if not st.piece.human_midi:
+            raise ValueError("no human performance was uploaded for this piece")
+        perf, _report = align_midi(score, st.piece.human_midi.path)
+        out = design.slice_performed(perf.notes, perf.match_index,
+                                     perf.score.notes["onset_beat"], st.start_beat, st.end_beat)
+    else:
+        raise ValueError(f"unknown condition {st.condition!r}")
+    if len(out) == 0:
+        raise ValueError("the passage has no notes")
+    return out
+
+
+def stimulus_render(*, stimulus_id) -> str:
+    """Render a pending stimulus to audio and store it; failures are stored on the row with a
+    message for the researcher. Then let the survey move on (READY, or DRAFT with reasons).
+    Returns the stimulus' state."""
+    from render.errors import RenderError
+    from render.export import AudioError, render_audio
+
+    from webapp.surveys.services import survey_check_rendered
+
+    close_old_connections()
+    st = Stimulus.objects.select_related("piece__score", "survey").filter(id=stimulus_id).first()
+    if st is None or st.state != Stimulus.State.PENDING:
+        return st.state if st else "missing"
+    try:
+        notes = stimulus_notes(st)
+        with tempfile.TemporaryDirectory(prefix="stimulus-") as tmp:
+            path = render_audio(notes, Path(tmp) / "clip.ogg", fmt="ogg")
+            import soundfile
+
+            duration = float(soundfile.info(str(path)).duration)
+            with open(path, "rb") as f:
+                st.audio.save(f"{secrets.token_hex(8)}.ogg", File(f), save=False)
+        st.state, st.duration_sec, st.n_notes, st.message = (Stimulus.State.DONE, duration,
+                                                             len(notes), "")
+    except (RenderError, AudioError, ValueError, OSError, ImportError) as exc:
+        log.warning("stimulus %s failed: %s", st.id, exc)
+        st.state, st.message = Stimulus.State.FAILED, str(exc)[:500] or type(exc).__name__
+    except Exception as exc:  # never leave a stimulus pending: the survey would wait forever
+        log.exception("stimulus %s failed", st.id)
+        st.state, st.message = Stimulus.State.FAILED, f"render failed ({type(exc).__name__})"
+    Stimulus.objects.filter(id=st.id, state=Stimulus.State.PENDING).update(
+        state=st.state, message=st.message, audio=st.audio.name or "",
+        duration_sec=st.duration_sec, n_notes=st.n_notes)
+    survey_check_rendered(survey_id=st.survey_id)
+    return st.state

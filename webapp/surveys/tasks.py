@@ -1,0 +1,12 @@
+"""Celery tasks of the listening tests (thin: ids in, one service call)."""
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="webapp.surveys.tasks.render_stimulus", ignore_result=True)
+def render_stimulus(stimulus_id: str) -> str:
+    """Render one survey stimulus to audio (see webapp.surveys.stimuli.stimulus_render)."""
+    from webapp.surveys.stimuli import stimulus_render
+
+    return stimulus_render(stimulus_id=stimulus_id)
