@@ -5,5 +5,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("surveys/", include("webapp.surveys.urls")),
     path("", include("webapp.urls")),
 ]
