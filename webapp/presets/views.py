@@ -1,0 +1,209 @@
+"""Preset pages and their JSON endpoints (thin: one selector or service call each)."""
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from webapp import selectors as webapp_selectors
+from webapp.errors import RenderLimitReached
+from webapp.presets import selectors, services
+from webapp.presets.services import PresetError
+
+
+def _session_key(request, *, create: bool = False) -> str:
+    if not request.session.session_key and create:
+        request.session["renders"] = True  # a non-empty session gets its cookie
+        request.session.save()
+    return request.session.session_key or ""
+
+
+def _error(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _owned_or_404(request, preset_id):
+    preset = selectors.preset_get_owned(preset_id=preset_id, user=request.user)
+    if preset is None:
+        raise Http404("no such preset")
+    return preset
+
+
+def _shared_or_404(token):
+    preset = selectors.preset_get_shared(token=token)
+    if preset is None:
+        raise Http404("no such preset (it may no longer be shared)")
+    return preset
+
+
+def _apply_targets(request) -> dict:
+    return {"demos": webapp_selectors.score_list_demos(),
+            "my_scores": webapp_selectors.score_list_for_user(user=request.user)}
+
+
+@require_GET
+@login_required
+def preset_list(request):
+    return render(request, "presets/list.html",
+                  {"presets": selectors.preset_list_for_user(user=request.user)})
+
+
+@require_GET
+def preset_list_shared(request):
+    return render(request, "presets/shared_list.html",
+                  {"presets": selectors.preset_list_shared()})
+
+
+@require_POST
+def preset_create(request):
+    """JSON {performance_id, name, description?} -> 201 {id, url}: save a take as a preset."""
+    if not request.user.is_authenticated:
+        return _error("sign in to save presets", 403)
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return _error("the request body is not valid JSON", 400)
+    if not isinstance(body, dict):
+        return _error("the request body must be a JSON object", 400)
+    try:
+        perf_id = uuid.UUID(str(body.get("performance_id")))
+    except ValueError:
+        return _error("performance_id is not the id of a take", 400)
+    perf = webapp_selectors.performance_get_visible(
+        performance_id=perf_id, user=request.user, session_key=_session_key(request))
+    if perf is None:
+        return _error("no such performance", 404)
+    try:
+        preset = services.preset_create_from_performance(
+            performance=perf, owner=request.user, name=body.get("name") or "",
+            description=body.get("description") or "")
+    except PresetError as exc:
+        return _error(str(exc), 400)
+    return JsonResponse({"id": str(preset.id), "name": preset.name,
+                         "url": reverse("preset-detail", args=[preset.id])}, status=201)
+
+
+@require_GET
+@login_required
+def preset_detail(request, preset_id):
+    preset = _owned_or_404(request, preset_id)
+    return render(request, "presets/detail.html", {
+        "preset": preset, "key": str(preset.id), "manage": True,
+        "share_url": selectors.preset_share_path(preset=preset),
+        "notes_url": reverse("preset-notes", args=[preset.id]),
+        **_apply_targets(request)})
+
+
+@require_GET
+def preset_shared(request, token):
+    preset = _shared_or_404(token)
+    return render(request, "presets/detail.html", {
+        "preset": preset, "key": token, "manage": False,
+        "share_url": selectors.preset_share_path(preset=preset),
+        "notes_url": reverse("preset-shared-notes", args=[token]),
+        **_apply_targets(request)})
+
+
+@require_POST
+@login_required
+def preset_edit(request, preset_id):
+    preset = _owned_or_404(request, preset_id)
+    try:
+        services.preset_update(preset=preset, name=request.POST.get("name"),
+                               description=request.POST.get("description"))
+    except PresetError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Saved.")
+    return redirect("preset-detail", preset_id=preset.id)
+
+
+@require_POST
+@login_required
+def preset_share(request, preset_id):
+    preset = services.preset_share(preset=_owned_or_404(request, preset_id))
+    messages.success(request, "Shared: anyone with the link can open it.")
+    return redirect("preset-detail", preset_id=preset.id)
+
+
+@require_POST
+@login_required
+def preset_unshare(request, preset_id):
+    preset = services.preset_unshare(preset=_owned_or_404(request, preset_id))
+    messages.success(request, "Sharing stopped: the old link no longer works.")
+    return redirect("preset-detail", preset_id=preset.id)
+
+
+@require_POST
+@login_required
+def preset_delete(request, preset_id):
+    preset = _owned_or_404(request, preset_id)
+    services.preset_delete(preset=preset)
+    messages.info(request, f"Deleted the preset “{preset.name}”.")
+    return redirect("presets")
+
+
+def _info(preset, *, key: str, apply_name: str, for_owner: bool) -> JsonResponse:
+    data = selectors.preset_summary(preset=preset, for_owner=for_owner)
+    data["apply_url_template"] = reverse(apply_name, args=[key, "00000000-0000-0000-0000-000000000000"])
+    return JsonResponse(data)
+
+
+@require_GET
+def preset_info(request, preset_id):
+    return _info(_owned_or_404(request, preset_id), key=preset_id, apply_name="preset-apply",
+                 for_owner=True)
+
+
+@require_GET
+def preset_shared_info(request, token):
+    return _info(_shared_or_404(token), key=token, apply_name="preset-shared-apply",
+                 for_owner=False)
+
+
+def _notes(preset) -> JsonResponse:
+    perf = preset.source_performance
+    if perf is None:
+        raise Http404("this preset has no take to listen to")
+    return JsonResponse({"seed": perf.seed, "notes": perf.notes, "n_notes": perf.n_notes,
+                         "score_title": perf.score.title})
+
+
+@require_GET
+def preset_notes(request, preset_id):
+    return _notes(_owned_or_404(request, preset_id))
+
+
+@require_GET
+def preset_shared_notes(request, token):
+    return _notes(_shared_or_404(token))
+
+
+def _apply(request, preset, score_id) -> JsonResponse:
+    score = webapp_selectors.score_get_visible(score_id=score_id, user=request.user)
+    if score is None:
+        return _error("no such score", 404)
+    try:
+        job = services.preset_apply(preset=preset, score=score, user=request.user,
+                                    session_key=_session_key(request, create=True))
+    except RenderLimitReached as exc:
+        return _error(str(exc), 429)
+    except ValueError as exc:
+        return _error(str(exc), 400)
+    return JsonResponse(webapp_selectors.job_summary(job=job), status=201)
+
+
+@require_POST
+def preset_apply(request, preset_id, score_id):
+    return _apply(request, _owned_or_404(request, preset_id), score_id)
+
+
+@require_POST
+def preset_shared_apply(request, token, score_id):
+    return _apply(request, _shared_or_404(token), score_id)
