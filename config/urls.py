@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("surveys/", include("webapp.surveys.urls")),
     path("", include("webapp.urls")),
+    path("", include("webapp.presets.urls")),
 ]
