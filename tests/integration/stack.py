@@ -107,7 +107,7 @@ class Stack:
             try:
                 requests.get(self.base_url + "/", timeout=2)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a loaded machine: slow first page
                 time.sleep(0.2)
         raise StackError("daphne did not answer")
 
