@@ -32,6 +32,7 @@ AB_QUESTIONS = {
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+", "no answer")
 TRAINING_BANDS = ("none", "1-2", "3-5", "6-10", "over 10", "no answer")
 LEAD_IN_SEC = 0.05
+MAX_TAIL_SEC = 2.0  # notes sound at most this long after the passage's last onset
 
 
 def questions(kind: str) -> dict:
@@ -160,11 +161,19 @@ def two_passages(onset_beat, onset_sec, bar_onsets, *, segment_sec: float,
 def slice_rendered(notes: np.ndarray, onset_beat: np.ndarray, start_beat: float,
                    end_beat: float) -> np.ndarray:
     """The rendered notes of a passage (``notes[i]`` plays score note i), starting at
-    `LEAD_IN_SEC`; ``notes`` has onset_sec, duration_sec, pitch, velocity."""
+    `LEAD_IN_SEC`, none longer than `MAX_TAIL_SEC` past the last onset; ``notes`` has
+    onset_sec, duration_sec, pitch, velocity."""
     keep = (onset_beat >= start_beat - 1e-9) & (onset_beat < end_beat - 1e-9)
-    out = notes[keep].copy()
+    return _rebase(notes[keep].copy())
+
+
+def _rebase(out: np.ndarray) -> np.ndarray:
+    """Start at LEAD_IN_SEC; cut notes at MAX_TAIL_SEC after the last onset (a long final
+    chord or a slow rendition does not make one clip much longer than the others)."""
     if len(out):
         out["onset_sec"] = out["onset_sec"] - out["onset_sec"].min() + LEAD_IN_SEC
+        end = out["onset_sec"].max() + MAX_TAIL_SEC
+        out["duration_sec"] = np.minimum(out["duration_sec"], end - out["onset_sec"])
     return out
 
 
@@ -179,6 +188,4 @@ def slice_performed(perf_notes: np.ndarray, match_index: np.ndarray, onset_beat:
         return perf_notes[:0].copy()
     t = perf_notes["onset_sec"][idx]
     sel = (perf_notes["onset_sec"] >= t.min() - 1e-9) & (perf_notes["onset_sec"] <= t.max() + 1e-9)
-    out = perf_notes[sel].copy()
-    out["onset_sec"] = out["onset_sec"] - out["onset_sec"].min() + LEAD_IN_SEC
-    return out
+    return _rebase(perf_notes[sel].copy())
