@@ -1,0 +1,211 @@
+"""API views (thin): validate the request, call one selector or service, answer JSON.
+
+Errors are ``{"error": message}`` (webapp.api.errors); the schema is drf-spectacular's.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp import selectors as webapp_selectors
+from webapp import services as webapp_services
+from webapp.api import selectors as api_selectors
+from webapp.api import serializers as s
+from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
+from webapp.presets import selectors as preset_selectors
+from webapp.presets import services as preset_services
+from webapp.presets.services import PresetError
+
+ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
+    400: "Invalid input", 401: "Not signed in, or a bad token", 403: "Not allowed",
+    404: "Not found (or not yours)", 409: "Conflict", 429: "Too many renders in progress"}.items()}
+
+
+def _errors(*codes):
+    return {c: ERRORS[c] for c in codes}
+
+
+def _valid(serializer_class, data):
+    ser = serializer_class(data=data)
+    ser.is_valid(raise_exception=True)
+    return ser.validated_data
+
+
+def _body(request) -> dict:
+    if not isinstance(request.data, dict) and not hasattr(request.data, "getlist"):
+        raise ValidationError("the request body must be a JSON object")
+    return request.data
+
+
+def _score_or_404(request, score_id):
+    score = webapp_selectors.score_get_visible(score_id=score_id, user=request.user)
+    if score is None:
+        raise Http404("no such score")
+    return score
+
+
+def _owned_preset_or_404(request, preset_id):
+    preset = preset_selectors.preset_get_owned(preset_id=preset_id, user=request.user)
+    if preset is None:
+        raise Http404("no such preset")
+    return preset
+
+
+def _shared_preset_or_404(token):
+    preset = preset_selectors.preset_get_shared(token=token)
+    if preset is None:
+        raise Http404("no such preset (it may no longer be shared)")
+    return preset
+
+
+def _job_created(job) -> Response:
+    return Response(api_selectors.api_job(job=job), status=status.HTTP_201_CREATED)
+
+
+def _render_refusals(call):
+    """Run a render-creating call; its refusals as API errors (400 controls, 429 limit)."""
+    try:
+        return call()
+    except RenderLimitReached as exc:
+        return Response({"error": str(exc)}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+    except ValueError as exc:  # ControlError, PresetError
+        return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+
+
+# --- token ------------------------------------------------------------------------------------
+
+class TokenView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(operation_id="token_obtain", request=s.TokenRequestSerializer,
+                   responses={200: s.TokenSerializer, **_errors(400)},
+                   summary="Your API token, from your username and password")
+    def post(self, request):
+        from django.contrib.auth import authenticate
+
+        data = _valid(s.TokenRequestSerializer, _body(request))
+        user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None:
+            raise ValidationError("wrong username or password")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+# --- scores -----------------------------------------------------------------------------------
+
+class ScoreListView(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(operation_id="scores_list", responses={200: s.ScoreSerializer(many=True)},
+                   summary="Demo scores and your uploads")
+    def get(self, request):
+        return Response(api_selectors.api_scores_visible(user=request.user))
+
+    @extend_schema(operation_id="scores_upload", request={"multipart/form-data": s.ScoreUploadSerializer},
+                   responses={201: s.ScoreSerializer, **_errors(400, 401)},
+                   summary="Upload a score (same checks and messages as the web upload)")
+    def post(self, request):
+        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_BYTES + 65536:
+            raise ValidationError(
+                f"the file is over the limit of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB")
+        data = _valid(s.ScoreUploadSerializer, request.data)
+        try:
+            score = webapp_services.score_create_from_upload(
+                uploaded_file=data["file"], owner=request.user, title=data.get("title", ""))
+        except ScoreError as exc:
+            raise ValidationError({"file": [str(exc)]}) from None
+        return Response(api_selectors.api_score(score=score), status=status.HTTP_201_CREATED)
+
+
+class ScoreDetailView(APIView):
+    @extend_schema(operation_id="scores_retrieve", responses={200: s.ScoreSerializer, **_errors(404)})
+    def get(self, request, score_id):
+        return Response(api_selectors.api_score(score=_score_or_404(request, score_id)))
+
+
+class ScoreRenderView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="scores_render", request=s.RenderRequestSerializer,
+                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)},
+                   summary="Render the score with any controls; poll the job until done")
+    def post(self, request, score_id):
+        score = _score_or_404(request, score_id)
+        body = _body(request)
+        data = _valid(s.RenderRequestSerializer, body)
+        controls = body.get("controls") or {}
+        ref_id = controls.get("reference_id") if isinstance(controls, dict) else None
+        if ref_id not in (None, "") and webapp_selectors.reference_get_visible(
+                reference_id=ref_id, user=request.user, session_key="") is None:
+            raise ValidationError("no such reference performance (it is not yours, or it was "
+                                  "deleted)")
+        return _render_refusals(lambda: _job_created(webapp_services.render_job_create(
+            score=score, user=request.user, session_key="", seed=data.get("seed"),
+            controls=controls)))
+
+
+class ScorePerformancesView(APIView):
+    @extend_schema(operation_id="scores_performances",
+                   responses={200: s.PerformanceSummarySerializer(many=True), **_errors(404)},
+                   summary="Your performances of the score, oldest first")
+    def get(self, request, score_id):
+        score = _score_or_404(request, score_id)
+        return Response(api_selectors.api_performances_for_score(score=score, user=request.user))
+
+
+# --- jobs and performances --------------------------------------------------------------------
+
+def _job_or_404(request, job_id):
+    job = webapp_selectors.job_get_for_requester(job_id=job_id, user=request.user,
+                                                 session_key="")
+    if job is None:
+        raise Http404("no such job")
+    return job
+
+
+class JobView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="jobs_retrieve", responses={200: s.JobSerializer, **_errors(401, 404)})
+    def get(self, request, job_id):
+        job = _job_or_404(request, job_id)
+        webapp_services.render_jobs_fail_stale(job_ids=[job.id])
+        job.refresh_from_db()
+        return Response(api_selectors.api_job(job=job))
+
+
+class JobCancelView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="jobs_cancel", request=None,
+                   responses={200: s.JobSerializer, **_errors(401, 404, 409)})
+    def post(self, request, job_id):
+        job = _job_or_404(request, job_id)
+        try:
+            job = webapp_services.render_job_cancel(job=job)
+        except JobNotActive as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(api_selectors.api_job(job=job))
+
+
+class PerformanceView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="performances_retrieve",
+                   responses={200: s.PerformanceSerializer, **_errors(401, 404)},
+                   summary="A performance with every note and its download links")
+    def get(self, request, performance_id):
+        perf = webapp_selectors.performance_get_visible(performance_id=performance_id,
+                                                        user=request.user, session_key="")
+        if perf is None:
+            raise Http404("no such performance")
+        return Response(api_selectors.api_performance(performance=perf))
