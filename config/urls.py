@@ -8,4 +8,5 @@ urlpatterns = [
     path("surveys/", include("webapp.surveys.urls")),
     path("", include("webapp.urls")),
     path("", include("webapp.presets.urls")),
+    path("", include("webapp.api.urls")),
 ]
