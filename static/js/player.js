@@ -8,7 +8,8 @@
 // highlight events), duration, jobId, performanceId, reconnects, duplicates, error,
 // timeline (ms after the Render click: posted, queued, running, firstChunk, firstSound,
 // done), chunkLog, peakLevel; audioTime(), position(), level(), notes(); and `player`, the
-// Player itself (renderParams/paramsHook for render controls, replay(take, {at}) for A/B).
+// Player itself (renderParams/paramsHook for render controls, replay(take, {at}) for A/B);
+// liveVariation, compared (performance ids ticked), plots (what the plots drew).
 import { getJSON, getText, postJSON } from './player/api.js';
 import { JobStream } from './player/stream.js';
 import { PianoSampler } from './player/sampler.js';
@@ -16,6 +17,9 @@ import { Transport } from './player/transport.js';
 import { ScoreView } from './player/score-view.js';
 import { TakesList } from './player/takes.js';
 import { buildUI, fmtTime, showMessage } from './player/ui.js';
+import { ControlsPanel } from './player/controls.js';
+import { PlotsPanel } from './player/plots.js';
+import { ReferencesPanel } from './player/references.js';
 
 const SAMPLES = new URL('../vendor/piano/', import.meta.url);
 
@@ -28,8 +32,24 @@ export class Player {
     this.sampler = new PianoSampler(this.ctx, SAMPLES);
     this.transport = new Transport(this.ctx, this.sampler, { onEnded: () => this.refreshButtons() });
     this.score = new ScoreView(this.ui.score);
-    this.takes = new TakesList(this.ui.takes, (take) => this.replay(take));
-    this.score.onNoteClick = (elementId) => this.seekToElement(elementId);
+    this.takes = new TakesList(this.ui.takes, (take) => this.replay(take), (sel) => this.compare(sel));
+    this.controls = new ControlsPanel(this.ui.controls, { barsUrl: this.cfg.barsUrl, maxTakes: Number(this.cfg.maxTakes) || 8 });
+    this.paramsHook = () => this.controls.params();
+    this.plots = new PlotsPanel(this.ui.plots);
+    this.noteCache = new Map();   // performance id -> notes
+    this.live = new Map();        // variation -> notes of the take streaming now
+    this.liveVariation = 0;
+    if (this.cfg.referencesUrl) {
+      this.references = new ReferencesPanel(this.ui.references, {
+        url: this.cfg.referencesUrl, csrf: this.cfg.csrf,
+        onPlay: (ref) => this.playReference(ref),
+        onUse: (ref) => { this.controls.el.reference.value = ref.reference_id; this.render(); },
+        onChange: (refs) => this.controls.setReferences(refs),
+      });
+    }
+    this.score.onNoteClick = (elementId) => {
+      if (!this.controls.notePicked(elementId, this.notemap)) this.seekToElement(elementId);
+    };
     this.notemap = {};
     this.stream = null;
     this.job = null;
@@ -49,6 +69,7 @@ export class Player {
     const { ui } = this;
     ui.render.addEventListener('click', () => this.render());
     ui.cancel.addEventListener('click', () => this.cancel());
+    ui.ab.addEventListener('click', () => this.switchAB());
     ui.play.addEventListener('click', () => {
       if (this.transport.state === 'playing' || this.transport.state === 'waiting') this.transport.pause();
       else { this.ctx.resume(); this.transport.play(); }
@@ -82,6 +103,7 @@ export class Player {
       this.fail(`The score could not be shown: ${e.message}`);
     }
     this.loadTakes();
+    if (this.references) this.references.load();
   }
 
   /** Seek to the next time (after the current position, else the first) that `elementId` sounds. */
@@ -122,6 +144,8 @@ export class Player {
     this.stats = { ...this.stats, notesReceived: 0, chunks: 0, clickAt: performance.now(), firstSoundMs: null, doneMs: null, peak: 0 };
     this.chunkLog = [];
     this.timeline = {};
+    this.live = new Map();
+    this.liveVariation = 0;
     this.ui.render.disabled = true;
     this.setStatus('Starting…');
     let job;
@@ -177,7 +201,13 @@ export class Player {
       this.chunkLog.push({ n: notes.length, ms: performance.now(), pos: this.transport.position(), state: this.transport.state });
     }
     this.stats.notesReceived += notes.length;
-    this.transport.add(notes);
+    for (const n of notes) {
+      const v = n.v || 0;
+      if (!this.live.has(v)) this.live.set(v, []);
+      this.live.get(v).push(n);
+    }
+    this.transport.add(notes.filter((n) => (n.v || 0) === this.liveVariation));
+    this.refreshAB();
     const n = this.stats.notesReceived;
     this.setStatus(this.expected ? `Rendering… ${n} / ${this.expected} notes` : `Rendering… ${n} notes`);
     if (this.expected) this.ui.progress.value = Math.min(1, n / this.expected);
@@ -210,8 +240,98 @@ export class Player {
     this.endStream();
     this.ui.progress.value = 1;
     this.setStatus(`Rendered ${msg.n_notes ?? this.stats.notesReceived} notes`);
-    this.performanceId = msg.performance_id;
-    this.loadTakes().then(() => this.takes.markCurrent(msg.performance_id));
+    const perfs = msg.performances || [{ performance_id: msg.performance_id, variation: 0 }];
+    const mine = perfs.find((p) => p.variation === this.liveVariation) || perfs[0];
+    this.performanceId = mine.performance_id;
+    for (const p of perfs) if (this.live.has(p.variation)) this.noteCache.set(p.performance_id, this.live.get(p.variation));
+    this.plots.show(this.live.get(mine.variation) || [], `This take (${this.describeTake(mine.performance_id) || 'just rendered'})`);
+    this.loadTakes().then(() => {
+      this.takes.markCurrent(mine.performance_id);
+      this.plots.show(this.live.get(mine.variation) || [], this.describeTake(mine.performance_id));
+      if (perfs.length > 1) this.takes.setCompared(perfs.map((p) => p.performance_id));
+      this.refreshAB();
+    });
+  }
+
+  describeTake(performanceId) {
+    const k = this.takes.takes.findIndex((t) => t.performance_id === performanceId);
+    if (k < 0) return '';
+    const t = this.takes.takes[k];
+    return `Take ${k + 1}${t.variations > 1 ? ` (variation ${t.variation + 1} of ${t.variations})` : ''}`;
+  }
+
+  async takeNotes(take) {
+    if (!this.noteCache.has(take.performance_id)) {
+      const data = await getJSON(take.notes_url);
+      this.noteCache.set(take.performance_id, data.notes || []);
+    }
+    return this.noteCache.get(take.performance_id);
+  }
+
+  /** Draw where the ticked takes differ (and enable A/B between them). */
+  async compare(selected) {
+    this.refreshAB();
+    try {
+      const notes = await Promise.all(selected.map((t) => this.takeNotes(t)));
+      this.plots.showComparison(notes, selected.map((t) => this.describeTake(t.performance_id)));
+    } catch (e) {
+      this.fail(`The takes could not be compared: ${e.message}`);
+    }
+  }
+
+  refreshAB() {
+    const n = this.streaming ? this.live.size : this.takes.selected().length;
+    this.ui.ab.disabled = n < 2;
+    if (this.streaming && this.live.size > 1) this.ui.abInfo.textContent = `hearing variation ${this.liveVariation + 1} of ${this.live.size}`;
+    else if (n >= 2) {
+      const cur = this.describeTake(this.performanceId);
+      this.ui.abInfo.textContent = `${n} takes compared${cur ? `; hearing ${cur}` : ''}`;
+    } else this.ui.abInfo.textContent = 'Tick Compare on two takes (or render several at once) to switch between them.';
+  }
+
+  /** A/B: go on with the next compared take (or streaming variation) at the same position. */
+  async switchAB() {
+    const at = this.transport.position();
+    if (this.streaming && this.live.size > 1) {
+      const wasPlaying = this.transport.state === 'playing' || this.transport.state === 'waiting';
+      this.liveVariation = (this.liveVariation + 1) % this.live.size;
+      this.transport.reset();
+      this.transport.add(this.live.get(this.liveVariation) || []);
+      this.transport.seek(at);
+      if (wasPlaying) this.transport.play();
+      this.refreshAB();
+      this.refreshButtons();
+      return;
+    }
+    const sel = this.takes.selected();
+    if (sel.length < 2) return;
+    const k = sel.findIndex((t) => t.performance_id === this.performanceId);
+    await this.replay(sel[(k + 1) % sel.length], { at });
+    this.abSwitches = (this.abSwitches || 0) + 1;
+    this.refreshAB();
+  }
+
+  /** Play a reference performance (its own MIDI notes) through the player. */
+  async playReference(ref) {
+    showMessage(this.ui, '');
+    this.ctx.resume();
+    this.closeStream();
+    this.endStream();
+    this.transport.reset();
+    try {
+      const data = await getJSON(ref.notes_url);
+      await this.sampler.ready;
+      this.transport.add(data.notes || []);
+      this.transport.markComplete();
+      this.performanceId = null;
+      this.referenceId = ref.reference_id;
+      this.takes.markCurrent(null);
+      this.setStatus(`Reference “${ref.title}”: ${this.transport.notes.length} notes`);
+      this.transport.play();
+      this.refreshButtons();
+    } catch (e) {
+      this.fail(`The reference could not be played: ${e.message}`);
+    }
   }
 
   endStream() {
@@ -253,14 +373,17 @@ export class Player {
     this.transport.reset();
     this.setStatus('Loading take…');
     try {
-      const data = await getJSON(take.notes_url);
+      const notes = await this.takeNotes(take);
       await this.sampler.ready;
-      this.transport.add(data.notes || []);
+      this.transport.add(notes);
       this.transport.markComplete();
       this.stats.notesReceived = this.transport.notes.length;
       this.performanceId = take.performance_id;
+      this.referenceId = null;
       this.takes.markCurrent(take.performance_id);
-      this.setStatus(`Take of ${this.transport.notes.length} notes`);
+      const label = this.describeTake(take.performance_id);
+      this.setStatus(`${label || 'Take'}: ${this.transport.notes.length} notes`);
+      this.plots.show(notes, label);
       if (at > 0) this.transport.seek(at);
       this.transport.play();
       this.refreshButtons();
@@ -340,6 +463,11 @@ export class Player {
       get duration() { return p.transport.duration; },
       get jobId() { return p.job && p.job.job_id; },
       get performanceId() { return p.performanceId || null; },
+      get referenceId() { return p.referenceId || null; },
+      get liveVariation() { return p.liveVariation; },
+      get compared() { return p.takes.selected().map((t) => t.performance_id); },
+      get abSwitches() { return p.abSwitches || 0; },
+      get plots() { return { ...p.plots.stats }; },
       get reconnects() { return p.stream ? p.stream.reconnects : 0; },
       get duplicates() { return p.stream ? p.stream.duplicates : 0; },
       get firstSoundMs() { return p.stats.firstSoundMs; },

@@ -1,5 +1,5 @@
-// The list of takes (performances) of this score, from takes.json: replay buttons
-// and download links.
+// The list of takes (performances) of this score, from takes.json: replay buttons,
+// download links, what controls made each take, and a Compare box (A/B and plots).
 
 const FORMATS = [['mid', 'MIDI'], ['wav', 'WAV'], ['ogg', 'OGG'], ['csv', 'CSV']];
 
@@ -8,17 +8,44 @@ function fmtDate(iso) {
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleString();
 }
 
+/** A short description of a take's controls ("Δ 0.5 −1 0 0 2 · 2 sections · ♩ 84 · ×1.4 · reference"). */
+export function describeControls(c) {
+  if (!c) return '';
+  const bits = [];
+  if (c.mode === 'perturb') bits.push(`Δ ${(c.delta || [0, 0, 0, 0, 0]).map((v) => Number(v).toFixed(1)).join(' ')}`);
+  if (c.mode === 'fixed') bits.push('fixed z');
+  if (c.sections && c.sections.length) bits.push(`${c.sections.length} section${c.sections.length > 1 ? 's' : ''}`);
+  if (c.base_tempo_bpm) bits.push(`♩ ${c.base_tempo_bpm}`);
+  if (c.expressiveness !== undefined && c.expressiveness !== 1) bits.push(`×${c.expressiveness}`);
+  if (c.reference_id) bits.push('in a reference’s style');
+  return bits.join(' · ');
+}
+
 export class TakesList {
   /**
    * @param {HTMLElement} listEl  an <ol> to fill
    * @param {(take) => void} onReplay
+   * @param {(selected: object[]) => void} [onCompare]  called when the Compare boxes change
    */
-  constructor(listEl, onReplay) {
+  constructor(listEl, onReplay, onCompare) {
     this.el = listEl;
     this.onReplay = onReplay;
+    this.onCompare = onCompare;
     this.takes = [];
     this.current = null;
+    this.compared = new Set();   // performance ids ticked for comparison
   }
+
+  /** Tick these performances for comparison (and untick the others). */
+  setCompared(ids) {
+    this.compared = new Set(ids);
+    for (const box of this.el.querySelectorAll('.pr-take-compare')) box.checked = this.compared.has(box.value);
+    if (this.onCompare) this.onCompare(this.selected());
+  }
+
+  selected() { return this.takes.filter((t) => t.performance_id && this.compared.has(t.performance_id)); }
+
+  byId(performanceId) { return this.takes.find((t) => t.performance_id === performanceId) || null; }
 
   set(takes) {
     this.takes = takes;
@@ -42,11 +69,27 @@ export class TakesList {
       label.className = 'pr-take-label';
       const bits = [`Take ${k + 1}`];
       if (take.seed !== undefined && take.seed !== null) bits.push(`seed ${take.seed}`);
+      if (take.variations > 1) bits.push(`variation ${take.variation + 1} of ${take.variations}`);
+      const how = describeControls(take.controls);
+      if (how) bits.push(how);
       if (take.n_notes) bits.push(`${take.n_notes} notes`);
       if (take.created) bits.push(fmtDate(take.created));
       label.textContent = bits.join(' · ');
       li.append(label);
       if (take.performance_id && take.notes_url) {
+        const cmp = document.createElement('label');
+        cmp.className = 'pr-take-compare-label';
+        const box = document.createElement('input');
+        box.type = 'checkbox';
+        box.className = 'pr-take-compare';
+        box.value = take.performance_id;
+        box.checked = this.compared.has(take.performance_id);
+        box.addEventListener('change', () => {
+          if (box.checked) this.compared.add(box.value); else this.compared.delete(box.value);
+          if (this.onCompare) this.onCompare(this.selected());
+        });
+        cmp.append(box, ' Compare');
+        li.append(cmp);
         const play = document.createElement('button');
         play.type = 'button';
         play.className = 'pr-take-play';

@@ -1,4 +1,5 @@
-// DOM of the player: transport bar, progress, messages, score area, takes list.
+// DOM of the player: transport bar, progress, messages, controls, score area, takes list
+// with A/B switching, plots, reference performances.
 
 export function fmtTime(s) {
   if (!Number.isFinite(s) || s < 0) s = 0;
@@ -30,11 +31,18 @@ export function buildUI(root) {
     message: make('div', { class: 'pr-message', role: 'alert', hidden: '' }),
     score: make('div', { class: 'pr-score', 'aria-label': 'Engraved score' }),
     takes: make('ol', { class: 'pr-takes-list' }),
+    ab: make('button', { type: 'button', class: 'pr-ab', disabled: '', title: 'Switch to the next compared take at the same position' }, 'A/B switch'),
+    abInfo: make('span', { class: 'pr-ab-info', role: 'status' }),
+    controls: make('section', { class: 'pr-controls-box' }),
+    references: make('section', { class: 'pr-references' }),
+    plots: make('section', { class: 'pr-plots' }),
   };
   bar.append(ui.render, ui.cancel, ui.play, ui.time, ui.seek, ui.tempo, ui.status, ui.progress);
   const takes = make('section', { class: 'pr-takes' });
-  takes.append(make('h2', {}, 'Takes'), ui.takes);
-  root.replaceChildren(bar, ui.message, ui.score, takes);
+  const abBar = make('div', { class: 'pr-ab-bar' });
+  abBar.append(ui.ab, ui.abInfo);
+  takes.append(make('h2', {}, 'Takes'), abBar, ui.takes);
+  root.replaceChildren(bar, ui.message, ui.controls, ui.score, takes, ui.plots, ui.references);
   return ui;
 }
 

@@ -1,0 +1,106 @@
+// Reference performances of this score: upload a MIDI (aligned on the server, which answers
+// with how well it fits), see the report (matched / missing / extra notes, part of the score
+// covered), play it, and render the next take in its style.
+
+import { getJSON, HttpError } from './api.js';
+
+function make(tag, attrs = {}, text = '') {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text) el.textContent = text;
+  return el;
+}
+
+/** One line about an alignment report (render.align.AlignmentReport.to_dict()). */
+export function describeReport(rep) {
+  if (!rep) return '';
+  const bits = [];
+  if (rep.n_matched !== undefined) bits.push(`${rep.n_matched} notes matched`);
+  if (rep.n_missing !== undefined) bits.push(`${rep.n_missing} score notes not played`);
+  if (rep.n_extra !== undefined) bits.push(`${rep.n_extra} extra notes`);
+  if (rep.coverage !== undefined) bits.push(`${Math.round(rep.coverage * 100)}% of the score covered`);
+  const range = rep.range || rep.score_range || rep.covered;
+  if (range && typeof range === 'object') {
+    const a = range.from_bar ?? range.start_bar ?? range.start ?? range[0];
+    const b = range.to_bar ?? range.end_bar ?? range.end ?? range[1];
+    if (a !== undefined && b !== undefined) bits.push(`${range.from_bar !== undefined || range.start_bar !== undefined ? 'bars' : 'from'} ${a}–${b}`);
+  }
+  return bits.join(' · ');
+}
+
+export class ReferencesPanel {
+  /**
+   * @param {HTMLElement} root
+   * @param {{url: string, csrf: string, onPlay: (ref) => void, onUse: (ref) => void, onChange: (refs) => void}} opts
+   */
+  constructor(root, { url, csrf, onPlay, onUse, onChange }) {
+    Object.assign(this, { root, url, csrf, onPlay, onUse, onChange });
+    this.refs = [];
+    const h = make('h2', {}, 'Reference performances');
+    const form = make('form', { class: 'pr-ref-form' });
+    this.file = make('input', { type: 'file', accept: '.mid,.midi,audio/midi', class: 'pr-ref-file', 'aria-label': 'MIDI performance' });
+    this.upload = make('button', { type: 'submit', class: 'pr-ref-upload' }, 'Upload and align');
+    this.status = make('span', { class: 'pr-ref-status', role: 'status' });
+    this.error = make('div', { class: 'pr-ref-error pr-message', role: 'alert', hidden: '' });
+    form.append(make('span', {}, 'A MIDI recording of this piece (or part of it): '), this.file, this.upload, this.status);
+    form.addEventListener('submit', (ev) => { ev.preventDefault(); this.send(); });
+    this.list = make('ul', { class: 'pr-ref-list' });
+    root.replaceChildren(h, form, this.error, this.list);
+  }
+
+  async load() {
+    try {
+      this.set(await getJSON(this.url));
+    } catch { /* the list stays empty */ }
+  }
+
+  set(refs) {
+    this.refs = refs;
+    this.draw();
+    if (this.onChange) this.onChange(refs);
+  }
+
+  async send() {
+    const f = this.file.files && this.file.files[0];
+    this.error.hidden = true;
+    if (!f) { this.showError('Choose a MIDI file first.'); return; }
+    const body = new FormData();
+    body.append('file', f);
+    this.upload.disabled = true;
+    this.status.textContent = 'Aligning with the score…';
+    try {
+      const resp = await fetch(this.url, { method: 'POST', body, credentials: 'same-origin',
+        headers: { 'X-CSRFToken': this.csrf || '', Accept: 'application/json' } });
+      const data = await resp.json().catch(() => ({}));
+      if (!resp.ok) throw new HttpError(resp.status, data.error || `${resp.status} ${resp.statusText}`);
+      this.status.textContent = `Aligned: ${describeReport(data.report)}`;
+      this.file.value = '';
+      this.set([data, ...this.refs.filter((r) => r.reference_id !== data.reference_id)]);
+    } catch (e) {
+      this.status.textContent = '';
+      this.showError(`The reference was not stored: ${e.message}`);
+    } finally {
+      this.upload.disabled = false;
+    }
+  }
+
+  showError(text) {
+    this.error.textContent = text;
+    this.error.hidden = !text;
+  }
+
+  draw() {
+    this.list.replaceChildren();
+    for (const ref of this.refs) {
+      const li = make('li', { class: 'pr-ref' });
+      li.dataset.referenceId = ref.reference_id;
+      li.append(make('strong', {}, ref.title), make('span', { class: 'pr-ref-report' }, ` ${describeReport(ref.report)} `));
+      const play = make('button', { type: 'button', class: 'pr-ref-play' }, 'Play it');
+      play.addEventListener('click', () => this.onPlay(ref));
+      const use = make('button', { type: 'button', class: 'pr-ref-use' }, 'Render in its style');
+      use.addEventListener('click', () => this.onUse(ref));
+      li.append(play, use);
+      this.list.append(li);
+    }
+  }
+}
