@@ -64,6 +64,7 @@ def align_reference(midi_path: Path, parsed_path: Path, outdir: Path) -> dict:
     """
     from ml.inference import reference_from_aligned, save_reference
     from render.align import align_midi
+    from webapp.controls import score_bar_numbers
     from webapp.scoreprep import load_parsed
 
     score = load_parsed(parsed_path)
@@ -72,6 +73,10 @@ def align_reference(midi_path: Path, parsed_path: Path, outdir: Path) -> dict:
     save_reference(outdir / "reference.npz", ref)
     rep = report.to_dict()
     rep["n_encoded"] = int(len(ref.index))
+    first, last = rep.get("first_index"), rep.get("last_index")
+    if isinstance(first, int) and isinstance(last, int) and 0 <= first <= last < score.n_notes:
+        bars = score_bar_numbers(score.notes)   # the passage in the bars the controls count
+        rep["from_bar"], rep["to_bar"] = int(bars[first]), int(bars[last])
     (outdir / "report.json").write_text(json.dumps(rep), encoding="utf-8")
     (outdir / "notes.json").write_text(json.dumps(reference_notes(aligned)), encoding="utf-8")
     return rep

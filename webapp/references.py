@@ -50,7 +50,7 @@ def _align_in_child(midi_path: Path, parsed_path: Path, outdir: Path) -> dict:
     except (OSError, ValueError):
         result = {"crash": f"no result (exit code {proc.exitcode})"}
     if "error" in result:
-        raise ReferenceRefused(f"the performance does not fit this score: {result['error']}")
+        raise ReferenceRefused(result["error"])  # render.align's one-line reason
     if not result.get("ok"):
         log.error("reference alignment failed: %s", result.get("crash"))
         raise ReferenceRefused("the performance could not be aligned (the aligner failed on it)")

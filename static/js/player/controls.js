@@ -123,7 +123,8 @@ export class ControlsPanel {
     sel.replaceChildren(make('option', { value: '' }, 'none'));
     for (const r of refs) {
       const rep = r.report || {};
-      const pct = rep.coverage !== undefined ? ` · ${Math.round(rep.coverage * 100)}% of the score` : '';
+      const bars = rep.from_bar !== undefined ? ` · bars ${rep.from_bar}–${rep.to_bar}` : '';
+      const pct = `${bars} · ${rep.n_matched ?? '?'} notes matched`;
       sel.append(make('option', { value: r.reference_id }, `${r.title}${pct}`));
     }
     if ([...sel.options].some((o) => o.value === keep)) sel.value = keep;

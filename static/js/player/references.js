@@ -18,13 +18,9 @@ export function describeReport(rep) {
   if (rep.n_matched !== undefined) bits.push(`${rep.n_matched} notes matched`);
   if (rep.n_missing !== undefined) bits.push(`${rep.n_missing} score notes not played`);
   if (rep.n_extra !== undefined) bits.push(`${rep.n_extra} extra notes`);
-  if (rep.coverage !== undefined) bits.push(`${Math.round(rep.coverage * 100)}% of the score covered`);
-  const range = rep.range || rep.score_range || rep.covered;
-  if (range && typeof range === 'object') {
-    const a = range.from_bar ?? range.start_bar ?? range.start ?? range[0];
-    const b = range.to_bar ?? range.end_bar ?? range.end ?? range[1];
-    if (a !== undefined && b !== undefined) bits.push(`${range.from_bar !== undefined || range.start_bar !== undefined ? 'bars' : 'from'} ${a}–${b}`);
-  }
+  const cover = rep.coverage ?? rep.passage_fraction;
+  if (cover !== undefined) bits.push(`${Math.round(cover * 100)}% of the score covered`);
+  if (rep.from_bar !== undefined && rep.to_bar !== undefined) bits.push(`bars ${rep.from_bar}–${rep.to_bar}`);
   return bits.join(' · ');
 }
 
