@@ -90,7 +90,6 @@ def preset_create(request):
 
 
 @require_GET
-@login_required
 def preset_detail(request, preset_id):
     preset = _owned_or_404(request, preset_id)
     return render(request, "presets/detail.html", {
@@ -111,7 +110,6 @@ def preset_shared(request, token):
 
 
 @require_POST
-@login_required
 def preset_edit(request, preset_id):
     preset = _owned_or_404(request, preset_id)
     try:
@@ -125,7 +123,6 @@ def preset_edit(request, preset_id):
 
 
 @require_POST
-@login_required
 def preset_share(request, preset_id):
     preset = services.preset_share(preset=_owned_or_404(request, preset_id))
     messages.success(request, "Shared: anyone with the link can open it.")
@@ -133,7 +130,6 @@ def preset_share(request, preset_id):
 
 
 @require_POST
-@login_required
 def preset_unshare(request, preset_id):
     preset = services.preset_unshare(preset=_owned_or_404(request, preset_id))
     messages.success(request, "Sharing stopped: the old link no longer works.")
@@ -141,7 +137,6 @@ def preset_unshare(request, preset_id):
 
 
 @require_POST
-@login_required
 def preset_delete(request, preset_id):
     preset = _owned_or_404(request, preset_id)
     services.preset_delete(preset=preset)
