@@ -95,7 +95,8 @@ export class ControlsPanel {
     el.secTo = make('input', { type: 'number', min: '1', step: '1', class: 'pr-sec-to', 'aria-label': 'To bar' });
     el.pick = make('button', { type: 'button', class: 'pr-sec-pick' }, 'Pick on the score');
     el.pick.addEventListener('click', () => this.startPicking());
-    el.addSec = make('button', { type: 'button', class: 'pr-sec-add' }, 'Add section with the sliders’ Delta');
+    el.addSec = make('button', { type: 'button', class: 'pr-sec-add',
+      title: 'The passage keeps the sliders’ Delta; the sliders then return to 0 for the rest of the piece' }, 'Add section with the sliders’ Delta');
     el.addSec.addEventListener('click', () => this.addSectionFromInputs());
     el.barsInfo = make('span', { class: 'pr-hint' });
     el.secList = make('ul', { class: 'pr-sec-list' });

@@ -158,7 +158,8 @@ function rollFrame(canvas, notes, title) {
   axes(g, w, h, title, lo, hi, '');
   const s = scales(notes, w, h, lo, hi);
   const rowH = Math.max(1.5, (h - PAD.t - PAD.b) / (hi - lo));
-  const len = (n) => Math.max(2, ((n.duration || 0.2) * (n.tempo || 100) / 60) * s.perBeat);
+  // Sounding length in beats (at the note's tempo), at most 2 beats so long notes do not hide the rest.
+  const len = (n) => Math.max(2, Math.min(2, (n.duration || 0.2) * (n.tempo || 100) / 60) * s.perBeat);
   return { g, s, rowH, len };
 }
 
