@@ -36,7 +36,7 @@ class PresetListView(APIView):
                    summary="Save a take (performance_id) or given controls as a private preset")
     def post(self, request):
         body = _body(request)
-        data = _valid(s.PresetCreateSerializer, body)
+        data = _valid(s.PresetCreateCheck, body)
         try:
             if data.get("performance_id"):
                 if "controls" in body or "seed" in body:

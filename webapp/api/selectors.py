@@ -41,7 +41,8 @@ def api_performance_summary(*, performance: Performance) -> dict:
             "duration": round(performance.duration_sec, 3),
             "created": performance.created.isoformat(),
             "url": reverse("api-performance", args=[performance.id]),
-            "downloads": webapp_selectors.performance_downloads(performance_id=performance.id)}
+            "downloads": {fmt: reverse("api-performance-download", args=[performance.id, fmt])
+                          for fmt in webapp_selectors.DOWNLOAD_FORMATS}}
 
 
 def api_performance(*, performance: Performance) -> dict:

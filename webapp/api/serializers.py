@@ -52,8 +52,16 @@ class RenderRequestSerializer(serializers.Serializer):
     controls = ControlsSerializer(required=False)
 
 
+class RenderRequestCheck(RenderRequestSerializer):
+    """What the view checks itself: the controls' values are checked by the render service
+    (webapp.controls), with the web's messages."""
+
+    controls = serializers.DictField(required=False)
+
+
 class ScoreUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="MusicXML, MIDI, MEI or Humdrum kern.")
+    file = serializers.FileField(allow_empty_file=True,  # refused by the service, as on the web
+                                 help_text="MusicXML, MIDI, MEI or Humdrum kern.")
     title = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
@@ -132,6 +140,12 @@ class PresetCreateSerializer(serializers.Serializer):
                                     allow_null=True, help_text="Without performance_id.")
     controls = ControlsSerializer(required=False, help_text="Without performance_id; no "
                                                             "reference_id.")
+
+
+class PresetCreateCheck(PresetCreateSerializer):
+    """As RenderRequestCheck: the controls' values are checked by the preset service."""
+
+    controls = serializers.DictField(required=False)
 
 
 class PresetUpdateSerializer(serializers.Serializer):

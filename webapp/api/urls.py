@@ -15,6 +15,8 @@ v1 = [
     path("jobs/<uuid:job_id>/cancel/", views.JobCancelView.as_view(), name="api-job-cancel"),
     path("performances/<uuid:performance_id>/", views.PerformanceView.as_view(),
          name="api-performance"),
+    path("performances/<uuid:performance_id>/download/<str:fmt>/",
+         views.PerformanceDownloadView.as_view(), name="api-performance-download"),
     path("presets/", preset_views.PresetListView.as_view(), name="api-presets"),
     path("presets/<uuid:preset_id>/", preset_views.PresetDetailView.as_view(), name="api-preset"),
     path("presets/<uuid:preset_id>/share/", preset_views.PresetShareView.as_view(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
@@ -26,7 +27,8 @@ from webapp.presets.services import PresetError
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
     400: "Invalid input", 401: "Not signed in, or a bad token", 403: "Not allowed",
-    404: "Not found (or not yours)", 409: "Conflict", 429: "Too many renders in progress"}.items()}
+    404: "Not found (or not yours)", 409: "Conflict", 415: "Not multipart/form-data",
+    429: "Too many renders in progress"}.items()}
 
 
 def _errors(*codes):
@@ -111,7 +113,7 @@ class ScoreListView(APIView):
         return Response(api_selectors.api_scores_visible(user=request.user))
 
     @extend_schema(operation_id="scores_upload", request={"multipart/form-data": s.ScoreUploadSerializer},
-                   responses={201: s.ScoreSerializer, **_errors(400, 401)},
+                   responses={201: s.ScoreSerializer, **_errors(400, 401, 415)},
                    summary="Upload a score (same checks and messages as the web upload)")
     def post(self, request):
         if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_BYTES + 65536:
@@ -121,8 +123,9 @@ class ScoreListView(APIView):
         try:
             score = webapp_services.score_create_from_upload(
                 uploaded_file=data["file"], owner=request.user, title=data.get("title", ""))
-        except ScoreError as exc:
-            raise ValidationError({"file": [str(exc)]}) from None
+        except ScoreError as exc:  # the web upload's message, as it is
+            return Response({"error": str(exc), "fields": {"file": [str(exc)]}},
+                            status=status.HTTP_400_BAD_REQUEST)
         return Response(api_selectors.api_score(score=score), status=status.HTTP_201_CREATED)
 
 
@@ -141,7 +144,7 @@ class ScoreRenderView(APIView):
     def post(self, request, score_id):
         score = _score_or_404(request, score_id)
         body = _body(request)
-        data = _valid(s.RenderRequestSerializer, body)
+        data = _valid(s.RenderRequestCheck, body)
         controls = body.get("controls") or {}
         ref_id = controls.get("reference_id") if isinstance(controls, dict) else None
         if ref_id not in (None, "") and webapp_selectors.reference_get_visible(
@@ -209,3 +212,40 @@ class PerformanceView(APIView):
         if perf is None:
             raise Http404("no such performance")
         return Response(api_selectors.api_performance(performance=perf))
+
+
+class PerformanceDownloadView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="performances_download",
+                   responses={**{(200, ctype): OpenApiTypes.BINARY for ctype in (
+                       "audio/midi", "audio/wav", "audio/ogg", "text/csv")},
+                       **_errors(401, 404), 503: OpenApiResponse(
+                           s.ErrorSerializer, description="Audio could not be made")},
+                   summary="Download a performance as mid, wav, ogg or csv")
+    def get(self, request, performance_id, fmt):
+        from django.http import FileResponse, HttpResponse
+
+        from webapp.selectors import DOWNLOAD_FORMATS
+
+        perf = webapp_selectors.performance_get_visible(performance_id=performance_id,
+                                                        user=request.user, session_key="")
+        if perf is None or fmt not in DOWNLOAD_FORMATS:
+            raise Http404("no such performance" if perf is None else "unknown format")
+        stem = f"{perf.score.title or 'performance'}-seed{perf.seed}".replace("/", "_")[:120]
+        if fmt == "mid":
+            return FileResponse(perf.midi.open("rb"), as_attachment=True, filename=f"{stem}.mid",
+                                content_type="audio/midi")
+        if fmt == "csv":
+            resp = HttpResponse(webapp_services.performance_csv(performance=perf),
+                                content_type="text/csv; charset=utf-8")
+            resp["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
+            return resp
+        from render.export import AudioError
+
+        try:
+            path = webapp_services.performance_audio(performance=perf, fmt=fmt)
+        except AudioError as exc:
+            return Response({"error": f"the audio could not be made: {exc}"}, status=503)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{stem}.{fmt}",
+                            content_type=f"audio/{fmt}")
