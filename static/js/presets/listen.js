@@ -5,7 +5,7 @@ import { getJSON } from '../player/api.js';
 import { PianoSampler } from '../player/sampler.js';
 import { Transport } from '../player/transport.js';
 
-const SAMPLES = new URL('../vendor/piano/', import.meta.url);
+const SAMPLES = new URL('../../vendor/piano/', import.meta.url);
 
 function mount(root) {
   const button = root.querySelector('.preset-listen-play');

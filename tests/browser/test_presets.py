@@ -1,0 +1,114 @@
+"""Presets in headless Chromium against the real app: save a preset from a take on the score page,
+share it, open the share link in a fresh browser context (no login), listen to the take, apply it
+to a demo score and hear that render stream. Screenshots: /tmp/presets-*.png."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.browser.test_app import sign_up, track_failures, upload, wait_ready
+
+CONTROLS = {"mode": "perturb", "delta": [1.5, -1, 0, 0.5, 0], "expressiveness": 1.2}
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=f"/tmp/presets-{name}.png", full_page=False)
+
+
+@pytest.fixture(scope="module")
+def small_score(tmp_path_factory):
+    from tests.data.corpus import _many_notes_midi
+
+    path = tmp_path_factory.mktemp("presets") / "study.mid"
+    path.write_bytes(_many_notes_midi(160))
+    return path
+
+
+def test_save_share_listen_and_apply_to_a_demo(page, browser, live_app, small_score):
+    base = live_app.base_url
+    live_app.manage("load_demos")
+    failures = track_failures(page)
+    sign_up(page, base)
+    upload(page, base, small_score)
+    wait_ready(page)
+    page.evaluate(f"__player.player.paramsHook = () => ({{seed: 4242, controls: {CONTROLS!r}}})"
+                  .replace("'", '"'))
+    page.click(".pr-render")
+    page.wait_for_function("__player.streaming || __player.error", timeout=30_000)
+    page.wait_for_function("!__player.streaming", timeout=180_000)
+    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+
+    # Save as preset, from the take's row.
+    page.wait_for_selector(".pr-takes-list li .preset-save", timeout=15_000)
+    page.click(".pr-takes-list li .preset-save")
+    page.fill(".preset-save-form input[name=name]", "Bold and bright")
+    shot(page, "save-form")
+    page.click(".preset-save-form .preset-save-ok")
+    saved = page.wait_for_selector("a.preset-saved", timeout=15_000)
+    assert "Bold and bright" in saved.inner_text()
+    shot(page, "saved")
+    saved.click()
+    page.wait_for_url(re.compile(r"/presets/[0-9a-f-]{36}/$"))
+    assert page.locator("h1.preset-name").inner_text() == "Bold and bright"
+    page.click("button.preset-share")
+    page.wait_for_selector("a.preset-share-link")
+    share_url = page.locator("a.preset-share-link").inner_text()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/p/[A-Za-z0-9_-]{22,}/", share_url), share_url
+    shot(page, "owner")
+
+    # A fresh context: no account, no cookies.
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        guest = context.new_page()
+        guest.errors = []
+        guest.on("pageerror", lambda e: guest.errors.append(str(e)))
+        guest_failures = track_failures(guest)
+        guest.goto(share_url)
+        assert guest.locator("h1.preset-name").inner_text() == "Bold and bright"
+        assert "Log in" in guest.locator(".site-header").inner_text()
+        assert guest.locator(".preset-edit-form").count() == 0
+        guest.click(".preset-listen-play")
+        guest.wait_for_function("__presetListen.state === 'playing' || __presetListen.error", timeout=60_000)
+        assert guest.evaluate("__presetListen.error") is None
+        p0 = guest.evaluate("__presetListen.position()")
+        time.sleep(0.8)
+        assert guest.evaluate("__presetListen.position()") > p0 + 0.5
+        assert guest.evaluate("__presetListen.notesReceived") == 160
+        guest.wait_for_function("__presetListen.peakLevel > 0.01", timeout=5_000)
+        shot(guest, "shared-listen")
+        guest.click(".preset-listen-play")  # pause
+
+        # Apply it to a demo score: the score page opens with the preset ready; render and hear it.
+        demos = guest.locator("#preset-apply li.demo a.preset-apply-link")
+        assert demos.count() >= 3
+        demos.filter(has_text="Mozart").first.click()
+        guest.wait_for_url(re.compile(r"/scores/[0-9a-f-]{36}/\?preset="))
+        wait_ready(guest)
+        guest.wait_for_selector(".preset-banner button.preset-apply", timeout=15_000)
+        assert "Bold and bright" in guest.locator(".preset-banner").inner_text()
+        shot(guest, "demo-banner")
+        guest.click(".preset-banner button.preset-apply")
+        guest.wait_for_function("__player.streaming || __player.error", timeout=30_000)
+        guest.wait_for_function("__player.notesReceived > 0 || __player.error", timeout=120_000)
+        guest.wait_for_function("__player.state === 'playing' || __player.error", timeout=60_000)
+        assert guest.evaluate("__player.error") is None, guest.evaluate("__player.error")
+        shot(guest, "demo-streaming")
+        guest.wait_for_function("!__player.streaming", timeout=300_000)
+        assert guest.evaluate("__player.error") is None, guest.evaluate("__player.error")
+        log = guest.evaluate("__player.chunkLog")
+        assert [c for c in log if c["state"] == "playing"], "playback started while it streamed"
+        assert guest.evaluate("__player.peakLevel") > 0.01, "the render is heard"
+        guest.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 1",
+                                timeout=10_000)
+        takes = guest.evaluate("fetch(location.pathname + 'takes.json').then(r => r.json())")
+        assert takes[0]["seed"] == 4242 and takes[0]["controls"] == CONTROLS, takes
+        assert takes[0]["performance_id"] == guest.evaluate("__player.performanceId")
+        assert guest.locator(".pr-takes-list .preset-save").count() == 0, "no saving without an account"
+        shot(guest, "demo-done")
+        assert not guest_failures, guest_failures
+        assert not guest.errors, guest.errors
+    finally:
+        context.close()
+    assert not failures, failures
