@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,8 +22,6 @@ from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
 from webapp.presets import selectors as preset_selectors
-from webapp.presets import services as preset_services
-from webapp.presets.services import PresetError
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
     400: "Invalid input", 401: "Not signed in, or a bad token", 403: "Not allowed",
