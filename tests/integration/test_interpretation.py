@@ -51,7 +51,7 @@ def test_every_control_is_stored_and_the_same_seed_reproduces(stack, medium):
     assert _key(notes3) != _key(notes), "another Delta must change the take"
 
 
-def test_base_tempo_and_expressiveness_reach_the_renderer(stack, medium):
+def test_base_tempo_expressiveness_and_fixed_z_reach_the_renderer(stack, medium):
     client, score = medium
     _, slow = _render_done(client, score, seed=3, controls={"base_tempo_bpm": 50,
                                                             "expressiveness": 0})
@@ -62,6 +62,11 @@ def test_base_tempo_and_expressiveness_reach_the_renderer(stack, medium):
     assert len({n["velocity"] for n in slow}) == 1
     end = max(n["onset"] for n in slow) / max(n["onset"] for n in fast)
     assert 2.5 < end < 3.5, end
+    # Mode fixed: every note is rendered from the given z.
+    z = [1.0, -1.0, 0.5, 0.0, 2.0]
+    done, fixed = _render_done(client, score, seed=3, controls={"mode": "fixed", "z": z})
+    assert all(n["z"] == z for n in fixed)
+    assert client.get(done["notes_url"]).json()["controls"] == {"mode": "fixed", "z": z}
 
 
 def test_a_section_delta_changes_the_take_only_from_its_passage_on(stack, medium):
