@@ -147,7 +147,8 @@ def reference_summary(*, reference: ReferencePerformance) -> dict:
             "score_id": str(reference.score_id) if reference.score_id else None,
             "created": reference.created.isoformat(), "n_matched": reference.n_matched,
             "report": reference.report,
-            "notes_url": reverse("reference-notes", args=[reference.id])}
+            "notes_url": reverse("reference-notes", args=[reference.id]),
+            "delete_url": reverse("reference-delete", args=[reference.id])}
 
 
 def references_for_score(*, score: Score, user, session_key: str) -> list[dict]:

@@ -197,5 +197,9 @@ def test_upload_a_reference_play_it_and_render_in_its_style(page, live_app, midi
     assert page.evaluate("__player.notesReceived") == N_NOTES
     page.locator(".pr-references").scroll_into_view_if_needed()
     shot(page, screenshot, "reference")
+    page.click(".pr-ref-delete")
+    page.wait_for_function("!document.querySelector('.pr-ref')", timeout=10_000)
+    assert page.locator(".pr-reference-select option").count() == 1
+    assert page.evaluate("fetch(location.pathname + 'references').then((r) => r.json())") == []
     assert not [f for f in failures if "/references" not in f], failures
     assert not [e for e in page.errors if "400" not in e], page.errors

@@ -80,6 +80,17 @@ export class ReferencesPanel {
     }
   }
 
+  async remove(ref) {
+    try {
+      const resp = await fetch(ref.delete_url, { method: 'POST', credentials: 'same-origin',
+        headers: { 'X-CSRFToken': this.csrf || '', Accept: 'application/json' } });
+      if (!resp.ok) throw new HttpError(resp.status, `${resp.status} ${resp.statusText}`);
+      this.set(this.refs.filter((r) => r.reference_id !== ref.reference_id));
+    } catch (e) {
+      this.showError(`The reference could not be deleted: ${e.message}`);
+    }
+  }
+
   showError(text) {
     this.error.textContent = text;
     this.error.hidden = !text;
@@ -95,7 +106,9 @@ export class ReferencesPanel {
       play.addEventListener('click', () => this.onPlay(ref));
       const use = make('button', { type: 'button', class: 'pr-ref-use' }, 'Render in its style');
       use.addEventListener('click', () => this.onUse(ref));
-      li.append(play, use);
+      const del = make('button', { type: 'button', class: 'pr-ref-delete' }, 'Delete');
+      del.addEventListener('click', () => this.remove(ref));
+      li.append(play, use, del);
       this.list.append(li);
     }
   }
