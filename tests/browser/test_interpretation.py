@@ -203,3 +203,32 @@ def test_upload_a_reference_play_it_and_render_in_its_style(page, live_app, midi
     assert page.evaluate("fetch(location.pathname + 'references').then((r) => r.json())") == []
     assert not [f for f in failures if "/references" not in f], failures
     assert not [e for e in page.errors if "400" not in e], page.errors
+
+
+def test_ab_switches_between_the_variations_of_a_render_still_streaming(page, live_app,
+                                                                        tmp_path, screenshot):
+    from tests.data.corpus import _many_notes_midi
+
+    long_score = tmp_path / "long_etude.mid"
+    long_score.write_bytes(_many_notes_midi(4000))    # streams for a while; cancelled below
+    sign_up(page, live_app.base_url)
+    upload(page, live_app.base_url, long_score)
+    wait_ready(page)
+    page.fill(".pr-variations", "2")
+    page.click(".pr-render")
+    page.wait_for_function("__player.streaming && __player.state === 'playing' && "
+                           "__player.player.live.size === 2", timeout=60_000)
+    assert page.evaluate("__player.liveVariation") == 0
+    time.sleep(0.5)
+    pos = page.evaluate("__player.position()")
+    page.click(".pr-ab")
+    assert page.evaluate("__player.streaming"), "the render ended before the switch"
+    assert page.evaluate("__player.liveVariation") == 1
+    assert "hearing variation 2 of 2" in page.locator(".pr-ab-info").inner_text()
+    page.wait_for_function("__player.notesReceived > 0 && __player.state === 'playing'")
+    heard = page.evaluate("[...new Set(__player.player.transport.notes.map((n) => n.v))]")
+    assert heard == [1], heard
+    assert page.evaluate("__player.position()") >= pos - 0.2
+    page.click(".pr-cancel")
+    page.wait_for_function("!__player.streaming", timeout=20_000)
+    assert not page.errors, page.errors
