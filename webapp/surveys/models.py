@@ -63,6 +63,12 @@ class SurveyPiece(models.Model):
     start_beat = models.FloatField(null=True, blank=True)
     human_midi = models.FileField(upload_to="surveys/human/%Y/%m/", blank=True)
     human_name = models.CharField(max_length=255, blank=True, default="")
+    # The worker aligns the human performance once it is uploaded (render.align): the state,
+    # the passage of the score it covers, or why it does not fit.
+    human_state = models.CharField(max_length=8, blank=True, default="")  # pending|done|failed
+    human_message = models.TextField(blank=True, default="")
+    human_start_beat = models.FloatField(null=True, blank=True)
+    human_end_beat = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["survey", "order"]

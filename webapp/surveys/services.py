@@ -98,20 +98,49 @@ def survey_piece_update(*, piece: SurveyPiece, start_beat: float | None, human_f
         raise SurveyRefused(f"the start must be between beat 0 and "
                             f"{piece.score.duration_beat:g}")
     piece.start_beat = start_beat
-    if clear_human and piece.human_midi:
-        piece.human_midi.delete(save=False)
-        piece.human_name = ""
     if human_file is not None:
         head = human_file.read(4)
         human_file.seek(0)
         if head != b"MThd":
             raise SurveyRefused("the human performance must be a MIDI file (.mid)")
-        if piece.human_midi:
-            piece.human_midi.delete(save=False)
+    with transaction.atomic():  # the alignment is queued once the row is committed
+        _piece_save(piece, human_file, clear_human)
+    return piece
+
+
+def _piece_save(piece: SurveyPiece, human_file, clear_human: bool) -> None:
+    if (clear_human or human_file is not None) and piece.human_midi:
+        piece.human_midi.delete(save=False)
+        piece.human_name, piece.human_state, piece.human_message = "", "", ""
+        piece.human_start_beat = piece.human_end_beat = None
+    if human_file is not None:
+        from webapp.surveys.tasks import align_human
+
         piece.human_name = Path(human_file.name or "performance.mid").name[:255]
         piece.human_midi.save(f"{secrets.token_hex(8)}.mid", human_file, save=False)
+        piece.human_state = "pending"
+        transaction.on_commit(lambda: align_human.apply_async(args=[piece.id], queue="render"))
     piece.save()
-    return piece
+
+
+def _human_span(piece: SurveyPiece):
+    """The beats a piece's aligned human performance covers; None without one.
+
+    Raises
+    ------
+    SurveyRefused
+        While it is being aligned, or when it did not fit the score.
+    """
+    if not piece.human_midi:
+        return None
+    title = piece.score.title
+    if piece.human_state == "pending":
+        raise SurveyRefused(f"{title}: the human performance is still being aligned; try again "
+                            "in a moment", 409)
+    if piece.human_state != "done":
+        raise SurveyRefused(f"{title}: the human performance does not fit the score "
+                            f"({piece.human_message or 'not aligned'}); replace or remove it")
+    return piece.human_start_beat, piece.human_end_beat
 
 
 def _timeline(score_row: Score):
@@ -170,6 +199,13 @@ def survey_prepare(*, survey: Survey) -> Survey:
             score, onset_sec, bars = _timeline(piece.score)
             ob, end = score.notes["onset_beat"], float(np.max(score.notes["onset_beat"]
                                                               + score.notes["duration_beat"]))
+            human = _human_span(piece) if "human" in survey.conditions else None
+            if human is not None:  # passages only where the pianist played
+                keep = (ob >= human[0] - 1e-9) & (ob < human[1] - 1e-9)
+                ob, onset_sec, bars, end = ob[keep], onset_sec[keep], bars[keep], human[1]
+                if piece.start_beat is not None and not human[0] <= piece.start_beat < human[1]:
+                    raise SurveyRefused(f"{piece.score.title}: the human performance covers beats "
+                                        f"{human[0]:g} to {human[1]:g}; start the passage there")
             try:
                 if survey.kind == "mos":
                     span = design.passage(ob, onset_sec, bars, segment_sec=survey.segment_sec,

@@ -22,6 +22,7 @@ from webapp.surveys import design
 from webapp.surveys.models import Stimulus
 
 log = logging.getLogger(__name__)
+MIN_HUMAN_COVERAGE = 0.8  # of a passage's score notes that the pianist must have played
 
 
 def _load_score(score_row):
@@ -78,8 +79,14 @@ def stimulus_notes(st: Stimulus) -> np.ndarray:
         if not st.piece.human_midi:
             raise ValueError("no human performance was uploaded for this piece")
         perf, _report = align_midi(score, st.piece.human_midi.path)
-        out = design.slice_performed(perf.notes, perf.match_index,
-                                     perf.score.notes["onset_beat"], st.start_beat, st.end_beat)
+        pob = perf.score.notes["onset_beat"]
+        inside = (pob >= st.start_beat - 1e-9) & (pob < st.end_beat - 1e-9)
+        played = float(np.mean(perf.match_index[inside] >= 0)) if inside.any() else 0.0
+        if played < MIN_HUMAN_COVERAGE:
+            raise ValueError(f"the human performance plays only {100 * played:.0f}% of the "
+                             f"notes of beats {st.start_beat:g}-{st.end_beat:g}")
+        out = design.slice_performed(perf.notes, perf.match_index, pob, st.start_beat,
+                                     st.end_beat)
     else:
         raise ValueError(f"unknown condition {st.condition!r}")
     if len(out) == 0:
@@ -122,3 +129,34 @@ def stimulus_render(*, stimulus_id) -> str:
         duration_sec=st.duration_sec, n_notes=st.n_notes)
     survey_check_rendered(survey_id=st.survey_id)
     return st.state
+
+
+def piece_align_human(*, piece_id) -> str:
+    """Align a piece's uploaded human performance to its score (render.align) and store the
+    beats it covers, or the reason it does not fit. Returns the piece's human_state."""
+    from render.errors import RenderError
+
+    from webapp.surveys.models import SurveyPiece
+
+    close_old_connections()
+    piece = SurveyPiece.objects.select_related("score").filter(id=piece_id).first()
+    if piece is None or piece.human_state != "pending" or not piece.human_midi:
+        return piece.human_state if piece else "missing"
+    name = piece.human_midi.name
+    fields = {"human_state": "failed", "human_start_beat": None, "human_end_beat": None}
+    try:
+        from render.align import align_midi
+
+        _perf, report = align_midi(_load_score(piece.score), piece.human_midi.path)
+        fields.update(human_state="done", human_start_beat=report.start_beat,
+                      human_end_beat=report.end_beat,
+                      human_message=f"{report.n_matched} of {report.n_performed_notes} notes "
+                                    f"matched, beats {report.start_beat:g}-{report.end_beat:g}")
+    except (RenderError, OSError, ImportError) as exc:
+        fields["human_message"] = (getattr(exc, "reason", None) or str(exc))[:500]
+    except Exception as exc:
+        log.exception("aligning %s failed", name)
+        fields["human_message"] = f"the alignment failed ({type(exc).__name__})"
+    # Only if the same file is still there (the researcher may have replaced it meanwhile).
+    SurveyPiece.objects.filter(id=piece.id, human_midi=name).update(**fields)
+    return fields["human_state"]

@@ -10,3 +10,11 @@ def render_stimulus(stimulus_id: str) -> str:
     from webapp.surveys.stimuli import stimulus_render
 
     return stimulus_render(stimulus_id=stimulus_id)
+
+
+@shared_task(name="webapp.surveys.tasks.align_human", ignore_result=True)
+def align_human(piece_id: int) -> str:
+    """Align a piece's uploaded human performance (see webapp.surveys.stimuli.piece_align_human)."""
+    from webapp.surveys.stimuli import piece_align_human
+
+    return piece_align_human(piece_id=piece_id)

@@ -86,7 +86,8 @@ def survey_detail(request, survey_id):
         "survey": survey, "pieces": survey.pieces.select_related("score"), "stimuli": stimuli,
         "counts": selectors.stimulus_counts(survey=survey), "conditions": design.CONDITIONS,
         "participant_url": request.build_absolute_uri(reverse("surveys:take", args=[survey.id])),
-        "n_participants": survey.participants.count()})
+        "n_participants": survey.participants.count(),
+        "aligning": survey.pieces.filter(human_state="pending").exists()})
 
 
 @require_GET
