@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from webapp.models import Score
 from webapp.surveys import design
-from webapp.surveys.models import (Item, ItemClip, Participant, Response, Stimulus, Survey,
-                                   SurveyPiece)
+from webapp.surveys.build import build_items
+from webapp.surveys.errors import SurveyRefused  # noqa: F401 (part of this module's API)
+from webapp.surveys.models import Item, Participant, Response, Stimulus, Survey, SurveyPiece
 
 log = logging.getLogger(__name__)
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,100}$")
@@ -36,14 +37,6 @@ DEFAULT_INSTRUCTIONS = {
           "whether the change from A1 to A2 is like the change from the first B to the second "
           "(same) or the other way round (reversed), and how confident you are.",
 }
-
-
-class SurveyRefused(Exception):
-    """A write that is refused; ``str(exc)`` is for the user, ``status`` the HTTP status."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 # --- researchers ----------------------------------------------------------------------------
@@ -143,41 +136,6 @@ def _human_span(piece: SurveyPiece):
     return piece.human_start_beat, piece.human_end_beat
 
 
-def _timeline(score_row: Score):
-    """(score, deadpan onsets in s, bar onsets) of a stored score."""
-    from render.baselines import deadpan
-    from webapp.scoreprep import load_parsed
-
-    score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
-                        source=score_row.original_filename)
-    return score, deadpan(score)["onset_sec"], score.notes["bar_onset_beat"]
-
-
-def _stim(survey, piece, condition, span, seed, **kw) -> Stimulus:
-    return Stimulus.objects.create(survey=survey, piece=piece, condition=condition, seed=seed,
-                                   start_beat=span[0], end_beat=span[1], **kw)
-
-
-def _item(survey, piece, role, clips, **kw) -> Item:
-    item = Item.objects.create(survey=survey, piece=piece, role=role, **kw)
-    for k, (stim, label) in enumerate(clips):
-        ItemClip.objects.create(item=item, stimulus=stim, order=k, label=label)
-    return item
-
-
-def _ab_pair(survey, piece, pair, spans, rng, role) -> Item:
-    delta = [round(float(v), 4) for v in rng.standard_normal(5)]
-    seed = int(rng.integers(2**31))
-    st = {(seg, sign): _stim(survey, piece, "perturb", span, seed, segment=seg, pair=pair,
-                             sign=sign, delta=delta)
-          for seg, span in zip("AB", spans) for sign in (1, -1)}
-    rev = bool(rng.integers(2))
-    b = [st["B", -1], st["B", 1]] if rev else [st["B", 1], st["B", -1]]
-    return _item(survey, piece, role, [(st["A", 1], "A1"), (st["A", -1], "A2"),
-                                       (b[0], "B first"), (b[1], "B second")],
-                 pair=pair, b_reversed=rev, condition="perturb")
-
-
 def survey_prepare(*, survey: Survey) -> Survey:
     """Fix the passages, create the stimuli and items, and queue the renders on the workers.
 
@@ -194,66 +152,7 @@ def survey_prepare(*, survey: Survey) -> Survey:
     with transaction.atomic():
         survey.items.all().delete()
         survey.stimuli.all().delete()
-        trials, pair = [], 0
-        for piece in pieces:
-            score, onset_sec, bars = _timeline(piece.score)
-            ob, end = score.notes["onset_beat"], float(np.max(score.notes["onset_beat"]
-                                                              + score.notes["duration_beat"]))
-            human = _human_span(piece) if "human" in survey.conditions else None
-            if human is not None:  # passages only where the pianist played
-                keep = (ob >= human[0] - 1e-9) & (ob < human[1] - 1e-9)
-                ob, onset_sec, bars, end = ob[keep], onset_sec[keep], bars[keep], human[1]
-                if piece.start_beat is not None and not human[0] <= piece.start_beat < human[1]:
-                    raise SurveyRefused(f"{piece.score.title}: the human performance covers beats "
-                                        f"{human[0]:g} to {human[1]:g}; start the passage there")
-            try:
-                if survey.kind == "mos":
-                    span = design.passage(ob, onset_sec, bars, segment_sec=survey.segment_sec,
-                                          rng=rng, start_beat=piece.start_beat,
-                                          piece_end_beat=end)
-                    seed = int(rng.integers(2**31))
-                    for cond in survey.conditions:
-                        if cond == "human" and not piece.human_midi:
-                            continue
-                        s = _stim(survey, piece, cond, span, seed)
-                        trials.append(_item(survey, piece, Item.Role.TRIAL, [(s, "Clip")],
-                                            condition=cond))
-                else:
-                    for _ in range(survey.pairs_per_piece):
-                        spans = design.two_passages(ob, onset_sec, bars, rng=rng,
-                                                    segment_sec=survey.segment_sec,
-                                                    piece_end_beat=end)
-                        trials.append(_ab_pair(survey, piece, pair, spans, rng, Item.Role.TRIAL))
-                        pair += 1
-            except ValueError as exc:
-                raise SurveyRefused(f"{piece.score.title}: {exc}") from None
-        first = pieces[0]
-        score, onset_sec, bars = _timeline(first.score)
-        ob = score.notes["onset_beat"]
-        if survey.kind == "mos":  # practice: another passage, by the humanizer
-            span = design.passage(ob, onset_sec, bars, segment_sec=survey.segment_sec, rng=rng)
-            s = _stim(survey, first, "humanizer", span, int(rng.integers(2**31)))
-            _item(survey, first, Item.Role.PRACTICE, [(s, "Clip")], condition="humanizer")
-        else:
-            spans = design.two_passages(ob, onset_sec, bars, segment_sec=survey.segment_sec,
-                                        rng=rng)
-            _ab_pair(survey, first, pair, spans, rng, Item.Role.PRACTICE)
-        for k in range(survey.n_attention):
-            base = trials[int(rng.integers(len(trials)))]
-            clips = [(c.stimulus, c.label) for c in base.item_clips.select_related("stimulus")]
-            if survey.kind == "mos":
-                exp = {"naturalness": int(rng.integers(1, 6)),
-                       "expressiveness": int(rng.integers(1, 6))}
-                text = (f"Attention check: whatever you hear, please answer "
-                        f"{exp['naturalness']} for naturalness and {exp['expressiveness']} "
-                        f"for expressiveness.")
-            else:
-                exp = {"relation": int(rng.choice([1, -1])), "confidence": 2}
-                text = (f"Attention check: whatever you hear, please answer "
-                        f"“{design.AB_QUESTIONS['relation']['choices'][exp['relation']]}” "
-                        f"with confidence 2.")
-            _item(survey, base.piece, Item.Role.ATTENTION, clips, condition=base.condition,
-                  pair=base.pair, b_reversed=base.b_reversed, expected=exp, instruction=text)
+        build_items(survey, pieces, rng, _human_span)
         survey.state, survey.message = Survey.State.RENDERING, ""
         survey.save(update_fields=["state", "message"])
         ids = [str(i) for i in survey.stimuli.values_list("id", flat=True)]
@@ -298,8 +197,10 @@ def survey_close(*, survey: Survey) -> Survey:
 
 
 def survey_back_to_draft(*, survey: Survey) -> Survey:
-    """Discard the stimuli of a survey nobody has taken, to change pieces or passages."""
-    _require_state(survey, Survey.State.READY, Survey.State.DRAFT, action="edit the survey")
+    """Discard the stimuli of a survey nobody has taken, to change pieces or passages (also
+    from RENDERING: a worker that stopped mid-way leaves clips pending for ever)."""
+    _require_state(survey, Survey.State.READY, Survey.State.DRAFT, Survey.State.RENDERING,
+                   action="edit the survey")
     if survey.participants.exists():
         raise SurveyRefused("people have taken this survey: its stimuli cannot change", 409)
     with transaction.atomic():
