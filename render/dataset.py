@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render.encoding import RANGES, encode, median_tempo_rounded
+from render.encoding import RANGES, encode, local_tempo_reference, median_tempo_rounded
 from render.features import roll_notes, score_features
 
 TARGET_NAMES = list(RANGES)
@@ -88,13 +88,14 @@ def build_performance(row: dict, data: Path, cache: Path, xml_info) -> dict:
     idx = np.flatnonzero(perf.matched)
     played = perf.notes[perf.match_index[idx]]
     median = median_tempo_rounded(notes["onset_beat"][idx], played["onset_sec"])
+    local = local_tempo_reference(notes["onset_beat"][idx], played["onset_sec"], is_grace=notes["is_grace"][idx])
     m = metro[idx]
-    trusted = np.isfinite(m) & (np.abs(m - median) <= 0.4 * median)
-    written = np.where(trusted, m, median)
+    trusted = np.isfinite(m) & (np.abs(m - local) <= 0.05 * local)
+    written = np.where(trusted, m, local)
     enc, start, report = encode(notes["onset_beat"][idx], written, played["onset_sec"],
                                 played["duration_sec"], played["velocity"], notes["is_grace"][idx])
     # Features see the whole score (inter-onset intervals, roll); the model sees played notes.
-    w_all = np.full(len(notes), median, float)
+    w_all = np.interp(notes["onset_beat"], notes["onset_beat"][idx], written)
     w_all[idx] = written
     feat, frame = score_features(notes, w_all)
     meta = {k: row[k] for k in ("split", "corpus", "work", "composer", "match_file", "score_file", "robust")}

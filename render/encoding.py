@@ -32,6 +32,7 @@ RENDERED_DTYPE = np.dtype(PERF_NOTE_DTYPE.descr + [
 RANGES = {"velocity": (1, 127), "duration_100": (1, 800), "deviation_100": (-50, 49),
           "tempo_dev_bpm": (-50, 49)}
 MIN_TEMPO_BPM = 10.0
+MAX_TEMPO_BPM = 800.0  # quarter notes: a Presto in 3/4 reaches 400
 GP_FWHM_BEAT = 2.0
 GP_LENGTHSCALE_BEAT = GP_FWHM_BEAT / (2.0 * np.sqrt(2.0 * np.log(2.0)))  # 0.849 beats
 GP_NOISE_SEC = 0.04
@@ -114,6 +115,32 @@ def median_tempo_rounded(onset_beat: np.ndarray, onset_sec: np.ndarray) -> float
     return float(max(30.0, 30.0 * np.round(np.median(60.0 * du[ok] / dt[ok]) / 30.0)))
 
 
+def local_tempo_reference(onset_beat: np.ndarray, onset_sec: np.ndarray, *, window_beat: float = 8.0,
+                          step_bpm: float = 10.0, is_grace: np.ndarray | None = None) -> np.ndarray:
+    """A slowly varying reference tempo of a performance, per note (bpm), shape (N,).
+
+    The running median, over ``window_beat`` beats (two bars of 4/4), of the GP tempo curve, rounded to ``step_bpm``.
+    Training uses it as the written tempo where the score has no trustworthy metronome mark:
+    one median for a whole piece puts the sections of a Largo-Allegro movement, or the rubato of
+    a Presto, outside the +-50 bpm range of the tempo classes, and clipped tempo makes the ideal
+    onsets drift so far that every micro-deviation clips too.
+    """
+    grace = np.zeros(len(onset_beat), bool) if is_grace is None else np.asarray(is_grace, bool)
+    grp, first = onset_groups(onset_beat)
+    w = (~grace).astype(float) + 1e-6
+    t_group = np.bincount(grp, onset_sec * w, len(first)) / np.bincount(grp, w, len(first))
+    u = onset_beat[first]
+    if len(u) < 3:
+        return np.full(len(onset_beat), median_tempo_rounded(onset_beat, onset_sec))
+    _, slope = gp_tempo_curve(u, t_group)
+    bpm = 60.0 / np.maximum(slope, 60.0 / MAX_TEMPO_BPM)
+    lo = np.searchsorted(u, u - window_beat / 2)
+    hi = np.searchsorted(u, u + window_beat / 2, side="right")
+    ref = np.array([np.median(bpm[a:b]) for a, b in zip(lo, hi)])
+    ref = np.clip(step_bpm * np.round(ref / step_bpm), 30.0, MAX_TEMPO_BPM)
+    return ref[grp]
+
+
 @dataclass
 class EncodeReport:
     n_notes: int
@@ -154,7 +181,7 @@ def encode(onset_beat: np.ndarray, written_bpm: np.ndarray, onset_sec: np.ndarra
     mean, slope = gp_tempo_curve(u, t_group)
     w_group = written_bpm[first]
     lo, hi = RANGES["tempo_dev_bpm"]
-    slope_bpm = 60.0 / np.maximum(slope, 60.0 / 400.0)
+    slope_bpm = 60.0 / np.maximum(slope, 60.0 / MAX_TEMPO_BPM)
 
     # Sigma-delta: choose each group's integer tempo so that the decoder's ideal onset of the
     # next group lands on the GP mean; clipping errors are corrected by the following groups.

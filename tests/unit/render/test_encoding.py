@@ -89,3 +89,20 @@ def test_round_trip_on_real_match_files(shared_data, tmp_path, match):
     assert r["n_notes"] > 1000
     assert r["onset_err_median_ms"] <= 10 and r["onset_err_p95_ms"] <= 30, r
     assert r["velocity_exact_rate"] == 1.0
+
+
+def test_local_tempo_reference_follows_sections_and_keeps_deviations_in_range():
+    """A Largo-Allegro piece: one median tempo clips the tempo classes; the local reference does not."""
+    from render.encoding import local_tempo_reference
+
+    onset = np.arange(0, 96, 0.5)
+    bpm = np.where(onset < 48, 60.0, 180.0) * (1 + 0.05 * np.sin(onset / 3))
+    t = np.concatenate([[0.0], np.cumsum(np.diff(onset) * 60.0 / bpm[:-1])])
+    ref = local_tempo_reference(onset, t)
+    assert np.all(np.abs(ref[onset < 40] - 60) <= 10) and np.all(np.abs(ref[onset > 56] - 180) <= 20)
+    assert np.all(ref % 10 == 0)
+    dur, vel = np.full(len(t), 0.2), np.full(len(t), 64)
+    _, _, single = encode(onset, np.full(len(t), median_tempo_rounded(onset, t)), t, dur, vel)
+    _, _, local = encode(onset, ref, t, dur, vel)
+    assert single.clip_rate["tempo_dev_bpm"] > 0.3
+    assert local.clip_rate["tempo_dev_bpm"] < 0.05 and local.clip_rate["deviation_100"] < 0.05
