@@ -45,14 +45,21 @@ def load_piece(path: Path) -> Piece:
                      spans=spans, meta=json.loads(str(z["meta"])), roll=piano_roll(spans))
 
 
-def load_split(root: Path, split: str, *, robust_only: bool = False, limit: int = 0) -> list[Piece]:
-    """Every performance of a split in the cache, sorted by file name (deterministic)."""
+def load_split(root: Path, split: str, *, robust_only: bool = False, limit: int = 0,
+               max_clip: float = 1.0) -> list[Piece]:
+    """Every performance of a split in the cache, sorted by file name (deterministic).
+
+    ``max_clip`` drops performances whose onset-deviation clip rate is above it: there the
+    encoded tempo could not follow the performance (very fast quarter-note tempi, broken
+    automatic alignments), and nearly every deviation target sits on a range limit.
+    """
     files = sorted((Path(root) / split).glob("*.npz"))
     if limit:
         files = files[:limit]
     pieces = [load_piece(f) for f in files]
     if robust_only:
         pieces = [p for p in pieces if p.meta.get("robust") in ("", "1.0", None)]
+    pieces = [p for p in pieces if p.meta.get("clip_rate", {}).get("deviation_100", 0.0) <= max_clip]
     return [p for p in pieces if p.n > 1]
 
 

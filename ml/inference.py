@@ -300,6 +300,25 @@ class Renderer:
         return np.concatenate(out)
 
 
+def reference_from_file(score: Score, path: str | Path, *, base_tempo_bpm: float | None = None):
+    """A Reference from a performance of ``score``: a match file, or a performance MIDI file
+    aligned to the score automatically (render.align). Returns (Reference, AlignmentReport or
+    None for match files).
+
+    Raises
+    ------
+    PerformanceError, AlignmentError
+        When the file cannot be read or does not fit the score.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".match":
+        from render.performance import load_aligned
+        return reference_from_aligned(score, load_aligned(path), base_tempo_bpm=base_tempo_bpm), None
+    from render.align import align_midi
+    aligned, report = align_midi(score, path)
+    return reference_from_aligned(score, aligned, base_tempo_bpm=base_tempo_bpm), report
+
+
 def _same_notes(a: Score, b: Score) -> bool:
     return a is b or (a.n_notes == b.n_notes and np.array_equal(a.notes["id"], b.notes["id"])
                       and np.array_equal(a.notes["onset_beat"], b.notes["onset_beat"]))

@@ -1,7 +1,7 @@
 """Render a score with the trained model from the command line.
 
     python -m ml.render SCORE -o OUT.mid [--csv OUT.csv] [--seed N] [--delta d1,..,d5]
-        [--mode prior|perturb|fixed] [--z z1,..,z5] [--reference FILE.match] [--variations N]
+        [--mode prior|perturb|fixed] [--z z1,..,z5] [--reference FILE.mid|FILE.match] [--variations N]
         [--base-tempo BPM] [--expressiveness E] [--no-repeats] [--checkpoint PATH]
 
 With several variations, OUT.mid holds the first and OUT-2.mid, OUT-3.mid ... the others
@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", choices=("prior", "perturb", "fixed"), default=None)
     ap.add_argument("--delta", type=_floats, help="5 numbers: the paper's Delta (implies --mode perturb)")
     ap.add_argument("--z", type=_floats, help="5 numbers: a fixed interpretation vector (mode fixed)")
-    ap.add_argument("--reference", type=Path, help="a match file of a performance of this score")
+    ap.add_argument("--reference", type=Path, help="a performance of this score (or of a passage of it): a performance MIDI file, aligned "
+                         "automatically, or a match file; the render continues in its style")
     ap.add_argument("--variations", type=int, default=1)
     ap.add_argument("--base-tempo", type=float, default=None, help="quarter notes per minute")
     ap.add_argument("--expressiveness", type=float, default=1.0)
@@ -52,13 +53,17 @@ def main(argv=None) -> int:
     from render.errors import RenderError
     from render.loaders import load_score
     from render.export import save_csv, save_midi
-    from ml.inference import Renderer, reference_from_aligned
+    from ml.inference import Renderer, reference_from_file
     try:
         score = load_score(a.score, unfold=not a.no_repeats)
         reference = None
         if a.reference is not None:
-            from render.performance import load_aligned
-            reference = reference_from_aligned(score, load_aligned(a.reference), base_tempo_bpm=a.base_tempo)
+            reference, report = reference_from_file(score, a.reference, base_tempo_bpm=a.base_tempo)
+            if report is not None:
+                print(f"reference: {report.n_matched} of {report.n_performed_notes} performed notes matched, "
+                      f"{report.n_missing} score notes missing, {report.n_extra} extra; beats "
+                      f"{report.start_beat:g}-{report.end_beat:g} ({report.passage_fraction:.0%} of the score)",
+                      file=sys.stderr)
         renderer = Renderer.load(a.checkpoint, a.device)
         t0 = time.time()
         notes = np.concatenate(list(renderer.render(

@@ -55,6 +55,8 @@ class TrainConfig:
     export: str = ""              # also write model-only best/last checkpoints here
     model: str = ""               # JSON overrides of ModelConfig fields, e.g. '{"dense_units": 128}'
     reload_data: bool = False     # re-scan the training folder at each epoch (a cache still being built)
+    max_clip: float = 0.1         # leave out performances with more onset deviations clipped than this
+    robust_only: bool = False     # leave out nASAP's non-robust automatic alignments
 
 
 def to_torch(batch: dict, device) -> dict:
@@ -113,7 +115,8 @@ def train(cfg: TrainConfig) -> dict:
         torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_pieces = load_split(Path(cfg.data), "train", limit=cfg.limit_train)
+    train_pieces = load_split(Path(cfg.data), "train", limit=cfg.limit_train, max_clip=cfg.max_clip,
+                                  robust_only=cfg.robust_only)
     val_pieces = load_split(Path(cfg.data), "val")
     if not train_pieces:
         raise SystemExit(f"no training data under {cfg.data}/train (run python -m render.dataset first)")
@@ -167,7 +170,8 @@ def train(cfg: TrainConfig) -> dict:
     while epoch < cfg.epochs and not done:
         if plan is None:
             if cfg.reload_data:
-                fresh = load_split(Path(cfg.data), "train", limit=cfg.limit_train)
+                fresh = load_split(Path(cfg.data), "train", limit=cfg.limit_train, max_clip=cfg.max_clip,
+                                  robust_only=cfg.robust_only)
                 if len(fresh) != len(train_pieces):
                     train_pieces[:] = fresh
                     n_train = sum(p.n for p in train_pieces)

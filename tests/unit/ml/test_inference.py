@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.inference import RENDERED_CHUNK_DTYPE, Reference, Renderer, reference_from_aligned, written_tempi
+from ml.inference import (RENDERED_CHUNK_DTYPE, Reference, Renderer, load_reference, reference_from_aligned,
+                          reference_from_file, save_reference, written_tempi)
 from render.encoding import ENCODED_DTYPE
 from render.performance import PERF_NOTE_DTYPE, AlignedPerformance
 from tests.unit.ml.conftest import make_score
@@ -84,7 +85,8 @@ def test_expressiveness_zero_is_deadpan_timing(renderer, score):
     assert np.allclose(out["onset_sec"] - out["onset_sec"][0], (beats - beats[0]) * 0.5)
 
 
-def test_reference_primes_the_render(renderer):
+def primed_render(renderer):
+    """A reference built from a synthetic performance, and the render it primes."""
     score = make_score(16)
     notes = score.notes
     played = np.zeros(len(notes), PERF_NOTE_DTYPE)
@@ -100,6 +102,46 @@ def test_reference_primes_the_render(renderer):
     plain = render_all(renderer, score, seed=6)
     primed = render_all(renderer, score, seed=6, reference=ref)
     assert not np.array_equal(plain["z"], primed["z"])
+    return ref, primed
+
+
+def test_reference_primes_the_render(renderer):
+    primed_render(renderer)
+
+
+def test_saved_reference_round_trips_and_primes_another_score(renderer, tmp_path):
+    ref, primed = primed_render(renderer)
+    save_reference(tmp_path / "ref.npz", ref)
+    back = load_reference(tmp_path / "ref.npz")
+    assert np.array_equal(back.index, ref.index) and np.array_equal(back.encoded, ref.encoded)
+    assert np.array_equal(back.score.notes, ref.score.notes)
+    # on its own score the loaded reference renders exactly as the original
+    assert np.array_equal(render_all(renderer, ref.score, seed=6, reference=back), primed)
+    # on another score it primes from its own score's features: z differs from an unprimed render
+    other = make_score(24, tempo=70.0)
+    assert not np.array_equal(render_all(renderer, other, seed=6)["z"],
+                              render_all(renderer, other, seed=6, reference=back)["z"])
+    (tmp_path / "junk.npz").write_bytes(b"not a reference")
+    with pytest.raises(ValueError, match="not a saved reference"):
+        load_reference(tmp_path / "junk.npz")
+
+
+def test_reference_from_a_performance_midi(renderer, tmp_path):
+    import pretty_midi
+
+    score = make_score(24)
+    n = score.notes
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    for k in range(len(n)):  # a performance 20 % slower with loud top staff
+        t = 0.3 + n["onset_beat"][k] * 0.6
+        inst.notes.append(pretty_midi.Note(100 if n["staff"][k] == 1 else 40, int(n["pitch"][k]), t, t + 0.3))
+    pm.instruments.append(inst)
+    pm.write(str(tmp_path / "perf.mid"))
+    ref, report = reference_from_file(score, tmp_path / "perf.mid")
+    assert report.n_matched == len(n) and report.n_extra == 0
+    assert sorted(set(ref.encoded["velocity"].tolist())) == [40, 100]
+    assert len(render_all(renderer, score, seed=1, reference=ref)) == len(n)
 
 
 @pytest.mark.parametrize("kwargs, message", [
