@@ -244,6 +244,9 @@ def test_tokens_and_anonymous_access(stack, checker):
         assert r.status_code == 401, (path, r.text)
         assert r.json()["error"] == "Authentication credentials were not provided."
         assert r.headers["WWW-Authenticate"] == "Token"
+    for path in ("/api/v1/nothing/", "/api/v1/scores/not-a-uuid/"):
+        r = requests.get(stack.base_url + path, timeout=60)
+        assert r.status_code == 404 and "no such API endpoint" in r.json()["error"]
     bad = Api(stack, checker, "0" * 40)
     r = bad.get("/api/v1/presets/")
     assert r.status_code == 401 and r.json() == {"error": "Invalid token."}

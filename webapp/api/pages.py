@@ -3,6 +3,7 @@ token page (see, or regenerate, your API token)."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from rest_framework.authtoken.models import Token
@@ -29,3 +30,8 @@ def api_token_page(request):
         return redirect("api-token-page")
     token, _ = Token.objects.get_or_create(user=request.user)
     return render(request, "api/token.html", {"token": token.key})
+
+
+def api_not_found(request):
+    """A path under /api/v1/ that names no endpoint (or a malformed id): JSON, not an HTML page."""
+    return JsonResponse({"error": f"no such API endpoint: {request.path} (see /api/)"}, status=404)

@@ -1,5 +1,5 @@
 """API routes: /api/v1/... (JSON), /api/schema/ (OpenAPI 3), /api/ (docs page), /api/token/ (page)."""
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from webapp.api import pages, preset_views, views
@@ -37,4 +37,5 @@ urlpatterns = [
     path("api/", pages.api_docs, name="api-docs"),
     path("api/token/", pages.api_token_page, name="api-token-page"),
     path("api/v1/", include(v1)),
+    re_path(r"^api/v1/", pages.api_not_found),  # anything else under /api/v1/: JSON 404
 ]
