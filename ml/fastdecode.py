@@ -8,7 +8,7 @@ sampling of the four heads from one vector of uniforms per note.
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ml.model import HEADS, CVRNN
 
@@ -25,26 +25,36 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+_CONTROLLER = None
+
+
+def _blas_controller() -> ThreadpoolController:
+    # Made once: each ThreadpoolController() scans the loaded libraries (~7 ms).
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
 class _Dense:
-    """A DenseMLP with each layer's weight split by the blocks of its concatenated input."""
+    """A DenseMLP whose growing concatenated input lives in one buffer: one product per layer."""
 
     def __init__(self, mlp, d_in: int):
-        self.layers = []
-        for i, layer in enumerate(mlp.layers):
-            W, b = _np(layer.weight).T, _np(layer.bias)
-            splits = [d_in] + [mlp.d_out] * i
-            blocks, s = [], 0
-            for k in splits:
-                blocks.append(np.ascontiguousarray(W[s:s + k]))
-                s += k
-            self.layers.append((blocks, b))
+        self.layers = [(np.ascontiguousarray(_np(layer.weight).T), _np(layer.bias)) for layer in mlp.layers]
+        self.d_in, self.d_out = d_in, mlp.d_out
+        self.buf = np.zeros((1, d_in + mlp.d_out * len(self.layers)), np.float32)
 
     def __call__(self, x):
-        feats = [x]
-        for blocks, b in self.layers:
-            y = b + sum(f @ w for f, w in zip(feats, blocks))
-            feats.append(_lrelu(y))
-        return feats[-1]
+        if self.buf.shape[0] != x.shape[0]:
+            self.buf = np.zeros((x.shape[0], self.buf.shape[1]), np.float32)
+        buf, end = self.buf, self.d_in
+        buf[:, :end] = x
+        for W, b in self.layers:
+            y = buf[:, :end] @ W
+            y += b
+            buf[:, end:end + self.d_out] = np.maximum(y, 0.1 * y)
+            end += self.d_out
+        return buf[:, end - self.d_out:end].copy()
 
 
 class NumpyDecoder:
@@ -96,7 +106,7 @@ class NumpyDecoder:
         delta / z_fixed: (V, Z) or (n, V, Z). Returns classes (n, V, 4) int64, z (n, V, Z), h.
         """
         # One BLAS thread: these products are tiny, and a second thread only adds hand-offs.
-        with threadpool_limits(1, user_api="blas"):
+        with _blas_controller().limit(limits=1, user_api="blas"):
             return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed)
 
     def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed):
