@@ -111,4 +111,14 @@ def test_save_share_listen_and_apply_to_a_demo(page, browser, live_app, small_sc
         assert not guest.errors, guest.errors
     finally:
         context.close()
+
+    # The owner's API token and the API page (operations listed from the schema, no CDN).
+    page.click(".site-header a:text('API')")
+    page.wait_for_url(re.compile(r"/api/$"))
+    assert page.locator("tr.api-op").count() >= 20
+    shot(page, "api-docs")
+    page.click("a:text('get your token')")
+    token = page.locator("code.api-token").inner_text()
+    assert re.fullmatch(r"[0-9a-f]{40}", token)
+    shot(page, "api-token")
     assert not failures, failures

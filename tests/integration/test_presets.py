@@ -25,7 +25,8 @@ def follow(client: Client, job: dict) -> tuple[dict, list[dict]]:
 
 
 def key(notes):
-    return [(n["i"], n["onset"], n["duration"], n["velocity"]) for n in sorted(notes, key=lambda n: n["i"])]
+    return [(n["i"], n["onset"], n["duration"], n["velocity"])
+            for n in sorted(notes, key=lambda n: n["i"])]
 
 
 def post_json(client: Client, path: str, body: dict):
@@ -95,7 +96,8 @@ def test_share_stop_sharing_rename_delete(stack, take):
     assert "preset-edit-form" not in shared.text, "only the owner's page has the edit form"
     assert link in anon.get("/presets/shared/").text
     listen = anon.get(link + "notes.json").json()
-    assert listen["notes"] == owner.get(done["notes_url"]).json()["notes"] and len(listen["notes"]) == len(notes)
+    assert listen["notes"] == owner.get(done["notes_url"]).json()["notes"]
+    assert len(listen["notes"]) == len(notes)
     info = anon.get(link + "preset.json").json()
     assert "id" not in info and info["name"] == "Soft" and info["controls"] == CONTROLS
 
@@ -191,8 +193,9 @@ def test_a_preset_with_a_reference_outlives_it_and_primes_another_score(
     match = str(tmp_path / "GonzalezJ05M.match")
     (tmp_path / "GonzalezJ05M.match").write_bytes(
         lzma.open(shared_data / "nasap/Bach/Prelude/bwv_868/GonzalezJ05M.match.xz").read())
-    out = stack.manage("shell", "-c", REF_SCRIPT.format(match=match, name=name, npz=str(tmp_path / 'ref.npz'), user=login,
-                                                        score=score))
+    script = REF_SCRIPT.format(match=match, name=name, npz=str(tmp_path / "ref.npz"), user=login,
+                               score=score)
+    out = stack.manage("shell", "-c", script)
     ref_id = re.search(r"REF ([0-9a-f-]{36})", out).group(1)
     r = user.render(score, seed=5, controls={"reference_id": ref_id})
     assert r.status_code == 201, r.text

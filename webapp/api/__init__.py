@@ -1,1 +1,2 @@
-"""The JSON API under /api/v1/ (Django REST framework): thin views over webapp's services and selectors."""
+"""The JSON API under /api/v1/ (Django REST framework): thin views over webapp's services and
+selectors."""

@@ -1,4 +1,5 @@
-"""Every API error is JSON ``{"error": message}`` (plus ``fields`` for invalid input), never an HTML page."""
+"""Every API error is JSON ``{"error": message}`` (plus ``fields`` for invalid input), never an
+HTML page."""
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ def _first_message(detail) -> str:
 
 
 def exception_handler(exc, context):
-    """DRF exception handler: ``{"error": ...}`` with the right status; unexpected errors -> 500 JSON.
+    """DRF exception handler: ``{"error": ...}`` with the right status; unexpected errors: 500.
 
     Parameters
     ----------

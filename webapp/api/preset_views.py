@@ -27,9 +27,11 @@ class PresetListView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="presets_list", responses={200: s.PresetSerializer(many=True),
-                                                           **_errors(401)})
+                                                           **_errors(401)},
+                   summary="Your presets, most recently changed first")
     def get(self, request):
-        return Response([_mine(p) for p in preset_selectors.preset_list_for_user(user=request.user)])
+        presets = preset_selectors.preset_list_for_user(user=request.user)
+        return Response([_mine(p) for p in presets])
 
     @extend_schema(operation_id="presets_create", request=s.PresetCreateSerializer,
                    responses={201: s.PresetSerializer, **_errors(400, 401, 404)},
@@ -62,7 +64,8 @@ class PresetDetailView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="presets_retrieve", responses={200: s.PresetSerializer,
-                                                               **_errors(401, 404)})
+                                                               **_errors(401, 404)},
+                   summary="One of your presets")
     def get(self, request, preset_id):
         return Response(_mine(_owned_preset_or_404(request, preset_id)))
 
@@ -79,7 +82,8 @@ class PresetDetailView(APIView):
             raise ValidationError(str(exc)) from None
         return Response(_mine(preset))
 
-    @extend_schema(operation_id="presets_destroy", responses={204: None, **_errors(401, 404)})
+    @extend_schema(operation_id="presets_destroy", responses={204: None, **_errors(401, 404)},
+                   summary="Delete a preset (its share link answers 404 from now on)")
     def delete(self, request, preset_id):
         preset_services.preset_delete(preset=_owned_preset_or_404(request, preset_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -133,7 +137,8 @@ class SharedPresetListView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(operation_id="shared_presets_list",
-                   responses={200: s.PresetSerializer(many=True)})
+                   responses={200: s.PresetSerializer(many=True)},
+                   summary="Every shared preset (public)")
     def get(self, request):
         return Response([api_selectors.api_preset(preset=p, for_owner=False)
                          for p in preset_selectors.preset_list_shared()])
@@ -143,7 +148,8 @@ class SharedPresetDetailView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(operation_id="shared_presets_retrieve",
-                   responses={200: s.PresetSerializer, **_errors(404)})
+                   responses={200: s.PresetSerializer, **_errors(404)},
+                   summary="A shared preset by its share token (public)")
     def get(self, request, token):
         return Response(api_selectors.api_preset(preset=_shared_preset_or_404(token),
                                                  for_owner=False))
@@ -153,6 +159,7 @@ class SharedPresetApplyView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="shared_presets_apply", request=s.ApplySerializer,
-                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)})
+                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)},
+                   summary="Render a score with a shared preset")
     def post(self, request, token):
         return _apply(request, _shared_preset_or_404(token))

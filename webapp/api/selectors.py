@@ -1,4 +1,5 @@
-"""Reads for the API: the JSON shapes of scores, jobs, performances and presets (see serializers)."""
+"""Reads for the API: the JSON shapes of scores, jobs, performances and presets (see
+webapp.api.serializers)."""
 from __future__ import annotations
 
 from django.urls import reverse

@@ -1,4 +1,5 @@
-"""API routes: /api/v1/... (JSON), /api/schema/ (OpenAPI 3), /api/ (docs page), /api/token/ (page)."""
+"""API routes: /api/v1/... (JSON), /api/schema/ (OpenAPI 3), /api/ (docs page), /api/token/
+(token page)."""
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
@@ -8,7 +9,8 @@ v1 = [
     path("token/", views.TokenView.as_view(), name="api-token"),
     path("scores/", views.ScoreListView.as_view(), name="api-scores"),
     path("scores/<uuid:score_id>/", views.ScoreDetailView.as_view(), name="api-score"),
-    path("scores/<uuid:score_id>/render/", views.ScoreRenderView.as_view(), name="api-score-render"),
+    path("scores/<uuid:score_id>/render/", views.ScoreRenderView.as_view(),
+         name="api-score-render"),
     path("scores/<uuid:score_id>/performances/", views.ScorePerformancesView.as_view(),
          name="api-score-performances"),
     path("jobs/<uuid:job_id>/", views.JobView.as_view(), name="api-job"),

@@ -110,7 +110,8 @@ class ScoreListView(APIView):
     def get(self, request):
         return Response(api_selectors.api_scores_visible(user=request.user))
 
-    @extend_schema(operation_id="scores_upload", request={"multipart/form-data": s.ScoreUploadSerializer},
+    @extend_schema(operation_id="scores_upload",
+                   request={"multipart/form-data": s.ScoreUploadSerializer},
                    responses={201: s.ScoreSerializer, **_errors(400, 401, 415)},
                    summary="Upload a score (same checks and messages as the web upload)")
     def post(self, request):
@@ -128,7 +129,9 @@ class ScoreListView(APIView):
 
 
 class ScoreDetailView(APIView):
-    @extend_schema(operation_id="scores_retrieve", responses={200: s.ScoreSerializer, **_errors(404)})
+    @extend_schema(operation_id="scores_retrieve",
+                   responses={200: s.ScoreSerializer, **_errors(404)},
+                   summary="A score (a demo, or one of yours)")
     def get(self, request, score_id):
         return Response(api_selectors.api_score(score=_score_or_404(request, score_id)))
 
@@ -176,7 +179,9 @@ def _job_or_404(request, job_id):
 class JobView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(operation_id="jobs_retrieve", responses={200: s.JobSerializer, **_errors(401, 404)})
+    @extend_schema(operation_id="jobs_retrieve",
+                   responses={200: s.JobSerializer, **_errors(401, 404)},
+                   summary="A render job's state and progress (poll until it has ended)")
     def get(self, request, job_id):
         job = _job_or_404(request, job_id)
         webapp_services.render_jobs_fail_stale(job_ids=[job.id])
@@ -188,7 +193,8 @@ class JobCancelView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="jobs_cancel", request=None,
-                   responses={200: s.JobSerializer, **_errors(401, 404, 409)})
+                   responses={200: s.JobSerializer, **_errors(401, 404, 409)},
+                   summary="Cancel a queued or running render")
     def post(self, request, job_id):
         job = _job_or_404(request, job_id)
         try:

@@ -1,1 +1,1 @@
-"""Presets: saved interpretations (the controls of a take) that can be applied to any score and shared."""
+"""Presets: saved interpretations (the controls of a take), applied to any score, shared by link."""

@@ -1,4 +1,4 @@
-"""A preset: the interpretation of a take (seed and controls, with its reference), kept by its owner."""
+"""A preset: the interpretation of a take (seed, controls, reference), kept by its owner."""
 from __future__ import annotations
 
 import secrets

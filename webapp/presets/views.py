@@ -146,7 +146,7 @@ def preset_delete(request, preset_id):
 
 def _info(preset, *, key: str, apply_name: str, for_owner: bool) -> JsonResponse:
     data = selectors.preset_summary(preset=preset, for_owner=for_owner)
-    data["apply_url_template"] = reverse(apply_name, args=[key, "00000000-0000-0000-0000-000000000000"])
+    data["apply_url_template"] = reverse(apply_name, args=[key, str(uuid.UUID(int=0))])
     return JsonResponse(data)
 
 
