@@ -211,7 +211,8 @@ def test_bad_answers_are_refused_and_nothing_is_stored(stack, mos):
         ({"answers": {"naturalness": 3}}, "missing"),
         ({"answers": {"naturalness": "3; DROP TABLE", "expressiveness": 1}}, "whole number"),
         ({"key": st["item"]["key"][:-3] + "abc"}, "tampered"),
-        ({"key": st["item"]["key"].replace("0:", "1:", 1)}, "tampered"),
+        ({"key": ""}, "tampered"),
+        ({"key": state(*join(stack, sid))["item"]["key"]}, "tampered"),  # someone else's
         ({"position": 1}, "tampered"),
         ({"position": 999}, "not one of yours"),
         ({"position": "0"}, "not one of yours"),

@@ -52,7 +52,11 @@ async function call(url, body) {
   }
   let data = {};
   try { data = await resp.json(); } catch (e) { /* an HTML error page */ }
-  if (!resp.ok) throw new Error(data.error || `the server answered ${resp.status}`);
+  if (!resp.ok) {
+    const err = new Error(data.error || `the server answered ${resp.status}`);
+    err.status = resp.status;
+    throw err;
+  }
   return data;
 }
 
@@ -148,6 +152,7 @@ function item(state) {
       hook.error = null;
       item(next);
     } catch (e) {
+      if (e.status === 409) return proceed(await call(cfg.state_url), e.message);
       showError(e.message);
       send.disabled = false;
     }
@@ -188,14 +193,19 @@ function done(code) {
     el("p", { class: "code", id: "completion-code" }, code));
 }
 
+// Where the server says we are (after an answer it already had: a retry, another tab).
+function proceed(state, message) {
+  if (state.done) return done(state.completion_code);
+  if (state.state !== "open") {
+    return show("closed", el("p", { class: "error", role: "alert" }, message || "This survey is closed."));
+  }
+  return item(state);
+}
+
 async function start() {
   try {
     const state = await call(cfg.state_url);
-    if (state.done) return done(state.completion_code);
-    if (state.state !== "open") {
-      return show("closed", el("p", { class: "error", role: "alert" }, "This survey is closed."));
-    }
-    if (!state.item) return questionnaire(state);
+    if (state.done || state.state !== "open" || !state.item) return proceed(state);
     instructions(state);
   } catch (e) {
     show("error");
