@@ -82,6 +82,7 @@ class NumpyDecoder:
                       for c in model.cells]
         self.sizes = list(HEADS.values())
         self.bounds = np.cumsum([0] + self.sizes)
+        self.last = np.array(self.sizes) - 1
 
     def precompute(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Terms that depend on c only, for all notes at once: (n, U) and (n, S)."""
@@ -129,11 +130,14 @@ class NumpyDecoder:
             ps = self.psi(z)
             hid = _lrelu(c_gen[i] + ps @ self.g0_psi)
             logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (V, 1128)
-            for k in range(4):
-                part = logits[:, lo[k]:hi[k]]
-                e = np.exp(part - part.max(-1, keepdims=True))
-                cdf = np.cumsum(e, -1)
-                xs[i, :, k] = np.minimum((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1), hi[k] - lo[k] - 1)
+            # Inverse-CDF sampling of the four heads at once: one exp and one running sum over
+            # the concatenated logits; each head's CDF is a difference of that sum.
+            e = np.exp(logits - np.repeat(np.maximum.reduceat(logits, lo, axis=1), self.sizes, axis=1))
+            cum = np.cumsum(e, -1)
+            before = np.concatenate([np.zeros((V, 1), np.float32), cum[:, hi[:-1] - 1]], 1)   # (V, 4)
+            thresh = before + u * (cum[:, hi - 1] - before)
+            below = cum < np.repeat(thresh, self.sizes, axis=1)
+            xs[i] = np.minimum(np.add.reduceat(below, lo, axis=1), self.last)
             emb = np.concatenate([tab[xs[i, :, k]] for k, tab in enumerate(self.x_embs)], -1)
             inp = c_state[i] + self.phi(emb) @ self.s_phi + ps @ self.s_psi
             h = self.step_state(h, inp)
