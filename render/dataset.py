@@ -12,9 +12,12 @@ writes ``<out>/<split>/<key>.npz`` per performance with:
 - ``perf`` (M, 3) f8 the human onset_sec, duration_sec, velocity (for evaluation);
 - ``meta`` a JSON string (work, split, corpus, paths, clip rates, tempo source).
 
-Works already built are skipped. The written tempo is the score's metronome mark where it has
-one within 40 % of the performed median tempo (notation programs write default marks that no
-pianist follows); else the performance's median tempo rounded to 30 bpm (DESIGN section 4).
+Works already built are skipped. The written tempo is the score's metronome mark where it is
+within 5 % of the performance's local reference tempo (notation programs write default marks that
+no pianist follows); else that reference: the 8-beat running median of the performed tempo,
+rounded to 10 bpm (`render.encoding.local_tempo_reference`). DESIGN section 4 asks for one median
+per piece; with it 23.5 % of the training notes had clipped onset deviations (sections in
+contrasting tempi, fast quarter-note tempi), with the local reference 10.7 %.
 Written dynamics come from the MusicXML beside the match file, linked by note id.
 """
 from __future__ import annotations
