@@ -4,7 +4,7 @@ the staff user previews and opens it; a participant (with an external id) consen
 volume check, plays every clip to the end (the answers stay locked until then), closes the tab
 after the practice item and resumes, answers the attention check, fills in the questionnaire and
 gets the completion code; the results page shows the statistics and plots.
-Screenshots: /tmp/surveys-item.png, /tmp/surveys-results.png."""
+Screenshots: /tmp/surveys-{new,preview,item,results}.png."""
 from __future__ import annotations
 
 import re
@@ -46,6 +46,7 @@ def create_survey(page, base: str, live_app, melody: Path) -> str:
     page.fill("input[name=segment_sec]", "2")
     page.fill("input[name=n_attention]", "1")
     page.fill("input[name=completion_code]", "DONE-1234")
+    page.screenshot(path="/tmp/surveys-new.png", full_page=True)
     page.click("main form [type=submit]")
     page.wait_for_url(re.compile(r"/surveys/[0-9a-f-]{36}/$"))
     page.click("#prepare")
@@ -56,6 +57,7 @@ def create_survey(page, base: str, live_app, melody: Path) -> str:
     assert page.evaluate("""async () => { const a = document.querySelector('.preview audio');
         a.muted = true; await a.play(); await new Promise(r => setTimeout(r, 300));
         const t = a.currentTime; a.pause(); return t; }""") > 0
+    page.screenshot(path="/tmp/surveys-preview.png", full_page=True)
     page.click("#open")
     page.wait_for_selector("#survey-state:text-is('open')")
     return page.locator("input.participant-url").input_value()

@@ -33,6 +33,17 @@ def stimuli_for_preview(*, survey: Survey) -> list[Stimulus]:
     return list(survey.stimuli.select_related("piece__score"))
 
 
+def stimulus_roles(*, survey: Survey) -> dict:
+    """stimulus id -> the roles of the items that play it ("trial, attention", "practice")."""
+    from webapp.surveys.models import ItemClip
+
+    roles = defaultdict(set)
+    for sid, role in ItemClip.objects.filter(item__survey=survey).values_list("stimulus_id",
+                                                                            "item__role"):
+        roles[sid].add(role)
+    return {k: ", ".join(sorted(v, key=list(Item.Role.values).index)) for k, v in roles.items()}
+
+
 def stimulus_counts(*, survey: Survey) -> dict:
     rows = survey.stimuli.values("state").annotate(n=Count("id"))
     out = {s: 0 for s in Stimulus.State.values}

@@ -80,8 +80,10 @@ def survey_new(request):
 def survey_detail(request, survey_id):
     survey = _survey_or_404(request, survey_id)
     stimuli = selectors.stimuli_for_preview(survey=survey)
+    roles = selectors.stimulus_roles(survey=survey)
     for s in stimuli:
         s.url = selectors.stimulus_audio_url(s) if s.state == Stimulus.State.DONE else None
+        s.roles = roles.get(s.id, "")
     return render(request, "surveys/detail.html", {
         "survey": survey, "pieces": survey.pieces.select_related("score"), "stimuli": stimuli,
         "counts": selectors.stimulus_counts(survey=survey), "conditions": design.CONDITIONS,
