@@ -27,7 +27,7 @@ from webapp.surveys.errors import SurveyRefused  # noqa: F401 (part of this modu
 from webapp.surveys.models import Item, Participant, Response, Stimulus, Survey, SurveyPiece
 
 log = logging.getLogger(__name__)
-EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,100}$")
+EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$")
 MIN_LISTEN_FRACTION = 0.9  # of the item's total audio length, between showing it and the answer
 DEFAULT_INSTRUCTIONS = {
     "mos": "You will hear short piano performances, one at a time. Listen to each one to the end, "
@@ -237,7 +237,8 @@ def participant_start(*, survey: Survey, external_id: str = "") -> Participant:
         raise SurveyRefused("this survey is not open", 409)
     external_id = (external_id or "").strip()
     if external_id and not EXTERNAL_ID_RE.match(external_id):
-        raise SurveyRefused("the participant id may only have letters, digits and _ . : @ -")
+        raise SurveyRefused("the participant id must start with a letter or digit and have only "
+                            "letters, digits and _ . : @ -")
     if external_id:
         old = Participant.objects.filter(survey=survey, external_id=external_id).first()
         if old is not None:

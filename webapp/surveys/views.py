@@ -165,11 +165,16 @@ def survey_results(request, survey_id):
         "survey": survey, "res": res, "charts": charts, "labels": design.CONDITIONS})
 
 
+def _cell(v):
+    # A text cell starting like a formula would run in a spreadsheet (titles are user input).
+    return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+
+
 def _csv_response(name: str, header, rows) -> HttpResponse:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
-    w.writerows(rows)
+    w.writerows([_cell(v) for v in row] for row in rows)
     resp = HttpResponse(buf.getvalue(), content_type="text/csv; charset=utf-8")
     resp["Content-Disposition"] = f'attachment; filename="{name}"'
     return resp
