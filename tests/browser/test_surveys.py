@@ -30,7 +30,7 @@ def melody(tmp_path_factory) -> Path:
     return make_midi(tmp_path_factory.mktemp("melody") / "melody.mid", notes, tempo_bpm=120)
 
 
-def create_survey(page, base: str, live_app, melody: Path) -> str:
+def create_survey(page, base: str, live_app, melody: Path, kind: str = "mos") -> str:
     name = sign_up(page, base)
     live_app.manage("shell", "-c", "from django.contrib.auth.models import User; "
                     f"User.objects.filter(username='{name}').update(is_staff=True)")
@@ -41,23 +41,26 @@ def create_survey(page, base: str, live_app, melody: Path) -> str:
     page.goto(base + "/")
     page.click("text=Listening tests")
     page.click("text=New survey")
-    page.fill("input[name=title]", "Browser MOS test")
+    page.fill("input[name=title]", f"Browser {kind} test")
+    page.select_option("select[name=kind]", kind)
     page.check("input[name=scores] >> nth=-1")  # the upload (demos would come first)
     page.fill("input[name=segment_sec]", "2")
     page.fill("input[name=n_attention]", "1")
     page.fill("input[name=completion_code]", "DONE-1234")
-    page.screenshot(path="/tmp/surveys-new.png", full_page=True)
+    if kind == "mos":
+        page.screenshot(path="/tmp/surveys-new.png", full_page=True)
     page.click("main form [type=submit]")
     page.wait_for_url(re.compile(r"/surveys/[0-9a-f-]{36}/$"))
     page.click("#prepare")
     page.wait_for_selector("#survey-state:text-is('ready')", timeout=240_000)
     audios = page.locator(".preview audio")
-    assert audios.count() == 4  # deadpan, humanizer, model, and the practice clip
+    # MOS: deadpan, humanizer, model, and the practice clip; A/B: A1 A2 B1 B2 of two pairs.
+    assert audios.count() == (4 if kind == "mos" else 8)
     # Preview: the browser can decode and play a stored stimulus.
     assert page.evaluate("""async () => { const a = document.querySelector('.preview audio');
         a.muted = true; await a.play(); await new Promise(r => setTimeout(r, 300));
         const t = a.currentTime; a.pause(); return t; }""") > 0
-    page.screenshot(path="/tmp/surveys-preview.png", full_page=True)
+    page.screenshot(path=f"/tmp/surveys-preview-{kind}.png", full_page=True)
     page.click("#open")
     page.wait_for_selector("#survey-state:text-is('open')")
     return page.locator("input.participant-url").input_value()
@@ -82,11 +85,16 @@ def play_all_and_answer(page) -> None:
         page.wait_for_function(f"__survey.played > {before}", timeout=60_000)
         assert time.monotonic() - t0 > 1.0, "a clip played to its end in real time"
     assert not fields.is_disabled()
-    text = page.locator(".instruction").all_inner_texts()
-    want = re.findall(r"(\d) for (naturalness|expressiveness)", " ".join(text))
+    text = " ".join(page.locator(".instruction").all_inner_texts())
     pos = page.evaluate("__survey.position")
-    picks = {q: v for v, q in want} or {"naturalness": str(2 + pos % 4),
-                                         "expressiveness": str(5 - pos % 4)}
+    if page.locator("input[name=relation]").count():  # A/B: same (1) or reversed (-1), 0-2
+        told = re.search(r"answer “(same|reversed)”", text)
+        picks = {"relation": "-1" if told and told.group(1) == "reversed" else "1",
+                 "confidence": "2" if told else str(pos % 3)}
+    else:
+        want = re.findall(r"(\d) for (naturalness|expressiveness)", text)
+        picks = {q: v for v, q in want} or {"naturalness": str(2 + pos % 4),
+                                             "expressiveness": str(5 - pos % 4)}
     for q, v in picks.items():
         page.check(f"input[name={q}][value='{v}']")
     position = page.evaluate("__survey.position")
@@ -156,4 +164,42 @@ def test_participant_takes_a_survey_and_results_show_statistics(browser, page, l
     assert page.locator("svg.plot").count() == 2
     assert page.locator("svg.plot rect").count() == 6  # 3 conditions x 2 questions
     page.screenshot(path="/tmp/surveys-results.png", full_page=True)
+    assert not failures and not page.errors, (failures, page.errors)
+
+
+def test_ab_survey_in_the_browser(browser, page, live_app, melody):
+    """The A/B test: four clips per item (A1, A2, B first, B second), each played to the end;
+    "same / reversed" with a confidence; the results show the Wilcoxon signed-rank test."""
+    base = live_app.base_url
+    failures = track_failures(page)
+    link = create_survey(page, base, live_app, melody, kind="ab")
+    ctx = browser.new_context()
+    p = ctx.new_page()
+    p_fail, p_errors = track_failures(p), watch(p, [])
+    p.goto(link)
+    p.check("input[name=consent]")
+    p.click("text=Start")
+    p.wait_for_function("window.__survey && __survey.stage === 'instructions'")
+    p.click("#to-volume")
+    p.click("#volume-play")
+    p.wait_for_selector("#volume-ok:enabled")
+    p.click("#volume-ok")
+    labels = p.locator(".clip button.play").all_inner_texts()
+    assert labels == ["Play A1", "Play A2", "Play B first", "Play B second"]
+    while p.evaluate("__survey.stage") in ("practice", "item"):
+        play_all_and_answer(p)
+    p.select_option("#age_band", "45-54")
+    p.select_option("#training_band", "none")
+    p.click("#submit-survey")
+    p.wait_for_selector("#completion-code")
+    assert p.evaluate("__survey.played") == 12  # 3 items x 4 clips, each to its end
+    assert not p_fail and not p_errors, (p_fail, p_errors)
+    ctx.close()
+    page.click("text=Results")
+    page.wait_for_selector("#ab-table")
+    text = page.inner_text("main")
+    assert "1 submitted (1 included" in text
+    assert re.search(r"Signed mean confidence\s+[-\d.]+", text), text
+    assert "Wilcoxon signed-rank vs 0" in text and page.locator("svg.plot").count() == 1
+    page.screenshot(path="/tmp/surveys-results-ab.png", full_page=True)
     assert not failures and not page.errors, (failures, page.errors)

@@ -76,7 +76,7 @@ def ab_histogram(scores, *, title: str) -> str:
                      f'<text x="{x0 + slot * 0.35:.1f}" y="{TOP + plot_h - h - 4:.1f}" '
                      f'font-size="11" text-anchor="middle">{c}</text>'
                      f'<text x="{x0 + slot * 0.35:.1f}" y="{H - BOTTOM + 16}" font-size="11" '
-                     f'text-anchor="middle">{v:+d}</text>')
+                     f'text-anchor="middle">{f"{v:+d}" if v else "0"}</text>')
     parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{H - 8}" font-size="11" '
                  f'text-anchor="middle">signed confidence (wrong &lt; 0 &lt; right)</text></svg>')
     return "".join(parts)
