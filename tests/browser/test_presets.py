@@ -1,6 +1,7 @@
 """Presets in headless Chromium against the real app: save a preset from a take on the score page,
 share it, open the share link in a fresh browser context (no login), listen to the take, apply it
-to a demo score and hear that render stream. Screenshots: /tmp/presets-*.png."""
+to a demo score (the controls panel shows the preset's values) and hear that render stream, then
+move one slider and render that variation. Screenshots: /tmp/presets-*.png."""
 from __future__ import annotations
 
 import re
@@ -10,7 +11,17 @@ import pytest
 
 from tests.browser.test_app import sign_up, track_failures, upload, wait_ready
 
-CONTROLS = {"mode": "perturb", "delta": [1.5, -1, 0, 0.5, 0], "expressiveness": 1.2}
+CONTROLS = {"mode": "perturb", "delta": [1.5, -1, 0, 0.25, 0], "expressiveness": 1.2,
+            "base_tempo_bpm": 96, "sections": [{"from_bar": 2, "to_bar": 3, "delta": [0, 1, 0, 0, 0]}]}
+PANEL = """() => ({
+  seed: document.querySelector('.pr-seed').value,
+  tempo: document.querySelector('.pr-base-tempo').value,
+  expressiveness: document.querySelector('.pr-expressiveness').value,
+  takes: document.querySelector('.pr-variations').value,
+  mode: document.querySelector('.pr-mode').value,
+  delta: [...document.querySelectorAll('.pr-delta')].map((s) => Number(s.value)),
+  shown: [...document.querySelectorAll('.pr-delta-value')].map((o) => o.textContent),
+  sections: [...document.querySelectorAll('.pr-sec-list li > span')].map((s) => s.textContent)})"""
 
 
 def shot(page, name: str) -> None:
@@ -88,6 +99,12 @@ def test_save_share_listen_and_apply_to_a_demo(page, browser, live_app, small_sc
         wait_ready(guest)
         guest.wait_for_selector(".preset-banner button.preset-apply", timeout=15_000)
         assert "Bold and bright" in guest.locator(".preset-banner").inner_text()
+        # The controls panel shows the preset: what is seen is what renders.
+        assert guest.evaluate(PANEL) == {
+            "seed": "4242", "tempo": "96", "expressiveness": "1.2", "takes": "1", "mode": "perturb",
+            "delta": [1.5, -1, 0, 0.25, 0], "shown": ["1.5", "-1.0", "0.0", "0.25", "0.0"],
+            "sections": ["bars 2–3: Δ = [0.0, 1.0, 0.0, 0.0, 0.0]"]}
+        assert guest.evaluate("__player.player.controls.params()") == {"seed": 4242, "controls": CONTROLS}
         shot(guest, "demo-banner")
         guest.click(".preset-banner button.preset-apply")
         guest.wait_for_function("__player.streaming || __player.error", timeout=30_000)
@@ -107,6 +124,21 @@ def test_save_share_listen_and_apply_to_a_demo(page, browser, live_app, small_sc
         assert takes[0]["performance_id"] == guest.evaluate("__player.performanceId")
         assert guest.locator(".pr-takes-list .preset-save").count() == 0, "no saving without an account"
         shot(guest, "demo-done")
+
+        # A variation of the preset: one slider moved, rendered with the preset.
+        guest.locator(".pr-delta-2").fill("0.7")
+        assert guest.evaluate(PANEL)["shown"] == ["1.5", "-1.0", "0.7", "0.25", "0.0"]
+        guest.click(".preset-banner button.preset-apply")
+        guest.wait_for_function("__player.streaming || __player.error", timeout=30_000)
+        guest.wait_for_function("!__player.streaming", timeout=300_000)
+        assert guest.evaluate("__player.error") is None, guest.evaluate("__player.error")
+        guest.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 2",
+                                timeout=10_000)
+        takes = guest.evaluate("fetch(location.pathname + 'takes.json').then(r => r.json())")
+        varied = next(t for t in takes if t["performance_id"] == guest.evaluate("__player.performanceId"))
+        assert varied["seed"] == 4242, varied
+        assert varied["controls"] == {**CONTROLS, "delta": [1.5, -1, 0.7, 0.25, 0]}, varied
+        shot(guest, "demo-variation")
         assert not guest_failures, guest_failures
         assert not guest.errors, guest.errors
     finally:

@@ -186,14 +186,25 @@ def preset_delete(*, preset: Preset) -> None:
             transaction.on_commit(lambda: [storage.delete(n) for n in names if n])
 
 
-def preset_apply(*, preset: Preset, score: Score, user, session_key: str) -> RenderJob:
+def preset_apply(*, preset: Preset, score: Score, user, session_key: str,
+                 variation: dict | None = None) -> RenderJob:
     """Queue a render of ``score`` with the preset's seed, controls and reference.
 
     The requester may use the preset's reference because the preset is visible to them (the
     caller got it from a selector: their own preset, or a shared one).
 
+    Parameters
+    ----------
+    variation : dict, optional
+        ``{"seed", "controls"}`` as the score page's panel shows them after opening the preset
+        (changed by the user: a variation of the preset). They replace the preset's seed and
+        controls (a missing seed: a fresh one); the preset's reference is kept, and
+        ``reference_id`` is refused in them.
+
     Raises
     ------
+    PresetError
+        For a bad seed in ``variation``, or a ``reference_id`` in its controls.
     ControlError
         When the controls do not fit this score (e.g. a section past its last bar).
     RenderLimitReached
@@ -201,9 +212,17 @@ def preset_apply(*, preset: Preset, score: Score, user, session_key: str) -> Ren
     """
     from webapp.services import render_job_create
 
-    controls = dict(preset.controls or {})
+    seed, controls = preset.seed, dict(preset.controls or {})
+    if variation is not None:
+        seed, controls = _clean_seed(variation.get("seed")), variation.get("controls") or {}
+        if not isinstance(controls, dict):
+            raise PresetError("controls must be a JSON object")
+        if controls.get("reference_id"):
+            raise PresetError("a preset keeps its own reference performance (if any); to render "
+                              "in the style of yours, use Render")
+        controls = {k: v for k, v in controls.items() if k != "reference_id"}
     if preset.reference_id is not None:
         controls["reference_id"] = str(preset.reference_id)
-    return render_job_create(score=score, user=user, session_key=session_key, seed=preset.seed,
+    return render_job_create(score=score, user=user, session_key=session_key, seed=seed,
                              controls=controls)
 

@@ -180,13 +180,30 @@ def preset_shared_notes(request, token):
     return _notes(_shared_or_404(token))
 
 
+def _variation(request) -> dict | None:
+    """The ``{seed, controls}`` posted as JSON with an apply (the score page's panel after it
+    showed the preset, maybe changed: a variation), or None (no body: the preset as saved)."""
+    if request.content_type != "application/json" or not request.body:
+        return None
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        raise PresetError("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise PresetError("the request body must be a JSON object")
+    if not {"seed", "controls"} & set(body):
+        return None
+    return {"seed": body.get("seed"), "controls": body.get("controls")}
+
+
 def _apply(request, preset, score_id) -> JsonResponse:
     score = webapp_selectors.score_get_visible(score_id=score_id, user=request.user)
     if score is None:
         return _error("no such score", 404)
     try:
         job = services.preset_apply(preset=preset, score=score, user=request.user,
-                                    session_key=_session_key(request, create=True))
+                                    session_key=_session_key(request, create=True),
+                                    variation=_variation(request))
     except RenderLimitReached as exc:
         return _error(str(exc), 429)
     except ValueError as exc:

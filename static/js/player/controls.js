@@ -1,10 +1,18 @@
 // "Shape the next render": seed, base tempo, expressiveness, the five latent directions
 // (Delta sliders, mode perturb), sections of bars with their own Delta (typed, or picked by
 // clicking two notes on the engraving), how many takes, and a reference performance to
-// continue in the style of. `params()` is what the player posts as {seed, controls}.
+// continue in the style of. `params()` is what the player posts as {seed, controls};
+// `setControls({seed, controls})` shows stored ones (a preset's) so that they render as shown.
 
 export const Z_DIM = 5;
 const DELTA_MAX = 3;
+const DELTA_LIMIT = 4;   // the server's limit (webapp.controls): stored values may reach it
+
+/** A Delta as the sliders show it: one decimal, or up to four when it has more. */
+function fmtDelta(v) {
+  const x = Math.round(Number(v) * 1e4) / 1e4;
+  return Number.isInteger(x * 10) ? x.toFixed(1) : String(x);
+}
 
 function make(tag, attrs = {}, text = '') {
   const el = document.createElement(tag);
@@ -24,7 +32,7 @@ function slider(name, k) {
   const input = make('input', { type: 'range', min: String(-DELTA_MAX), max: String(DELTA_MAX), step: '0.1', value: '0',
     class: `pr-delta pr-delta-${k}`, name, 'aria-label': `Latent direction ${k + 1} (Delta)` });
   const out = make('output', { class: 'pr-delta-value' }, '0.0');
-  input.addEventListener('input', () => { out.textContent = Number(input.value).toFixed(1); });
+  input.addEventListener('input', () => { out.textContent = fmtDelta(input.value); });
   const wrap = make('label', { class: 'pr-slider' });
   wrap.append(make('span', {}, `z${k + 1}`), input, out);
   return { wrap, input, out };
@@ -40,6 +48,7 @@ export class ControlsPanel {
     this.barsUrl = barsUrl;
     this.bars = { n_bars: 0, bars: {} };
     this.sections = [];
+    this.fixedZ = null;       // z of mode 'fixed' (shown by setControls, not editable here)
     this.picking = null;      // while choosing a passage on the engraving: {from?}
     this.build(maxTakes);
     if (barsUrl) this.loadBars();
@@ -113,9 +122,45 @@ export class ControlsPanel {
   setDelta(values) {
     values.forEach((v, k) => {
       const s = this.el.sliders[k];
-      s.input.value = String(v);
-      s.out.textContent = Number(v).toFixed(1);
+      const x = Number(v) || 0;
+      // A stored value off the slider's 0.1 grid or past its range is shown as it is (a
+      // range input would round or clamp it, and the render would differ from the preset).
+      if (Math.abs(x) > Number(s.input.max)) {
+        s.input.min = String(-DELTA_LIMIT);
+        s.input.max = String(DELTA_LIMIT);
+      }
+      if (!Number.isInteger(Math.round(x * 1e4) / 1e3)) s.input.step = 'any';
+      s.input.value = String(x);
+      s.out.textContent = fmtDelta(x);
     });
+  }
+
+  /**
+   * Show stored render parameters (a preset's) in the panel, so that the next render is
+   * exactly them until the user changes something.
+   * @param {{seed?: number|null, controls?: object}} params  as a preset or a take stores them
+   */
+  setControls({ seed = null, controls = {} } = {}) {
+    const el = this.el;
+    const c = controls || {};
+    el.seed.value = seed === null || seed === undefined ? '' : String(seed);
+    el.tempo.value = c.base_tempo_bpm ?? '';
+    const expr = Number(c.expressiveness ?? 1);
+    if (!Number.isInteger(Math.round(expr * 1e3) / 50)) el.expr.step = 'any';  // off the 0.05 grid
+    el.expr.value = String(expr);
+    el.exprOut.textContent = Number(el.expr.value).toFixed(2);
+    el.takes.value = String(c.variations ?? 1);
+    this.setDelta(c.delta || new Array(Z_DIM).fill(0));
+    this.sections = (c.sections || []).map((s) => ({ ...s, delta: [...s.delta] }));
+    this.drawSections();
+    const mode = c.mode || (c.delta || c.sections ? 'perturb' : 'prior');
+    this.fixedZ = mode === 'fixed' && Array.isArray(c.z) ? [...c.z] : null;
+    if (this.fixedZ && !el.mode.querySelector('option[value=fixed]')) {
+      el.mode.append(make('option', { value: 'fixed' }, 'fixed: the preset’s interpretation z'));
+    }
+    el.mode.value = this.fixedZ ? 'fixed' : (mode === 'perturb' ? 'perturb' : 'prior');
+    const ref = c.reference_id || '';
+    el.reference.value = [...el.reference.options].some((o) => o.value === ref) ? ref : '';
   }
 
   setReferences(refs) {
@@ -206,6 +251,9 @@ export class ControlsPanel {
       controls.mode = 'perturb';
       controls.delta = this.delta();
       if (this.sections.length) controls.sections = this.sections.map((s) => ({ ...s }));
+    } else if (el.mode.value === 'fixed' && this.fixedZ) {
+      controls.mode = 'fixed';
+      controls.z = [...this.fixedZ];
     }
     if (el.tempo.value !== '') controls.base_tempo_bpm = Number(el.tempo.value);
     if (Number(el.expr.value) !== 1) controls.expressiveness = Number(el.expr.value);

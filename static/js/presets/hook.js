@@ -1,7 +1,9 @@
 // The score page's preset hook (loaded next to the player, which it does not change):
 // a "Save as preset" button on each finished take, and, when the page is opened with
 // ?preset=<id or share token>, a banner to render this score with that preset: the
-// player's own Render flow is used, pointed once at the preset's apply URL.
+// controls panel is set to the preset's seed and controls (what is shown is what renders;
+// change a slider to render a variation of it), and the player's own Render flow is used,
+// pointed once at the preset's apply URL (which keeps the preset's reference performance).
 import { getJSON, postJSON } from '../player/api.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -62,6 +64,14 @@ function watchTakes() {
   observer.observe(player, { childList: true, subtree: true });
 }
 
+/** The Player mounted on #player (player.js runs first; wait a little in case it has not). */
+async function mountedPlayer() {
+  for (let k = 0; k < 100 && !(window.__player && window.__player.player); k += 1) {
+    await new Promise((resolve) => { setTimeout(resolve, 50); });
+  }
+  return window.__player ? window.__player.player : null;
+}
+
 async function presetBanner(key) {
   const base = UUID.test(key) ? `/presets/${key}` : `/p/${encodeURIComponent(key)}`;
   const banner = make('div', { class: 'preset-banner', role: 'region', 'aria-label': 'Preset',
@@ -76,10 +86,12 @@ async function presetBanner(key) {
     return;
   }
   const applyUrl = info.apply_url_template.replace('00000000-0000-0000-0000-000000000000', player.dataset.scoreId);
-  const text = make('span', {}, `Preset “${info.name}” by ${info.owner}${info.reference ? ', in the style of a reference performance' : ''}. `);
+  const p = await mountedPlayer();
+  if (p) p.controls.setControls({ seed: info.seed, controls: info.controls });
+  const text = make('span', {}, `Preset “${info.name}” by ${info.owner}${info.reference ? ', in the style of a reference performance' : ''}: `
+    + 'its values are set below; change them to render a variation. ');
   const button = make('button', { type: 'button', class: 'preset-apply' }, 'Render with this preset');
   button.addEventListener('click', () => {
-    const p = window.__player && window.__player.player;
     if (!p) return;
     const own = p.cfg.renderUrl;
     p.cfg.renderUrl = applyUrl;   // read synchronously by render() for this one request

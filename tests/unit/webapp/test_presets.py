@@ -67,6 +67,33 @@ def test_a_take_with_its_reference_becomes_a_preset_that_outlives_the_reference(
     assert job.controls["delta"] == [1.0, 0.0, 0.0, 0.0, -1.0] and job.owner is None
 
 
+def test_a_variation_of_a_preset_replaces_its_seed_and_controls_and_keeps_its_reference():
+    alice, bob = _user("alice"), _user("bob")
+    score = _score(alice)
+    ref = _reference(alice, score)
+    perf = _take(alice, score, {"mode": "perturb", "delta": [1, 0, 0, 0, -1],
+                                "expressiveness": 1.2, "reference_id": str(ref.id)})
+    preset = services.preset_create_from_performance(performance=perf, owner=alice, name="P")
+    demo = _score(title="Other", is_demo=True, demo_key="d")
+    varied = {"mode": "perturb", "delta": [1, 0, 0.7, 0, -1], "expressiveness": 1.2}
+    job = services.preset_apply(preset=preset, score=demo, user=bob, session_key="",
+                                variation={"seed": 9, "controls": varied})
+    assert job.seed == 9 and job.controls == {
+        "mode": "perturb", "delta": [1.0, 0.0, 0.7, 0.0, -1.0], "expressiveness": 1.2,
+        "reference_id": str(preset.reference_id)}
+    job = services.preset_apply(preset=preset, score=demo, user=None, session_key="s2",
+                                variation={"seed": None, "controls": {}})
+    assert job.controls == {"reference_id": str(preset.reference_id)}
+    assert 0 <= job.seed < 2**31
+    for variation, message in [
+            ({"seed": "x", "controls": {}}, "seed must be an integer"),
+            ({"seed": 1, "controls": "bold"}, "controls must be a JSON object"),
+            ({"seed": 1, "controls": {"reference_id": str(ref.id)}}, "its own reference")]:
+        with pytest.raises(PresetError, match=message):
+            services.preset_apply(preset=preset, score=demo, user=None, session_key="s3",
+                                  variation=variation)
+
+
 def test_deleting_a_preset_deletes_its_reference_copy_and_files(
         django_capture_on_commit_callbacks):
     alice = _user("alice")
