@@ -254,7 +254,7 @@ def encoded(onset_beat, written, onset_sec, duration_sec, velocity, is_grace=Non
     return np.stack([enc[k] for k in M.PARAMS], 1).astype(float)
 
 
-def whole_work(renderer, score, humans: list[dict], seeds: int, seed: int) -> dict:
+def whole_work(renderer, score, humans: list[dict], seeds: int, seed: int, temperature: float | None = None) -> dict:
     """Renderings of one work against its human performances; agreement, ceiling and variety."""
     from render.baselines import deadpan, humanize
     ids = score.notes["id"]
@@ -266,10 +266,11 @@ def whole_work(renderer, score, humans: list[dict], seeds: int, seed: int) -> di
     def enc_rendering(r):
         return encoded(n["onset_beat"], written, r["onset_sec"], r["duration_sec"], r["velocity"], n["is_grace"])
 
+    kw = {} if temperature is None else {"temperature": temperature}
     chunks = np.concatenate(list(renderer.render(score, seed=seed, mode="prior", variations=seeds,
-                                                 chunk_notes=4096)))
+                                                 chunk_notes=4096, **kw)))
     model = [enc_rendering(np.sort(chunks[chunks["variation"] == v], order="index")) for v in range(seeds)]
-    z0 = np.concatenate(list(renderer.render(score, seed=seed, mode="fixed", chunk_notes=4096)))
+    z0 = np.concatenate(list(renderer.render(score, seed=seed, mode="fixed", chunk_notes=4096, **kw)))
     rend = {"model": model, "model_z0": [enc_rendering(np.sort(z0, order="index"))],
             "deadpan": [enc_rendering(deadpan(score))],
             "humanizer": [enc_rendering(humanize(score, seed=seed + s)) for s in range(seeds)]}
@@ -300,14 +301,16 @@ def whole_work(renderer, score, humans: list[dict], seeds: int, seed: int) -> di
     return res
 
 
-def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, seed: int) -> dict:
+def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, seed: int,
+                 temperature: float | None = None) -> dict:
     """Run `whole_work` on every work; per-work results and means over works."""
     per_work = {}
     for w, (rows, arrays) in sorted(works.items()):
         ref = max(range(len(rows)), key=lambda i: len(arrays[i]["score_id"]))
         t0 = time.time()
         try:
-            per_work[w] = whole_work(renderer, work_score(rows[ref], data, cache), arrays, seeds, seed)
+            per_work[w] = whole_work(renderer, work_score(rows[ref], data, cache), arrays, seeds, seed,
+                                      temperature=temperature)
         except ValueError as exc:  # RenderError included: a score that cannot be read or rendered
             print(f"warning: {w}: left out of the whole-piece comparison ({exc})", file=sys.stderr)
             per_work[w] = {"error": str(exc)[:300]}
@@ -344,6 +347,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="processes encoding performances not yet cached")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-whole", action="store_true", help="skip the whole-piece renderings (b, c)")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="sampling temperature of the whole-piece renderings (default: the renderer's)")
     args = ap.parse_args(argv)
     if args.starts < 1 or not 1 <= args.seeds <= 64:
         print("error: --starts must be positive and --seeds between 1 and 64", file=sys.stderr)
@@ -374,6 +379,7 @@ def main(argv=None) -> int:
            "checkpoint": str(args.checkpoint or "default"),
            "checkpoint_meta": {k: v for k, v in renderer.meta.items() if k in ("step", "epoch", "val")},
            "n_performances": len(usable), "n_starts": args.starts, "seeds": args.seeds, "seed": args.seed,
+           "temperature": args.temperature,
            "problems": problems, "paper_table2": {p: {str(k): v for k, v in d.items()}
                                                   for p, d in M.PAPER_TABLE2.items()}}
     res["table2"] = table2(renderer.model, pieces, args.starts, args.seed)
@@ -384,7 +390,8 @@ def main(argv=None) -> int:
         for r, p in usable:
             works[r["work"]][0].append(r)
             works[r["work"]][1].append(load_arrays(p))
-        res["whole_piece"] = whole_pieces(renderer, works, args.data, cache, args.seeds, args.seed)
+        res["whole_piece"] = whole_pieces(renderer, works, args.data, cache, args.seeds, args.seed,
+                                          temperature=args.temperature)
     res["targets"] = M.targets(res["table2"], res.get("whole_piece"))
     res["seconds"] = round(time.time() - t0, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -101,16 +101,16 @@ class NumpyDecoder:
         return np.stack(out)
 
     def decode(self, c_gen: np.ndarray, c_state: np.ndarray, h: np.ndarray, rng: np.random.Generator,
-               *, mode: str = "prior", delta=None, z_fixed=None):
+               *, mode: str = "prior", delta=None, z_fixed=None, temperature: float = 1.0):
         """Generate n notes. c_gen, c_state from `precompute`; h (layers, V, H) float32.
 
         delta / z_fixed: (V, Z) or (n, V, Z). Returns classes (n, V, 4) int64, z (n, V, Z), h.
         """
         # One BLAS thread: these products are tiny, and a second thread only adds hand-offs.
         with _blas_controller().limit(limits=1, user_api="blas"):
-            return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed)
+            return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed, temperature)
 
-    def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed):
+    def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed, temperature):
         n, V = len(c_gen), h.shape[1]
         Z = self.cfg.z_dim
         xs = np.empty((n, V, 4), np.int64)
@@ -130,14 +130,20 @@ class NumpyDecoder:
             ps = self.psi(z)
             hid = _lrelu(c_gen[i] + ps @ self.g0_psi)
             logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (V, 1128)
-            # Inverse-CDF sampling of the four heads at once: one exp and one running sum over
-            # the concatenated logits; each head's CDF is a difference of that sum.
-            e = np.exp(logits - np.repeat(np.maximum.reduceat(logits, lo, axis=1), self.sizes, axis=1))
-            cum = np.cumsum(e, -1)
-            before = np.concatenate([np.zeros((V, 1), np.float32), cum[:, hi[:-1] - 1]], 1)   # (V, 4)
-            thresh = before + u * (cum[:, hi - 1] - before)
-            below = cum < np.repeat(thresh, self.sizes, axis=1)
-            xs[i] = np.minimum(np.add.reduceat(below, lo, axis=1), self.last)
+            if temperature <= 0.0:  # the most likely class of each head
+                for k in range(4):
+                    xs[i, :, k] = logits[:, lo[k]:hi[k]].argmax(-1)
+            else:
+                if temperature != 1.0:
+                    logits *= 1.0 / temperature
+                # Inverse-CDF sampling of the four heads at once: one exp and one running sum
+                # over the concatenated logits; each head's CDF is a difference of that sum.
+                e = np.exp(logits - np.repeat(np.maximum.reduceat(logits, lo, axis=1), self.sizes, axis=1))
+                cum = np.cumsum(e, -1)
+                before = np.concatenate([np.zeros((V, 1), np.float32), cum[:, hi[:-1] - 1]], 1)   # (V, 4)
+                thresh = before + u * (cum[:, hi - 1] - before)
+                below = cum < np.repeat(thresh, self.sizes, axis=1)
+                xs[i] = np.minimum(np.add.reduceat(below, lo, axis=1), self.last)
             emb = np.concatenate([tab[xs[i, :, k]] for k, tab in enumerate(self.x_embs)], -1)
             inp = c_state[i] + self.phi(emb) @ self.s_phi + ps @ self.s_psi
             h = self.step_state(h, inp)

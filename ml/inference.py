@@ -33,6 +33,9 @@ RENDERED_CHUNK_DTYPE = np.dtype(RENDERED_DTYPE.descr + [("variation", "i2"), ("i
 MODES = ("prior", "perturb", "fixed")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cvrnn.pt"
 LEAD_IN_SEC = 0.3
+# Sampling temperature of the four categorical heads: the interpretation's variety comes from z;
+# sampling x at 1 adds note-to-note noise that pianists do not make (see MODEL_CARD.md).
+DEFAULT_TEMPERATURE = 1.0
 
 
 @dataclass
@@ -160,7 +163,8 @@ class Renderer:
 
     @torch.inference_mode()
     def decode_steps(self, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, *, mode: str = "prior",
-                     delta: torch.Tensor | None = None, z_fixed: torch.Tensor | None = None):
+                     delta: torch.Tensor | None = None, z_fixed: torch.Tensor | None = None,
+                     temperature: float = 1.0):
         """Generate notes for features c (n, c_dim) from state h (layers, V, H).
 
         delta: (V, Z) or (n, V, Z) for ``perturb``; z_fixed: (V, Z) or (n, V, Z) for ``fixed``.
@@ -192,7 +196,10 @@ class Renderer:
             u = torch.rand((V, len(sizes)), generator=gen, device=mu.device)
             cls = []
             for k, part in enumerate(logits.split(sizes, -1)):
-                cdf = torch.softmax(part, -1).cumsum(-1)
+                if temperature <= 0.0:
+                    cls.append(part.argmax(-1))
+                    continue
+                cdf = torch.softmax(part / temperature, -1).cumsum(-1)
                 cls.append((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
             x = torch.stack(cls, -1)
             inp = c_state[i] + F.linear(m.embed_x(x), W_phi) + F.linear(ps, W_psi)
@@ -203,14 +210,17 @@ class Renderer:
     # -- the public entry point --------------------------------------------------------------
     def render(self, score: Score, *, seed: int = 0, mode: str = "prior", delta=None, z=None,
                reference: Reference | None = None, base_tempo_bpm: float | None = None,
-               expressiveness: float = 1.0, variations: int = 1, chunk_notes: int = 64,
+               expressiveness: float = 1.0, temperature: float = DEFAULT_TEMPERATURE,
+               variations: int = 1, chunk_notes: int = 64,
                ) -> Iterator[np.ndarray]:
         """Render ``score``; yields RENDERED_CHUNK_DTYPE arrays of up to ``chunk_notes`` notes per
         variation (all variations of the same notes together), in score order.
 
         delta: 5 numbers, or an (N, 5) per-note curve, for ``perturb``; z: 5 numbers or (N, 5) for
         ``fixed`` (default zeros). expressiveness scales the deviations from a deadpan rendering
-        (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated).
+        (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated). temperature sharpens
+        (<1) or flattens (>1) the four categorical heads before sampling; 0 takes the most likely
+        class. Raises ValueError on a bad argument.
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -218,6 +228,8 @@ class Renderer:
             raise ValueError("variations must be between 1 and 64")
         if not 0.0 <= expressiveness <= 3.0:
             raise ValueError("expressiveness must be between 0 and 3")
+        if not 0.0 <= temperature <= 2.0:
+            raise ValueError("temperature must be between 0 and 2")
         if base_tempo_bpm is not None and not 20 <= base_tempo_bpm <= 400:
             raise ValueError("base tempo must be between 20 and 400 bpm")
         if chunk_notes < 1:
@@ -258,9 +270,11 @@ class Renderer:
                 zf = None if z_t is None else z_t[sl] if z_t.ndim == 3 else z_t
                 if self.fast is not None:
                     part = slice(s, s + len(idx))
-                    x, zz, h = self.fast.decode(c_gen[part], c_state[part], h, rng, mode=mode, delta=d, z_fixed=zf)
+                    x, zz, h = self.fast.decode(c_gen[part], c_state[part], h, rng, mode=mode, delta=d, z_fixed=zf,
+                                                 temperature=temperature)
                 else:
-                    x, zz, h = self.decode_steps(c[s:s + len(idx)], h, gen, mode=mode, delta=d, z_fixed=zf)
+                    x, zz, h = self.decode_steps(c[s:s + len(idx)], h, gen, mode=mode, delta=d, z_fixed=zf,
+                                                 temperature=temperature)
                     x, zz = x.cpu().numpy(), zz.cpu().numpy()
                 yield self._to_notes(score, idx, written[idx], x, zz, states, expressiveness)
 

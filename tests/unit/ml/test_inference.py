@@ -149,6 +149,7 @@ def test_reference_from_a_performance_midi(renderer, tmp_path):
     (dict(variations=0), "variations"),
     (dict(expressiveness=-1), "expressiveness"),
     (dict(base_tempo_bpm=5), "base tempo"),
+    (dict(temperature=-0.1), "temperature"),
     (dict(mode="perturb", delta=[1, 2]), "delta must be 5 numbers"),
     (dict(mode="fixed", z=np.zeros((3, 5))), "z must be 5 numbers"),
 ])
@@ -173,3 +174,13 @@ def test_written_tempi_follow_marks_and_base_tempo():
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         Renderer.load(tmp_path / "nope.pt")
+
+
+def test_temperature_zero_takes_the_most_likely_classes(renderer, score):
+    """With z fixed, sampling is the only randomness: at temperature 0 the seed no longer matters."""
+    a = render_all(renderer, score, seed=1, mode="fixed", temperature=0.0)
+    b = render_all(renderer, score, seed=2, mode="fixed", temperature=0.0)
+    assert np.array_equal(a, b)
+    c = render_all(renderer, score, seed=1, mode="fixed", temperature=1.0)
+    d = render_all(renderer, score, seed=2, mode="fixed", temperature=1.0)
+    assert not np.array_equal(c, d)
