@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels (auth + origin checks)."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels (auth + origin checks).
+
+WebSockets: browsers authenticate by session and must come from an allowed Origin; scripts send an
+API token and no Origin (webapp.ws_auth).
+"""
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -12,8 +16,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from webapp.routing import websocket_urlpatterns  # noqa: E402
+from webapp.ws_auth import OriginOrTokenValidator, TokenAuthMiddleware  # noqa: E402
 
+websocket_app = AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
 application = ProtocolTypeRouter({
     "http": django_asgi_app,
-    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    "websocket": OriginOrTokenValidator(AllowedHostsOriginValidator(websocket_app),
+                                        scripts=websocket_app),
 })

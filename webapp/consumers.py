@@ -1,4 +1,10 @@
-"""WebSocket consumer of a render job: owner only; replays stored chunks, then relays live ones."""
+"""WebSocket consumer of a render job: owner only; replays stored chunks, then relays live ones.
+
+The owner is the session's user (browsers) or the API token's (scripts, see webapp.ws_auth).
+Refusals, with nothing relayed: 4400 bad URL, 4401 bad token, 4403 no such job or not yours. A
+token client gets the code in the close frame (the socket is accepted, then closed); a browser's
+handshake is refused (HTTP 403).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -40,18 +46,21 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     """Messages out: state, notes (seq 0, 1, ... without gaps or repeats), done."""
 
     async def connect(self):
+        if self.scope.get("token_auth") == "invalid":
+            await self._refuse(4401)
+            return
         try:
             job_id = uuid.UUID(self.scope["url_route"]["kwargs"]["job_id"])
             from_seq = int(parse_qs(self.scope.get("query_string", b"").decode()).get(
                 "from", ["0"])[0])
         except (ValueError, KeyError):
-            await self.close(code=4400)
+            await self._refuse(4400)
             return
         session = self.scope.get("session")
         job = await _load(job_id, self.scope.get("user"),
                           getattr(session, "session_key", None) or "")
         if job is None:
-            await self.close(code=4403)
+            await self._refuse(4403)
             return
         self.job_id, self.group = job.id, job.group_name
         self.next_seq, self.ended = max(0, from_seq), False
@@ -66,6 +75,12 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         elif state in ("failed", "cancelled"):
             self.ended = True
         self.watchdog = asyncio.ensure_future(self._watch())
+
+    async def _refuse(self, code: int) -> None:
+        """Close before anything is sent; a token client is accepted first to see ``code``."""
+        if self.scope.get("token_auth"):
+            await self.accept()
+        await self.close(code=code)
 
     async def disconnect(self, code):
         if getattr(self, "group", None):

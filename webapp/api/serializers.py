@@ -40,6 +40,9 @@ class ControlsSerializer(serializers.Serializer):
     base_tempo_bpm = serializers.FloatField(min_value=TEMPO_RANGE[0], max_value=TEMPO_RANGE[1],
                                             required=False)
     expressiveness = serializers.FloatField(min_value=0, max_value=3, required=False)
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False,
+                                         help_text="Note-level randomness of the model's sampling "
+                                                   "(0 = its most likely notes; default the model card's).")
     variations = serializers.IntegerField(min_value=1, required=False,
                                           help_text="Takes rendered at once.")
     reference_id = serializers.UUIDField(required=False,
@@ -90,8 +93,13 @@ class JobSerializer(serializers.Serializer):
     n_notes_done = serializers.IntegerField()
     n_notes_total = serializers.IntegerField()
     n_chunks = serializers.IntegerField()
-    ws_url = serializers.CharField(help_text="WebSocket path streaming the notes (browser "
-                                             "sessions); scripts poll status_url instead.")
+    ws_url = serializers.CharField(help_text=(
+        "WebSocket path streaming the render (ws://<host><ws_url>): scripts authenticate with "
+        "the header 'Authorization: Token <key>' (or ?token=<key>) and send no Origin; browser "
+        "sessions use their cookie. JSON messages: {type: 'state', state, message}, {type: "
+        "'notes', seq (0, 1, ... in order), notes}, then {type: 'done', performance_id, "
+        "performances, n_notes}. A finished job is replayed. Refused: close code 4401 bad token, "
+        "4403 not your job. Or poll status_url."))
     status_url = serializers.CharField()
     performance_id = serializers.UUIDField(allow_null=True)
     performance_ids = serializers.ListField(child=serializers.UUIDField())

@@ -141,7 +141,7 @@ class ScoreRenderView(APIView):
 
     @extend_schema(operation_id="scores_render", request=s.RenderRequestSerializer,
                    responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)},
-                   summary="Render the score with any controls; poll the job until done")
+                   summary="Render the score with any controls; stream ws_url or poll the job")
     def post(self, request, score_id):
         score = _score_or_404(request, score_id)
         body = _body(request)
