@@ -3,8 +3,8 @@
 A job's ``controls`` are stored compactly, as the user gave them::
 
     {"mode": "perturb", "delta": [5 floats], "sections": [{"from_bar": 9, "to_bar": 16,
-     "delta": [5 floats]}], "base_tempo_bpm": 96, "expressiveness": 1.2, "variations": 3,
-     "reference_id": "<uuid>"}
+     "delta": [5 floats]}], "base_tempo_bpm": 96, "expressiveness": 1.2, "temperature": 0.5,
+     "variations": 3, "reference_id": "<uuid>"}
 
 Delta is the paper's perturbation in units of the prior's spread (z = mu + Delta * exp(gamma));
 0 is the prior mean. Sections set Delta on a range of bars (numbered 1.. in the order the score
@@ -25,6 +25,7 @@ Z_LIMIT = 6.0
 MAX_SECTIONS = 32
 TEMPO_RANGE = (20.0, 400.0)
 EXPRESSIVENESS_RANGE = (0.0, 3.0)
+TEMPERATURE_RANGE = (0.0, 2.0)
 
 
 class ControlError(ValueError):
@@ -93,7 +94,8 @@ def controls_clean(*, controls, n_bars: int | None = None) -> dict:
     ----------
     controls : dict
         As received (JSON). Keys: mode, delta, sections, z, base_tempo_bpm, expressiveness,
-        variations, reference_id; all optional.
+        temperature (note-level randomness of the model's sampling, 0..2), variations,
+        reference_id; all optional.
     n_bars : int, optional
         Bars of the score (sections must lie within them).
 
@@ -142,6 +144,8 @@ def controls_clean(*, controls, n_bars: int | None = None) -> dict:
     if "expressiveness" in c:
         out["expressiveness"] = round(_number(c["expressiveness"], "expressiveness",
                                               *EXPRESSIVENESS_RANGE), 3)
+    if "temperature" in c:
+        out["temperature"] = round(_number(c["temperature"], "temperature", *TEMPERATURE_RANGE), 3)
     if "variations" in c:
         out["variations"] = _int(c["variations"], "takes (variations)", 1, max_variations())
     if "reference_id" in c:
@@ -178,7 +182,7 @@ def controls_render_kwargs(*, controls: dict, notes: np.ndarray) -> dict:
     """Keyword arguments of ml.inference.Renderer.render for stored controls (without
     ``reference``, which the worker loads from ``reference_id``)."""
     kw = {k: controls[k] for k in ("mode", "delta", "z", "base_tempo_bpm", "expressiveness",
-                                    "variations") if k in controls}
+                                    "temperature", "variations") if k in controls}
     curve = delta_curve(controls=controls, notes=notes)
     if curve is not None:
         kw["delta"] = curve

@@ -30,7 +30,7 @@ def medium(user, medium_score):
 
 CONTROLS = {"mode": "perturb", "delta": [0.5, -1, 0, 0.25, 2],
             "sections": [{"from_bar": 3, "to_bar": 4, "delta": [2, 0, -2, 0, 1]}],
-            "base_tempo_bpm": 84, "expressiveness": 1.4}
+            "base_tempo_bpm": 84, "expressiveness": 1.4, "temperature": 0.7}
 
 
 def test_every_control_is_stored_and_the_same_seed_reproduces(stack, medium):
@@ -67,6 +67,11 @@ def test_base_tempo_expressiveness_and_fixed_z_reach_the_renderer(stack, medium)
     done, fixed = _render_done(client, score, seed=3, controls={"mode": "fixed", "z": z})
     assert all(n["z"] == z for n in fixed)
     assert client.get(done["notes_url"]).json()["controls"] == {"mode": "fixed", "z": z}
+    # Temperature 0 takes the model's most likely notes: with z fixed, the seed no longer matters.
+    greedy = {"mode": "fixed", "z": z, "temperature": 0}
+    _, g1 = _render_done(client, score, seed=4, controls=greedy)
+    _, g2 = _render_done(client, score, seed=5, controls=greedy)
+    assert _key(g1) == _key(g2) and _key(g1) != _key(fixed)
 
 
 def test_a_section_delta_changes_the_take_only_from_its_passage_on(stack, medium):

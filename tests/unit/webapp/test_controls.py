@@ -21,11 +21,11 @@ def _notes(bar_starts):
 
 def test_clean_normalises_and_defaults_mode_to_perturb():
     c = controls_clean(controls={"delta": [1, "0.5", 0, 0, -2], "variations": "3",
-                                 "base_tempo_bpm": 96.123, "expressiveness": 0,
+                                 "base_tempo_bpm": 96.123, "expressiveness": 0, "temperature": "0.25",
                                  "reference_id": "00000000-0000-0000-0000-00000000000A",
                                  "z": None})
     assert c == {"delta": [1.0, 0.5, 0.0, 0.0, -2.0], "mode": "perturb", "variations": 3,
-                 "base_tempo_bpm": 96.12, "expressiveness": 0.0,
+                 "base_tempo_bpm": 96.12, "expressiveness": 0.0, "temperature": 0.25,
                  "reference_id": "00000000-0000-0000-0000-00000000000a"}
     assert controls_clean(controls={}) == {}
     assert controls_clean(controls={"mode": "fixed", "z": [0, 0, 0, 0, 1]})["z"][4] == 1.0
@@ -36,6 +36,7 @@ def test_clean_normalises_and_defaults_mode_to_perturb():
     ({"delta": [0, 0, 0, 0, float("inf")]}, "delta[4] must be between"),
     ({"delta": [True, 0, 0, 0, 0]}, "delta[0] must be a number"),
     ({"variations": True}, "whole number"),
+    ({"temperature": 2.5}, "temperature must be between 0 and 2"),
     ({"mode": "fixed", "delta": [0] * 5}, "cannot be used with mode 'fixed'"),
     ({"sections": [{"from_bar": 1, "to_bar": 2}]}, "exactly from_bar, to_bar and delta"),
     ({"sections": [{"from_bar": 1, "to_bar": 30, "delta": [0] * 5}]}, "between 1 and 20"),
