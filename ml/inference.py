@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ml.data import CNN_STRIDE, MARGIN_FRAMES, roll_crop
+from ml.defaults import DEFAULT_TEMPERATURE
 from ml.fastdecode import NumpyDecoder
 from ml.model import HEADS, CVRNN, load_model, targets_to_classes
 from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, DecodeState, decode
@@ -33,9 +34,6 @@ RENDERED_CHUNK_DTYPE = np.dtype(RENDERED_DTYPE.descr + [("variation", "i2"), ("i
 MODES = ("prior", "perturb", "fixed")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cvrnn.pt"
 LEAD_IN_SEC = 0.3
-# Sampling temperature of the four categorical heads: the interpretation's variety comes from z;
-# sampling x at 1 adds note-to-note noise that pianists do not make (see MODEL_CARD.md).
-DEFAULT_TEMPERATURE = 1.0
 
 
 @dataclass

@@ -37,6 +37,13 @@ def max_variations() -> int:
     return int(getattr(settings, "RENDER_MAX_VARIATIONS", 8))
 
 
+def default_temperature() -> float:
+    """The renderer's default sampling temperature (ml.defaults.DEFAULT_TEMPERATURE)."""
+    from ml.defaults import DEFAULT_TEMPERATURE
+
+    return float(DEFAULT_TEMPERATURE)
+
+
 def _number(value, name: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ControlError(f"{name} must be a number between {lo:g} and {hi:g}")

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from webapp import selectors, services
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
-from webapp.controls import max_variations
+from webapp.controls import default_temperature, max_variations
 from webapp.forms import SignUpForm, UploadForm
 from webapp.references import ReferenceRefused, reference_create_from_upload
 from webapp.references import reference_delete as reference_delete_service
@@ -82,6 +82,7 @@ def score_page(request, score_id):
         "can_delete": request.user.is_authenticated and score.owner_id == request.user.id,
         "max_concurrent": settings.RENDER_MAX_CONCURRENT_PER_USER,
         "max_takes": max_variations(),
+        "default_temperature": default_temperature(),
     })
 
 

@@ -35,7 +35,8 @@ export class Player {
     this.transport = new Transport(this.ctx, this.sampler, { onEnded: () => this.refreshButtons() });
     this.score = new ScoreView(this.ui.score);
     this.takes = new TakesList(this.ui.takes, (take) => this.replay(take), (sel) => this.compare(sel));
-    this.controls = new ControlsPanel(this.ui.controls, { barsUrl: this.cfg.barsUrl, maxTakes: Number(this.cfg.maxTakes) || 8 });
+    this.controls = new ControlsPanel(this.ui.controls, { barsUrl: this.cfg.barsUrl, maxTakes: Number(this.cfg.maxTakes) || 8,
+      temperature: this.cfg.temperature === undefined ? 1 : Number(this.cfg.temperature) });
     this.paramsHook = () => this.controls.params();
     this.plots = new PlotsPanel(this.ui.plots);
     this.noteCache = new Map();   // performance id -> notes

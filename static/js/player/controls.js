@@ -43,7 +43,8 @@ export class ControlsPanel {
    * @param {HTMLElement} root  where to build the panel
    * @param {{barsUrl: string, maxTakes: number}} opts
    */
-  constructor(root, { barsUrl, maxTakes = 8 } = {}) {
+  constructor(root, { barsUrl, maxTakes = 8, temperature = 1 } = {}) {
+    this.defaultTemperature = temperature;
     this.root = root;
     this.barsUrl = barsUrl;
     this.bars = { n_bars: 0, bars: {} };
@@ -71,6 +72,9 @@ export class ControlsPanel {
     el.expr = make('input', { type: 'range', min: '0', max: '3', step: '0.05', value: '1', class: 'pr-expressiveness' });
     el.exprOut = make('output', {}, '1.00');
     el.expr.addEventListener('input', () => { el.exprOut.textContent = Number(el.expr.value).toFixed(2); });
+    el.temp = make('input', { type: 'range', min: '0', max: '1.5', step: '0.05', value: String(this.defaultTemperature), class: 'pr-temperature' });
+    el.tempOut = make('output', {}, Number(this.defaultTemperature).toFixed(2));
+    el.temp.addEventListener('input', () => { el.tempOut.textContent = Number(el.temp.value).toFixed(2); });
     el.takes = make('input', { type: 'number', min: '1', max: String(maxTakes), step: '1', value: '1', class: 'pr-variations' });
     el.mode = make('select', { class: 'pr-mode' });
     for (const [v, t] of [['prior', 'free: sampled from the model'], ['perturb', 'steered by the sliders (Delta)']]) {
@@ -80,9 +84,13 @@ export class ControlsPanel {
     el.reference.append(make('option', { value: '' }, 'none'));
     const exprWrap = make('span', { class: 'pr-inline' });
     exprWrap.append(el.expr, el.exprOut);
+    const tempWrap = make('span', { class: 'pr-inline' });
+    tempWrap.append(el.temp, el.tempOut);
     const row1 = make('div', { class: 'pr-controls-row' });
     row1.append(field('Seed', el.seed, 'blank: a new one each take'), field('Base tempo (♩/min)', el.tempo),
-      field('Expressiveness', exprWrap, '0 deadpan · 1 model · 3 exaggerated'), field('Takes at once', el.takes),
+      field('Expressiveness', exprWrap, '0 deadpan · 1 model · 3 exaggerated'),
+      field('Note-level randomness', tempWrap, '0 the model’s most likely notes · 1 sampled as trained'),
+      field('Takes at once', el.takes),
       field('Continue in the style of', el.reference));
     const row2 = make('div', { class: 'pr-controls-row' });
     row2.append(field('Interpretation', el.mode));
@@ -149,6 +157,10 @@ export class ControlsPanel {
     if (!Number.isInteger(Math.round(expr * 1e3) / 50)) el.expr.step = 'any';  // off the 0.05 grid
     el.expr.value = String(expr);
     el.exprOut.textContent = Number(el.expr.value).toFixed(2);
+    const temp = Number(c.temperature ?? this.defaultTemperature);
+    if (!Number.isInteger(Math.round(temp * 1e3) / 50)) el.temp.step = 'any';
+    el.temp.value = String(temp);
+    el.tempOut.textContent = Number(el.temp.value).toFixed(2);
     el.takes.value = String(c.variations ?? 1);
     this.setDelta(c.delta || new Array(Z_DIM).fill(0));
     this.sections = (c.sections || []).map((s) => ({ ...s, delta: [...s.delta] }));
@@ -257,6 +269,7 @@ export class ControlsPanel {
     }
     if (el.tempo.value !== '') controls.base_tempo_bpm = Number(el.tempo.value);
     if (Number(el.expr.value) !== 1) controls.expressiveness = Number(el.expr.value);
+    if (Number(el.temp.value) !== Number(this.defaultTemperature)) controls.temperature = Number(el.temp.value);
     const takes = Number(el.takes.value || 1);
     if (takes !== 1) controls.variations = takes;
     if (el.reference.value) controls.reference_id = el.reference.value;
