@@ -2,7 +2,7 @@
 
     python -m ml.render SCORE -o OUT.mid [--csv OUT.csv] [--seed N] [--delta d1,..,d5]
         [--mode prior|perturb|fixed] [--z z1,..,z5] [--reference FILE.mid|FILE.match] [--variations N]
-        [--base-tempo BPM] [--expressiveness E] [--no-repeats] [--checkpoint PATH]
+        [--base-tempo BPM] [--expressiveness E] [--temperature T] [--no-repeats] [--checkpoint PATH]
 
 With several variations, OUT.mid holds the first and OUT-2.mid, OUT-3.mid ... the others
 (likewise for the CSV). Bad input: a one-line message and exit code 2.
@@ -45,6 +45,8 @@ def main(argv=None) -> int:
     ap.add_argument("--variations", type=int, default=1)
     ap.add_argument("--base-tempo", type=float, default=None, help="quarter notes per minute")
     ap.add_argument("--expressiveness", type=float, default=1.0)
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="sampling temperature of the notes (0 = most likely; default the model card's)")
     ap.add_argument("--no-repeats", action="store_true", help="play the score without its repeats")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--device", default=None)
@@ -68,7 +70,8 @@ def main(argv=None) -> int:
         t0 = time.time()
         notes = np.concatenate(list(renderer.render(
             score, seed=a.seed, mode=mode, delta=a.delta, z=a.z, reference=reference,
-            base_tempo_bpm=a.base_tempo, expressiveness=a.expressiveness, variations=a.variations)))
+            base_tempo_bpm=a.base_tempo, expressiveness=a.expressiveness, variations=a.variations,
+            **({} if a.temperature is None else {"temperature": a.temperature}))))
         dt = time.time() - t0
     except (RenderError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
