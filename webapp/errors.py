@@ -1,7 +1,7 @@
 """Refusals the web app explains to users (each message is shown as it is)."""
 from render.errors import ScoreError
 
-__all__ = ["ScoreError", "RenderLimitReached", "JobNotActive"]
+__all__ = ["ScoreError", "RenderLimitReached", "JobNotActive", "ScoreInUse"]
 
 
 class RenderLimitReached(Exception):
@@ -10,3 +10,7 @@ class RenderLimitReached(Exception):
 
 class JobNotActive(Exception):
     """A cancel for a job that has already ended."""
+
+
+class ScoreInUse(Exception):
+    """A score that cannot be deleted: a listening test plays passages of it."""

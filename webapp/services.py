@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
+from webapp.errors import JobNotActive, RenderLimitReached, ScoreError, ScoreInUse
 from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 
 log = logging.getLogger(__name__)
@@ -150,15 +150,29 @@ def score_create_from_upload(*, uploaded_file, owner, title: str = "") -> Score:
 
 
 def score_delete(*, score: Score) -> None:
-    """Delete a score, its files and everything rendered from it."""
-    storage = score.file.storage
+    """Delete a score, its files and everything rendered from it.
+
+    Raises
+    ------
+    ScoreInUse
+        When a listening test uses the score (its stimuli and answers must stay).
+    """
+    from django.db.models import ProtectedError
+
+    storage, score_id = score.file.storage, score.id   # delete() sets the instance's id to None
     names = [score.file.name, score.parsed.name]
     names += [p.midi.name for p in score.performances.all()]
-    score.delete()
+    try:
+        with transaction.atomic():
+            score.delete()
+    except ProtectedError as exc:
+        users = sorted({str(getattr(o, "survey", o)) for o in exc.protected_objects})
+        raise ScoreInUse(f"“{score.title}” is used by the listening test(s) {', '.join(users)}; "
+                         "it can be deleted once they are deleted") from exc
     for n in names:
         if n:
             storage.delete(n)
-    shutil.rmtree(Path(settings.MEDIA_ROOT) / "audio" / score.id.hex, ignore_errors=True)
+    shutil.rmtree(Path(settings.MEDIA_ROOT) / "audio" / score_id.hex, ignore_errors=True)
 
 
 # --- render jobs ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp import selectors, services
-from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
+from webapp.errors import JobNotActive, RenderLimitReached, ScoreError, ScoreInUse
 from webapp.controls import default_temperature, max_variations
 from webapp.forms import SignUpForm, UploadForm
 from webapp.references import ReferenceRefused, reference_create_from_upload
@@ -92,7 +92,11 @@ def score_delete(request, score_id):
     score = _score_or_404(request, score_id)
     if score.owner_id != request.user.id:
         raise Http404("no such score")
-    services.score_delete(score=score)
+    try:
+        services.score_delete(score=score)
+    except ScoreInUse as exc:
+        messages.error(request, str(exc))
+        return redirect("score", score_id=score.id)
     messages.info(request, f"Deleted “{score.title}”.")
     return redirect("home")
 

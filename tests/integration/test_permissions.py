@@ -24,6 +24,9 @@ def test_someone_elses_score_is_not_found(stack, owned):
     assert score not in other.get("/").text
     assert score in owner.get("/").text
     assert other.post(f"/scores/{score}/delete").status_code == 404
+    # the owner can delete it: back home, and it is gone
+    r = owner.post(f"/scores/{score}/delete", allow_redirects=False)
+    assert r.status_code == 302 and owner.get(f"/scores/{score}/").status_code == 404
 
 
 def test_jobs_sockets_and_takes_belong_to_their_owner(stack, owned):

@@ -38,6 +38,7 @@ class Command(BaseCommand):
     def handle(self, *args, refresh: bool = False, **opts):
         from music21 import corpus
 
+        from webapp.errors import ScoreInUse
         from webapp.services import score_create, score_delete
 
         failed = []
@@ -50,7 +51,11 @@ class Command(BaseCommand):
             if not path.is_file():
                 raise CommandError(f"music21 corpus file missing: {demo['work']}")
             if existing:
-                score_delete(score=existing)
+                try:
+                    score_delete(score=existing)
+                except ScoreInUse as exc:
+                    self.stderr.write(f"! {demo['title']} kept as it is: {exc}")
+                    continue
             desc = f"{demo['about']} Source: music21 corpus, {demo['work']}. {M21_NOTE}"
             try:
                 score = score_create(path=path, original_filename=path.name, owner=None,
