@@ -8,8 +8,8 @@ Audio: the performance is synthesised by the FluidSynth command-line program wit
 soundfont (env ``SOUNDFONT``, else the first Debian soundfont found, see `SOUNDFONTS`),
 then normalised in numpy: gain to an RMS of ``TARGET_RMS_DBFS`` (-18 dBFS over the
 non-silent part, about -16 LUFS for piano), limited so that the peak stays at or below
-``PEAK_DBFS`` (-1 dBFS), with a 10 ms fade-in and a 300 ms fade-out; written as 16-bit WAV
-or Ogg Vorbis (soundfile).
+``PEAK_DBFS`` (-1.5 dBFS, so that an OGG stays under -1 dBFS once decoded), with a 10 ms fade-in
+and a 300 ms fade-out; written as 16-bit WAV or Ogg Vorbis (soundfile).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ SOUNDFONTS = ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
               "/usr/share/sounds/sf2/FluidR3_GM.sf2",
               "/usr/share/sounds/sf3/default-GM.sf3")
 TARGET_RMS_DBFS = -18.0
-PEAK_DBFS = -1.0
+PEAK_DBFS = -1.5  # 0.5 dB below the -1 dBFS ceiling: Vorbis (OGG) decoding overshoots peaks
 TAIL_SEC = 1.0          # release and reverb after the last note-off
 FADE_IN_SEC, FADE_OUT_SEC = 0.01, 0.3
 MIDI_RESOLUTION = 960   # ticks per quarter at 120 bpm: ~0.5 ms

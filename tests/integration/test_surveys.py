@@ -186,8 +186,10 @@ def test_stimuli_rendered_once_on_the_worker(stack, mos):
         frames = x[: len(x) // 2205 * 2205].reshape(-1, 2205, 2)
         energy = (frames ** 2).mean(axis=(1, 2))
         loud = 10 * np.log10(energy[energy > 1e-7].mean())
-        assert loud == pytest.approx(-18.0, abs=2.0), (cond, loud)  # loudness-normalised
-        assert np.abs(x).max() <= 10 ** (-1 / 20) + 1e-3
+        peak = 20 * np.log10(np.abs(x).max())
+        # loudness-normalised to -18 dBFS RMS, unless the -1.5 dBFS peak limit holds the gain down
+        assert loud == pytest.approx(-18.0, abs=2.0) or (loud < -16 and peak > -2.5), (cond, loud, peak)
+        assert peak <= -1.0 + 0.05, (cond, peak)  # under -1 dBFS after Vorbis decoding
         assert np.abs(x[:10]).max() < 0.01 and np.abs(x[-10:]).max() < 0.01  # fades
     # Same bytes for every participant: the clip URL serves the stored file.
     r = Client(stack).get(urls[0])
