@@ -9,13 +9,11 @@ import json
 import logging
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
-from django.db import transaction
 
+from webapp.filesave import row_save_with_files
 from webapp.models import ReferencePerformance, Score
 
 log = logging.getLogger(__name__)
@@ -97,20 +95,8 @@ def reference_create(*, path: Path, original_filename: str, score: Score, user,
                                    title=(title or Path(name).stem)[:200],
                                    original_filename=name[:255], report=report, notes=notes,
                                    n_matched=int(report.get("n_matched", 0)))
-        saved: list[str] = []
-        try:
-            with transaction.atomic():
-                with open(path, "rb") as f:
-                    ref.midi.save(f"{uuid.uuid4().hex}.mid", File(f), save=False)
-                saved.append(ref.midi.name)
-                with open(Path(tmp) / "reference.npz", "rb") as f:
-                    ref.encoded.save(f"{uuid.uuid4().hex}.npz", File(f), save=False)
-                saved.append(ref.encoded.name)
-                ref.save()
-        except BaseException:
-            for n in saved:
-                ref.midi.storage.delete(n)
-            raise
+        row_save_with_files(row=ref, files=[("midi", path, ".mid"),
+                                            ("encoded", Path(tmp) / "reference.npz", ".npz")])
     log.info("reference %s for score %s: %s", name, score.id, report)
     return ref
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.files import File
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError, ScoreInUse
+from webapp.filesave import row_save_with_files
 from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 
 log = logging.getLogger(__name__)
@@ -116,20 +116,8 @@ def score_create(*, path: Path, original_filename: str, owner=None, title: str =
         log.info("score %s: %d notes, notemap coverage %.1f%%", name, score.n_notes,
                  100 * score.notemap_coverage)
         suffix = Path(name).suffix.lower()[:10] if Path(name).suffix else ".score"
-        saved: list[str] = []
-        try:
-            with transaction.atomic():
-                with open(path, "rb") as f:
-                    score.file.save(f"{uuid.uuid4().hex}{suffix}", File(f), save=False)
-                saved.append(score.file.name)
-                with open(Path(tmp) / "parsed.npz", "rb") as f:
-                    score.parsed.save(f"{uuid.uuid4().hex}.npz", File(f), save=False)
-                saved.append(score.parsed.name)
-                score.save()
-        except BaseException:
-            for name_ in saved:
-                score.file.storage.delete(name_)
-            raise
+        row_save_with_files(row=score, files=[("file", path, suffix),
+                                              ("parsed", Path(tmp) / "parsed.npz", ".npz")])
     return score
 
 

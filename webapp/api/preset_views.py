@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 from webapp import selectors as webapp_selectors
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
-from webapp.api.views import (_body, _errors, _job_created, _owned_preset_or_404,
-                              _render_refusals, _score_or_404, _shared_preset_or_404, _valid)
+from webapp.api.views import _body, _errors, _job_created, _render_refusals, _score_or_404, _valid
+from webapp.presets.views import preset_owned_or_404, preset_shared_or_404
 from webapp.presets import selectors as preset_selectors
 from webapp.presets import services as preset_services
 from webapp.presets.services import PresetError
@@ -67,13 +67,13 @@ class PresetDetailView(APIView):
                                                                **_errors(401, 404)},
                    summary="One of your presets")
     def get(self, request, preset_id):
-        return Response(_mine(_owned_preset_or_404(request, preset_id)))
+        return Response(_mine(preset_owned_or_404(request, preset_id)))
 
     @extend_schema(operation_id="presets_update", request=s.PresetUpdateSerializer,
                    responses={200: s.PresetSerializer, **_errors(400, 401, 404)},
                    summary="Rename and/or change the description")
     def patch(self, request, preset_id):
-        preset = _owned_preset_or_404(request, preset_id)
+        preset = preset_owned_or_404(request, preset_id)
         data = _valid(s.PresetUpdateSerializer, _body(request))
         try:
             preset = preset_services.preset_update(preset=preset, name=data.get("name"),
@@ -85,7 +85,7 @@ class PresetDetailView(APIView):
     @extend_schema(operation_id="presets_destroy", responses={204: None, **_errors(401, 404)},
                    summary="Delete a preset (its share link answers 404 from now on)")
     def delete(self, request, preset_id):
-        preset_services.preset_delete(preset=_owned_preset_or_404(request, preset_id))
+        preset_services.preset_delete(preset=preset_owned_or_404(request, preset_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -97,7 +97,7 @@ class PresetShareView(APIView):
                    responses={200: s.PresetSerializer, **_errors(401, 404)},
                    summary="Share by an unguessable link (share_url)")
     def post(self, request, preset_id):
-        preset = _owned_preset_or_404(request, preset_id)
+        preset = preset_owned_or_404(request, preset_id)
         if self.share:
             preset = preset_services.preset_share(preset=preset)
         else:
@@ -122,7 +122,7 @@ class PresetApplyView(APIView):
                    responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)},
                    summary="Render a score with the preset's seed, controls and reference")
     def post(self, request, preset_id):
-        preset = _owned_preset_or_404(request, preset_id)
+        preset = preset_owned_or_404(request, preset_id)
         return _apply(request, preset)
 
 
@@ -151,7 +151,7 @@ class SharedPresetDetailView(APIView):
                    responses={200: s.PresetSerializer, **_errors(404)},
                    summary="A shared preset by its share token (public)")
     def get(self, request, token):
-        return Response(api_selectors.api_preset(preset=_shared_preset_or_404(token),
+        return Response(api_selectors.api_preset(preset=preset_shared_or_404(token),
                                                  for_owner=False))
 
 
@@ -162,4 +162,4 @@ class SharedPresetApplyView(APIView):
                    responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)},
                    summary="Render a score with a shared preset")
     def post(self, request, token):
-        return _apply(request, _shared_preset_or_404(token))
+        return _apply(request, preset_shared_or_404(token))

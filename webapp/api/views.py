@@ -21,7 +21,6 @@ from webapp import services as webapp_services
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
-from webapp.presets import selectors as preset_selectors
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
     400: "Invalid input", 401: "Not signed in, or a bad token", 403: "Not allowed",
@@ -52,18 +51,6 @@ def _score_or_404(request, score_id):
     return score
 
 
-def _owned_preset_or_404(request, preset_id):
-    preset = preset_selectors.preset_get_owned(preset_id=preset_id, user=request.user)
-    if preset is None:
-        raise Http404("no such preset")
-    return preset
-
-
-def _shared_preset_or_404(token):
-    preset = preset_selectors.preset_get_shared(token=token)
-    if preset is None:
-        raise Http404("no such preset (it may no longer be shared)")
-    return preset
 
 
 def _job_created(job) -> Response:

@@ -28,14 +28,16 @@ def _error(message: str, status: int) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def _owned_or_404(request, preset_id):
+def preset_owned_or_404(request, preset_id):
+    """The requester's own preset, else 404 (also used by the API views)."""
     preset = selectors.preset_get_owned(preset_id=preset_id, user=request.user)
     if preset is None:
         raise Http404("no such preset")
     return preset
 
 
-def _shared_or_404(token):
+def preset_shared_or_404(token):
+    """A preset shared under ``token``, else 404 (also used by the API views)."""
     preset = selectors.preset_get_shared(token=token)
     if preset is None:
         raise Http404("no such preset (it may no longer be shared)")
@@ -91,7 +93,7 @@ def preset_create(request):
 
 @require_GET
 def preset_detail(request, preset_id):
-    preset = _owned_or_404(request, preset_id)
+    preset = preset_owned_or_404(request, preset_id)
     return render(request, "presets/detail.html", {
         "preset": preset, "key": str(preset.id), "manage": True,
         "share_url": selectors.preset_share_path(preset=preset),
@@ -101,7 +103,7 @@ def preset_detail(request, preset_id):
 
 @require_GET
 def preset_shared(request, token):
-    preset = _shared_or_404(token)
+    preset = preset_shared_or_404(token)
     return render(request, "presets/detail.html", {
         "preset": preset, "key": token, "manage": False,
         "share_url": selectors.preset_share_path(preset=preset),
@@ -111,7 +113,7 @@ def preset_shared(request, token):
 
 @require_POST
 def preset_edit(request, preset_id):
-    preset = _owned_or_404(request, preset_id)
+    preset = preset_owned_or_404(request, preset_id)
     try:
         services.preset_update(preset=preset, name=request.POST.get("name"),
                                description=request.POST.get("description"))
@@ -124,21 +126,21 @@ def preset_edit(request, preset_id):
 
 @require_POST
 def preset_share(request, preset_id):
-    preset = services.preset_share(preset=_owned_or_404(request, preset_id))
+    preset = services.preset_share(preset=preset_owned_or_404(request, preset_id))
     messages.success(request, "Shared: anyone with the link can open it.")
     return redirect("preset-detail", preset_id=preset.id)
 
 
 @require_POST
 def preset_unshare(request, preset_id):
-    preset = services.preset_unshare(preset=_owned_or_404(request, preset_id))
+    preset = services.preset_unshare(preset=preset_owned_or_404(request, preset_id))
     messages.success(request, "Sharing stopped: the old link no longer works.")
     return redirect("preset-detail", preset_id=preset.id)
 
 
 @require_POST
 def preset_delete(request, preset_id):
-    preset = _owned_or_404(request, preset_id)
+    preset = preset_owned_or_404(request, preset_id)
     services.preset_delete(preset=preset)
     messages.info(request, f"Deleted the preset “{preset.name}”.")
     return redirect("presets")
@@ -152,13 +154,13 @@ def _info(preset, *, key: str, apply_name: str, for_owner: bool) -> JsonResponse
 
 @require_GET
 def preset_info(request, preset_id):
-    return _info(_owned_or_404(request, preset_id), key=preset_id, apply_name="preset-apply",
+    return _info(preset_owned_or_404(request, preset_id), key=preset_id, apply_name="preset-apply",
                  for_owner=True)
 
 
 @require_GET
 def preset_shared_info(request, token):
-    return _info(_shared_or_404(token), key=token, apply_name="preset-shared-apply",
+    return _info(preset_shared_or_404(token), key=token, apply_name="preset-shared-apply",
                  for_owner=False)
 
 
@@ -172,12 +174,12 @@ def _notes(preset) -> JsonResponse:
 
 @require_GET
 def preset_notes(request, preset_id):
-    return _notes(_owned_or_404(request, preset_id))
+    return _notes(preset_owned_or_404(request, preset_id))
 
 
 @require_GET
 def preset_shared_notes(request, token):
-    return _notes(_shared_or_404(token))
+    return _notes(preset_shared_or_404(token))
 
 
 def _variation(request) -> dict | None:
@@ -213,9 +215,9 @@ def _apply(request, preset, score_id) -> JsonResponse:
 
 @require_POST
 def preset_apply(request, preset_id, score_id):
-    return _apply(request, _owned_or_404(request, preset_id), score_id)
+    return _apply(request, preset_owned_or_404(request, preset_id), score_id)
 
 
 @require_POST
 def preset_shared_apply(request, token, score_id):
-    return _apply(request, _shared_or_404(token), score_id)
+    return _apply(request, preset_shared_or_404(token), score_id)
