@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp import selectors, services
 from webapp.errors import JobNotActive, RenderLimitReached, ScoreError, ScoreInUse
 from webapp.controls import default_temperature, max_variations
+from webapp.downloads import AudioUnavailable, performance_file_response
 from webapp.forms import SignUpForm, UploadForm
 from webapp.references import ReferenceRefused, reference_create_from_upload
 from webapp.references import reference_delete as reference_delete_service
@@ -257,25 +258,10 @@ def performance_notes(request, performance_id):
 @require_GET
 def performance_download(request, performance_id, fmt):
     perf = _perf_or_404(request, performance_id)
-    stem = f"{perf.score.title or 'performance'}-seed{perf.seed}".replace("/", "_")[:120]
-    if fmt == "mid":
-        return FileResponse(perf.midi.open("rb"), as_attachment=True, filename=f"{stem}.mid",
-                            content_type="audio/midi")
-    if fmt == "csv":
-        resp = HttpResponse(services.performance_csv(performance=perf),
-                            content_type="text/csv; charset=utf-8")
-        resp["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
-        return resp
-    if fmt in ("wav", "ogg"):
-        from render.export import AudioError
-
-        try:
-            path = services.performance_audio(performance=perf, fmt=fmt)
-        except AudioError as exc:
-            return _error(f"the audio could not be made: {exc}", 503)
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{stem}.{fmt}",
-                            content_type=f"audio/{fmt}")
-    raise Http404("unknown format")
+    try:
+        return performance_file_response(performance=perf, fmt=fmt)
+    except AudioUnavailable as exc:
+        return _error(str(exc), 503)
 
 
 @require_http_methods(["GET", "POST"])

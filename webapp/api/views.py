@@ -215,28 +215,14 @@ class PerformanceDownloadView(APIView):
                            s.ErrorSerializer, description="Audio could not be made")},
                    summary="Download a performance as mid, wav, ogg or csv")
     def get(self, request, performance_id, fmt):
-        from django.http import FileResponse, HttpResponse
-
+        from webapp.downloads import AudioUnavailable, performance_file_response
         from webapp.selectors import DOWNLOAD_FORMATS
 
         perf = webapp_selectors.performance_get_visible(performance_id=performance_id,
                                                         user=request.user, session_key="")
         if perf is None or fmt not in DOWNLOAD_FORMATS:
             raise Http404("no such performance" if perf is None else "unknown format")
-        stem = f"{perf.score.title or 'performance'}-seed{perf.seed}".replace("/", "_")[:120]
-        if fmt == "mid":
-            return FileResponse(perf.midi.open("rb"), as_attachment=True, filename=f"{stem}.mid",
-                                content_type="audio/midi")
-        if fmt == "csv":
-            resp = HttpResponse(webapp_services.performance_csv(performance=perf),
-                                content_type="text/csv; charset=utf-8")
-            resp["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
-            return resp
-        from render.export import AudioError
-
         try:
-            path = webapp_services.performance_audio(performance=perf, fmt=fmt)
-        except AudioError as exc:
-            return Response({"error": f"the audio could not be made: {exc}"}, status=503)
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{stem}.{fmt}",
-                            content_type=f"audio/{fmt}")
+            return performance_file_response(performance=perf, fmt=fmt)
+        except AudioUnavailable as exc:
+            return Response({"error": str(exc)}, status=503)
