@@ -21,6 +21,7 @@ dev_site : str
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -110,3 +111,16 @@ def live_app(redis_server: str, browser_model_checkpoint: str, tmp_path_factory:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _worker_idle(request):
+    """Start each live-app test with the solo worker idle: a test may end while its render still
+    streams (A/B while streaming, cancel), and the next test's first render would queue behind it."""
+    if "live_app" not in request.fixturenames:
+        return
+    stack = request.getfixturevalue("live_app")
+    deadline = time.monotonic() + 180
+    while stack.sql("SELECT count(*) FROM webapp_renderjob WHERE state IN ('queued', 'running')")[0][0]:
+        assert time.monotonic() < deadline, "renders of earlier tests still running after 180 s"
+        time.sleep(0.5)
