@@ -210,7 +210,7 @@ def test_ab_switches_between_the_variations_of_a_render_still_streaming(page, li
     from tests.data.corpus import _many_notes_midi
 
     long_score = tmp_path / "long_etude.mid"
-    long_score.write_bytes(_many_notes_midi(4000))    # streams for a while; cancelled below
+    long_score.write_bytes(_many_notes_midi(8000))    # streams for a while; cancelled below
     sign_up(page, live_app.base_url)
     upload(page, live_app.base_url, long_score)
     wait_ready(page)
@@ -229,6 +229,8 @@ def test_ab_switches_between_the_variations_of_a_render_still_streaming(page, li
     heard = page.evaluate("[...new Set(__player.player.transport.notes.map((n) => n.v))]")
     assert heard == [1], heard
     assert page.evaluate("__player.position()") >= pos - 0.2
-    page.click(".pr-cancel")
+    if page.evaluate("__player.streaming"):
+        page.click(".pr-cancel")
     page.wait_for_function("!__player.streaming", timeout=20_000)
-    assert not page.errors, page.errors
+    # a cancel that crosses the end of the render is answered 409 (the job has ended): not an error
+    assert not [e for e in page.errors if "409" not in e], page.errors
