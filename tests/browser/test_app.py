@@ -178,11 +178,18 @@ def test_anonymous_visitor_plays_a_demo(page, live_app, demos, screenshot):
     assert not failures, failures
 
 
-def test_cancel_a_render(page, live_app, score_file, screenshot):
+def test_cancel_a_render(page, live_app, tmp_path, screenshot):
+    from tests.data.corpus import _many_notes_midi
+
+    # 8,000 notes x 4 takes: the decoder takes seconds, so the cancel lands mid-render (a short
+    # piece was rendered whole between the first chunk and the click)
+    long_score = tmp_path / "long_etude.mid"
+    long_score.write_bytes(_many_notes_midi(8000))
     failures = track_failures(page)
     sign_up(page, live_app.base_url)
-    upload(page, live_app.base_url, score_file)
+    upload(page, live_app.base_url, long_score)
     wait_ready(page)
+    page.fill(".pr-variations", "4")
     page.click(".pr-render")
     page.wait_for_function("__player.notesReceived > 0", timeout=60_000)
     assert page.locator(".pr-cancel").is_visible()
@@ -195,6 +202,7 @@ def test_cancel_a_render(page, live_app, score_file, screenshot):
     row = page.locator(".pr-takes-list li").first
     assert row.locator("button.pr-take-play").count() == 0
     received = page.evaluate("__player.notesReceived")
+    assert received < 4 * 8000, "the cancel came after the render had ended"
     time.sleep(1.0)
     assert page.evaluate("__player.notesReceived") == received, "nothing arrives after a cancel"
     assert page.evaluate("__player.error") is None
