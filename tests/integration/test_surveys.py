@@ -393,3 +393,87 @@ def test_closed_survey_takes_nothing(stack, mos):
         assert n_responses(stack, sid) == before
     finally:
         assert action(staff, sid, "open").status_code == 302
+
+
+# --- the researcher's own tries, deleting ---------------------------------------------------
+
+def _participant_counts(page: str) -> tuple[int, ...]:
+    m = re.search(r"(\d+) submitted \((\d+) included,\s*<strong>(\d+) excluded", page)
+    return tuple(map(int, m.groups()))
+
+
+def test_a_researchers_try_is_not_counted(stack, mos):
+    staff, sid = mos
+    before_page = staff.get(f"/surveys/{sid}/results").text
+    before_csv = staff.get(f"/surveys/{sid}/responses.csv").text
+    r = staff.post(f"/surveys/{sid}/try/", data={"csrfmiddlewaretoken": staff.csrf},
+                   allow_redirects=False)
+    assert r.status_code == 302, r.text[:2000]
+    token = re.search(r"/surveys/p/([^/]+)/", r.headers["Location"]).group(1)
+    assert "your answers are not counted" in staff.get(f"/surveys/p/{token}/").text.lower()
+    st = state(staff, token)
+    while st["item"] is not None:  # the same rules as for participants: listen, then answer
+        time.sleep(listen_time(st))
+        r = post_answer(staff, token, st, right_answers(st))
+        assert r.status_code == 200, r.text
+        st = r.json()
+    r = staff.post(f"/surveys/p/{token}/submit", json={"age_band": "25-34", "training_band": "none"})
+    assert r.status_code == 200 and r.json()["done"]
+    assert _participant_counts(staff.get(f"/surveys/{sid}/results").text) == \
+        _participant_counts(before_page)
+    rows = list(csv.DictReader(io.StringIO(staff.get(f"/surveys/{sid}/responses.csv").text)))
+    assert len(rows) == len(list(csv.DictReader(io.StringIO(before_csv))))
+    assert stack.sql("SELECT COUNT(*) FROM surveys_participant WHERE token = %s AND preview",
+                     token)[0][0] == 1
+    # an open survey is not deleted (people may be mid-way)
+    r = staff.post(f"/surveys/{sid}/delete/", data={"csrfmiddlewaretoken": staff.csrf})
+    assert r.status_code == 200 and "close it before deleting" in r.text
+    assert stack.sql("SELECT COUNT(*) FROM surveys_survey WHERE title = %s", _titles[sid])[0][0] == 1
+
+
+def test_try_before_opening_then_edit_and_delete(stack, survey_score):
+    staff = make_staff(stack)
+    score_id = staff.upload_ok(survey_score)
+    sid = create_survey(staff, score_id, conditions=["deadpan", "model"], n_attention=0)
+    title = re.search(r"<h1>(t[0-9a-f]{8})</h1>", staff.get(f"/surveys/{sid}/").text).group(1)
+    r = staff.post(f"/surveys/{sid}/try/", data={"csrfmiddlewaretoken": staff.csrf})
+    assert "cannot try the survey" in r.text  # nothing rendered yet
+    assert action(staff, sid, "prepare").status_code == 302
+    deadline = time.monotonic() + 300
+    while staff.get(f"/surveys/{sid}/status.json").json()["state"] == "rendering":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert 'id="try"' in staff.get(f"/surveys/{sid}/").text
+    r = staff.post(f"/surveys/{sid}/try/", data={"csrfmiddlewaretoken": staff.csrf},
+                   allow_redirects=False)
+    token = re.search(r"/surveys/p/([^/]+)/", r.headers["Location"]).group(1)
+    st = state(staff, token)
+    time.sleep(listen_time(st))
+    assert post_answer(staff, token, st, right_answers(st)).status_code == 200
+    assert Client(stack).get(f"/surveys/s/{sid}/").status_code == 409  # still not open to people
+    # the try does not hold the stimuli: back to draft discards it with them
+    assert action(staff, sid, "edit").status_code == 302
+    assert stack.sql("SELECT COUNT(*) FROM surveys_participant WHERE token = %s", token)[0][0] == 0
+    assert staff.get(f"/surveys/p/{token}/state.json").status_code == 404
+    assert action(staff, sid, "prepare").status_code == 302
+    deadline = time.monotonic() + 300
+    while staff.get(f"/surveys/{sid}/status.json").json()["state"] == "rendering":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    clips = [stack.media / a for (a,) in stack.sql(
+        "SELECT st.audio FROM surveys_stimulus st JOIN surveys_survey s ON st.survey_id = s.id "
+        "WHERE s.title = %s", title)]
+    assert clips and all(c.is_file() for c in clips)
+    other = make_staff(stack)
+    assert other.post(f"/surveys/{sid}/delete/",
+                      data={"csrfmiddlewaretoken": other.csrf}).status_code == 404
+    r = staff.post(f"/surveys/{sid}/delete/", data={"csrfmiddlewaretoken": staff.csrf},
+                   allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/surveys/")
+    assert staff.get(f"/surveys/{sid}/").status_code == 404
+    assert not any(c.exists() for c in clips), "the clips' files go with the survey"
+    # the score is no longer held by a listening test: its owner can delete it
+    r = staff.post(f"/scores/{score_id}/delete", data={"csrfmiddlewaretoken": staff.csrf},
+                   allow_redirects=False)
+    assert r.status_code == 302 and score_id not in r.headers["Location"], r.headers
+    assert staff.get(f"/scores/{score_id}/").status_code == 404

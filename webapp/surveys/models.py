@@ -137,7 +137,10 @@ class ItemClip(models.Model):
 
 
 class Participant(models.Model):
-    """One person taking a survey. ``token`` is their secret (in their session and URL)."""
+    """One person taking a survey. ``token`` is their secret (in their session and URL).
+
+    ``preview`` marks a researcher trying the survey before (or while) it is open: the same
+    pages and rules, left out of the counts, statistics and exports."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="participants")
@@ -149,6 +152,7 @@ class Participant(models.Model):
     age_band = models.CharField(max_length=10, blank=True, default="")
     training_band = models.CharField(max_length=10, blank=True, default="")
     attention_passed = models.BooleanField(null=True, blank=True)
+    preview = models.BooleanField(default=False)
     consented = models.DateTimeField()
     submitted = models.DateTimeField(null=True, blank=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import reverse
 
 from webapp.surveys import design, stats
@@ -14,7 +14,8 @@ from webapp.surveys.services import item_key
 
 def survey_list(*, user):
     """Surveys a staff user manages (superusers see every survey)."""
-    qs = Survey.objects.annotate(n_participants=Count("participants"))
+    qs = Survey.objects.annotate(n_participants=Count("participants",
+                                                      filter=Q(participants__preview=False)))
     return qs if user.is_superuser else qs.filter(owner=user)
 
 
@@ -95,15 +96,18 @@ def volume_clip_url(*, survey: Survey) -> str | None:
 # --- results --------------------------------------------------------------------------------
 
 def _participant_counts(survey: Survey) -> dict:
-    ps = survey.participants.all()
+    ps = survey.participants.filter(preview=False)
     return {"started": ps.count(), "submitted": ps.filter(submitted__isnull=False).count(),
             "excluded": ps.filter(submitted__isnull=False, attention_passed=False).count(),
             "included": ps.filter(submitted__isnull=False, attention_passed=True).count(),
             "unfinished": ps.filter(submitted__isnull=True).count()}
 
 
-def _included_trial_responses(survey: Survey):
+def included_trial_responses(*, survey: Survey):
+    """Trial answers of the submitted participants who passed the attention checks (not the
+    researchers' preview tries): what the statistics are computed over."""
     return (Response.objects.filter(participant__survey=survey, item__role=Item.Role.TRIAL,
+                                    participant__preview=False,
                                     participant__submitted__isnull=False,
                                     participant__attention_passed=True)
             .select_related("item"))
@@ -133,7 +137,7 @@ def survey_results(*, survey: Survey, correction: str = "holm") -> dict:
     """
     out = {"kind": survey.kind, "participants": _participant_counts(survey),
            "correction": correction}
-    responses = list(_included_trial_responses(survey))
+    responses = list(included_trial_responses(survey=survey))
     if survey.kind == "mos":
         conds = [c for c in survey.conditions
                  if c != "human" or survey.stimuli.filter(condition="human").exists()]
@@ -154,8 +158,9 @@ RESPONSE_COLUMNS = ("survey", "participant", "external_id", "submitted", "attent
 
 
 def response_rows(*, survey: Survey):
-    """Every stored answer of every participant (excluded and unfinished ones too, flagged)."""
-    rs = (Response.objects.filter(participant__survey=survey)
+    """Every stored answer of every participant (excluded and unfinished ones too, flagged;
+    the researchers' preview tries left out)."""
+    rs = (Response.objects.filter(participant__survey=survey, participant__preview=False)
           .select_related("participant", "item__piece__score")
           .order_by("participant__consented", "position", "question"))
     ab = defaultdict(dict)

@@ -199,12 +199,14 @@ def survey_close(*, survey: Survey) -> Survey:
 
 def survey_back_to_draft(*, survey: Survey) -> Survey:
     """Discard the stimuli of a survey nobody has taken, to change pieces or passages (also
-    from RENDERING: a worker that stopped mid-way leaves clips pending for ever)."""
+    from RENDERING: a worker that stopped mid-way leaves clips pending for ever). The
+    researchers' own tries (preview participants) go with them."""
     _require_state(survey, Survey.State.READY, Survey.State.DRAFT, Survey.State.RENDERING,
                    action="edit the survey")
-    if survey.participants.exists():
+    if survey.participants.filter(preview=False).exists():
         raise SurveyRefused("people have taken this survey: its stimuli cannot change", 409)
     with transaction.atomic():
+        survey.participants.filter(preview=True).delete()
         survey.items.all().delete()
         for s in survey.stimuli.all():
             if s.audio:
@@ -213,6 +215,24 @@ def survey_back_to_draft(*, survey: Survey) -> Survey:
         survey.state, survey.message = Survey.State.DRAFT, ""
         survey.save(update_fields=["state", "message"])
     return survey
+
+
+def survey_delete(*, survey: Survey) -> None:
+    """Delete a survey with its stimuli, items, participants and answers, then its files.
+
+    Raises
+    ------
+    SurveyRefused
+        409 while the survey is open (participants may be mid-way: close it first).
+    """
+    if survey.state == Survey.State.OPEN:
+        raise SurveyRefused("this survey is open: close it before deleting it", 409)
+    files = [s.audio for s in survey.stimuli.all() if s.audio]
+    files += [p.human_midi for p in survey.pieces.all() if p.human_midi]
+    with transaction.atomic():
+        survey.delete()
+        # the files go only once the rows are gone for good
+        transaction.on_commit(lambda: [f.storage.delete(f.name) for f in files])
 
 
 # --- participants ---------------------------------------------------------------------------
@@ -224,16 +244,22 @@ def item_key(*, participant: Participant, position: int) -> str:
     return signer.signature(f"{position}:{participant.order[position]}")
 
 
-def participant_start(*, survey: Survey, external_id: str = "") -> Participant:
+def participant_start(*, survey: Survey, external_id: str = "", preview: bool = False
+                      ) -> Participant:
     """Consent given: a new participant with a random order of the items (practice first), or
-    the unfinished participant with this external id (resume).
+    the unfinished participant with this external id (resume). ``preview``: a researcher trying
+    the survey, also before it opens (rendered stimuli are enough); not counted in the results.
 
     Raises
     ------
     SurveyRefused
-        Survey not open, a malformed external id, or that id has already submitted.
+        Survey not open (for a preview: stimuli not rendered, or closed), a malformed external
+        id, or that id has already submitted.
     """
-    if survey.state != Survey.State.OPEN:
+    if preview:
+        _require_state(survey, Survey.State.READY, Survey.State.OPEN, action="try the survey")
+        external_id = ""
+    elif survey.state != Survey.State.OPEN:
         raise SurveyRefused("this survey is not open", 409)
     external_id = (external_id or "").strip()
     if external_id and not EXTERNAL_ID_RE.match(external_id):
@@ -249,7 +275,7 @@ def participant_start(*, survey: Survey, external_id: str = "") -> Participant:
     practice = [i for i, r in items if r == Item.Role.PRACTICE]
     rest = [i for i, r in items if r != Item.Role.PRACTICE]
     p = Participant(survey=survey, token=secrets.token_urlsafe(24), external_id=external_id,
-                    consented=timezone.now())
+                    consented=timezone.now(), preview=preview)
     random.Random(p.id.int).shuffle(rest)
     p.order = practice + rest
     try:
@@ -275,7 +301,8 @@ def participant_serve(*, participant: Participant) -> int | None:
 
 
 def _check_open(p: Participant) -> None:
-    if p.survey.state != Survey.State.OPEN:
+    accepting = (Survey.State.OPEN, Survey.State.READY) if p.preview else (Survey.State.OPEN,)
+    if p.survey.state not in accepting:
         raise SurveyRefused("this survey is closed; no more answers are accepted", 409)
     if p.submitted:
         raise SurveyRefused("you have already submitted this survey", 409)

@@ -124,9 +124,13 @@ def stimulus_render(*, stimulus_id) -> str:
     except Exception as exc:  # never leave a stimulus pending: the survey would wait forever
         log.exception("stimulus %s failed", st.id)
         st.state, st.message = Stimulus.State.FAILED, f"render failed ({type(exc).__name__})"
-    Stimulus.objects.filter(id=st.id, state=Stimulus.State.PENDING).update(
+    n = Stimulus.objects.filter(id=st.id, state=Stimulus.State.PENDING).update(
         state=st.state, message=st.message, audio=st.audio.name or "",
         duration_sec=st.duration_sec, n_notes=st.n_notes)
+    if not n:  # discarded or deleted meanwhile: its clip would be an orphan file
+        if st.audio:
+            st.audio.storage.delete(st.audio.name)
+        return "missing"
     survey_check_rendered(survey_id=st.survey_id)
     return st.state
 

@@ -88,7 +88,8 @@ def survey_detail(request, survey_id):
         "survey": survey, "pieces": survey.pieces.select_related("score"), "stimuli": stimuli,
         "counts": selectors.stimulus_counts(survey=survey), "conditions": design.CONDITIONS,
         "participant_url": request.build_absolute_uri(reverse("surveys:take", args=[survey.id])),
-        "n_participants": survey.participants.count(),
+        "n_participants": survey.participants.filter(preview=False).count(),
+        "can_try": survey.state in (Survey.State.READY, Survey.State.OPEN),
         "aligning": survey.pieces.filter(human_state="pending").exists()})
 
 
@@ -119,6 +120,34 @@ def piece_update(request, survey_id, piece_id):
         except SurveyRefused as exc:
             messages.error(request, str(exc))
     return redirect("surveys:detail", survey_id=survey.id)
+
+
+@require_POST
+@staff_required
+def survey_try(request, survey_id):
+    """The researcher takes the survey as a participant would (a preview participant: the same
+    pages and rules, not counted); also before it opens."""
+    survey = _survey_or_404(request, survey_id)
+    try:
+        p = services.participant_start(survey=survey, preview=True)
+    except SurveyRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("surveys:detail", survey_id=survey.id)
+    return redirect("surveys:run", token=p.token)
+
+
+@require_POST
+@staff_required
+def survey_delete(request, survey_id):
+    survey = _survey_or_404(request, survey_id)
+    title = survey.title
+    try:
+        services.survey_delete(survey=survey)
+    except SurveyRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("surveys:detail", survey_id=survey.id)
+    messages.info(request, f"Deleted the listening test “{title}”.")
+    return redirect("surveys:list")
 
 
 ACTIONS = {"prepare": services.survey_prepare, "open": services.survey_open,
@@ -154,11 +183,7 @@ def survey_results(request, survey_id):
             charts.append(mark_safe(plots.mos_bars(t["conditions"], design.CONDITIONS,
                                                    title=f"{q.capitalize()} (mean, 95% CI)")))
     else:
-        from webapp.surveys.models import Response
-
-        rs = Response.objects.filter(participant__survey=survey, item__role="trial",
-                                     participant__attention_passed=True,
-                                     participant__submitted__isnull=False).select_related("item")
+        rs = selectors.included_trial_responses(survey=survey)
         charts.append(mark_safe(plots.ab_histogram(selectors.ab_scores_by_item(rs),
                                                    title="A/B signed confidence")))
     return render(request, "surveys/results.html", {
@@ -279,7 +304,8 @@ def run(request, token):
                    "answer_url": reverse("surveys:answer", args=[token]),
                    "submit_url": reverse("surveys:submit", args=[token]),
                    "volume_url": selectors.volume_clip_url(survey=p.survey),
-                   "instructions": p.survey.instructions, "kind": p.survey.kind}})
+                   "instructions": p.survey.instructions, "kind": p.survey.kind},
+        "preview": p.preview})
 
 
 @require_GET
