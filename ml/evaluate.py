@@ -53,21 +53,23 @@ METHODS_A = M.METHODS_A
 
 
 # -- data ------------------------------------------------------------------------------------
-def default_cache(data: Path) -> Path:
-    return Path(".cache/eval") / hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:12]
+def default_cache(data: Path, tempo_window_beat: float = 8.0) -> Path:
+    key = str(data.resolve()) + ("" if tempo_window_beat == 8.0 else f"|{tempo_window_beat:g}")
+    return Path(".cache/eval") / hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def ensure_cache(data: Path, rows: list[dict], cache: Path, jobs: int = 1
+def ensure_cache(data: Path, rows: list[dict], cache: Path, jobs: int = 1, tempo_window_beat: float = 8.0,
                  ) -> tuple[list[tuple[dict, Path]], list[dict]]:
     """Encode every performance of ``rows`` not yet in ``cache`` (render.dataset format),
-    one work per task, ``jobs`` processes.
+    one work per task, ``jobs`` processes, the tempo targets against a local reference over
+    ``tempo_window_beat`` beats (the window the model was trained with).
 
     Returns [(row, npz path)] of the usable ones and the problems met (failed builds).
     """
     by_work = defaultdict(list)
     for r in rows:
         by_work[(r["corpus"], r["work"])].append(r)
-    problems, tasks = [], [(rs, data, cache, cache) for rs in by_work.values()]
+    problems, tasks = [], [(rs, data, cache, cache, tempo_window_beat) for rs in by_work.values()]
     if jobs > 1:
         from multiprocessing import Pool
         with Pool(jobs) as pool:
@@ -340,6 +342,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, required=True, help="write the results here")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: MODEL_CHECKPOINT, else the shipped one")
     ap.add_argument("--cache", type=Path, default=None, help="encoded performances (default .cache/eval/<hash>)")
+    ap.add_argument("--tempo-window", type=float, default=8.0,
+                    help="beats of the local reference tempo the model was trained with (render.dataset --tempo-window)")
     ap.add_argument("--starts", type=int, default=100, help="start points per performance (Table 2)")
     ap.add_argument("--seeds", type=int, default=3, help="model and humanizer samples per work")
     ap.add_argument("--max-perfs", type=int, default=0, help="at most this many performances (0 = all)")
@@ -368,8 +372,8 @@ def main(argv=None) -> int:
     if not rows:
         print(f"error: no performances of split {args.split!r} in {args.data / 'split.csv'}", file=sys.stderr)
         return 2
-    cache = args.cache or default_cache(args.data)
-    usable, problems = ensure_cache(args.data, rows, cache, args.jobs)
+    cache = args.cache or default_cache(args.data, args.tempo_window)
+    usable, problems = ensure_cache(args.data, rows, cache, args.jobs, args.tempo_window)
     if not usable:
         print("error: no performance could be encoded", file=sys.stderr)
         return 2

@@ -75,8 +75,11 @@ def _xml_markings(xml_path: Path) -> tuple[dict, dict]:
     return vel, tempo
 
 
-def build_performance(row: dict, data: Path, cache: Path, xml_info) -> dict:
-    """Encode one performance; returns the arrays to save (see module docstring)."""
+def build_performance(row: dict, data: Path, cache: Path, xml_info, *, tempo_window_beat: float = 8.0) -> dict:
+    """Encode one performance; returns the arrays to save (see module docstring).
+
+    ``tempo_window_beat`` is the window of the local reference tempo (beats): tempo arcs longer
+    than it stay out of the tempo targets."""
     from render.performance import load_aligned
 
     match = unpack(data / row["match_file"], cache / "unpacked", row["match_file"])
@@ -91,7 +94,8 @@ def build_performance(row: dict, data: Path, cache: Path, xml_info) -> dict:
     idx = np.flatnonzero(perf.matched)
     played = perf.notes[perf.match_index[idx]]
     median = median_tempo_rounded(notes["onset_beat"][idx], played["onset_sec"])
-    local = local_tempo_reference(notes["onset_beat"][idx], played["onset_sec"], is_grace=notes["is_grace"][idx])
+    local = local_tempo_reference(notes["onset_beat"][idx], played["onset_sec"], is_grace=notes["is_grace"][idx],
+                                  window_beat=tempo_window_beat)
     m = metro[idx]
     trusted = np.isfinite(m) & (np.abs(m - local) <= 0.05 * local)
     written = np.where(trusted, m, local)
@@ -104,7 +108,8 @@ def build_performance(row: dict, data: Path, cache: Path, xml_info) -> dict:
     meta = {k: row[k] for k in ("split", "corpus", "work", "composer", "match_file", "score_file", "robust")}
     meta.update(n_score_notes=int(len(notes)), n_notes=int(len(idx)), start_sec=start,
                 median_tempo_bpm=median, metronome_used=float(trusted.mean()),
-                metronome_present=float(np.isfinite(m).mean()), clip_rate=report.clip_rate)
+                metronome_present=float(np.isfinite(m).mean()), clip_rate=report.clip_rate,
+                tempo_window_beat=tempo_window_beat)
     return dict(
         feat=feat[idx], frame=frame[idx], spans=roll_notes(notes),
         target=np.stack([enc[k] for k in TARGET_NAMES], axis=1).astype(np.int16),
@@ -117,7 +122,7 @@ def build_performance(row: dict, data: Path, cache: Path, xml_info) -> dict:
 
 def build_work(args) -> list[dict]:
     """Build every performance of one work (the MusicXML is parsed once per work)."""
-    rows, data, cache, out = args
+    rows, data, cache, out, window = args
     warnings.simplefilter("ignore")
     results, xml_info = [], None
     todo = [r for r in rows if not (out / r["split"] / f"{perf_key(r['match_file'])}.npz").exists()]
@@ -133,7 +138,7 @@ def build_work(args) -> list[dict]:
         key = perf_key(r["match_file"])
         t0 = time.time()
         try:
-            arrays = build_performance(r, data, cache, xml_info)
+            arrays = build_performance(r, data, cache, xml_info, tempo_window_beat=window)
             dst = out / r["split"] / f"{key}.npz"
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(dst.name + ".tmp.npz")
@@ -184,6 +189,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="", help="only this split (train / val)")
     ap.add_argument("--per-work", type=int, default=0,
                     help="at most this many performances per work, robust alignments first (0 = all)")
+    ap.add_argument("--tempo-window", type=float, default=8.0,
+                    help="window of the local reference tempo, beats (default 8: two bars of 4/4)")
     args = ap.parse_args(argv)
     try:
         rows = read_split(args.data)
@@ -203,7 +210,7 @@ def main(argv=None) -> int:
         works = works[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    tasks = [(rs, args.data, args.out, args.out) for rs in works]
+    tasks = [(rs, args.data, args.out, args.out, args.tempo_window) for rs in works]
     failed, counts = [], defaultdict(int)
     with Pool(max(1, args.jobs)) as pool:
         for i, results in enumerate(pool.imap_unordered(build_work, tasks), 1):

@@ -40,6 +40,15 @@ def test_builds_encodes_and_skips_what_is_built(shared_data, tmp_path, capsys):
     capsys.readouterr()
     assert build_main(["--data", str(data), "--out", str(out), "--jobs", "1"]) == 0
     assert json.loads((out / "summary.json").read_text())["counts"]["skipped"] == 2
+    # a longer tempo reference window: recorded, and a steadier written tempo
+    out32 = tmp_path / "cache32"
+    assert build_main(["--data", str(data), "--out", str(out32), "--jobs", "1", "--tempo-window", "32"]) == 0
+    key = f"{perf_key(rows[0]['match_file'])}.npz"
+    with np.load(out / split / key) as z8, np.load(out32 / split / key) as z32:
+        assert json.loads(str(z8["meta"]))["tempo_window_beat"] == 8.0
+        assert json.loads(str(z32["meta"]))["tempo_window_beat"] == 32.0
+        changes = [np.count_nonzero(np.diff(z["written_bpm"])) for z in (z8, z32)]
+        assert changes[1] < changes[0], changes
 
 
 def test_a_folder_without_split_csv_is_refused(tmp_path, capsys):

@@ -106,3 +106,20 @@ def test_local_tempo_reference_follows_sections_and_keeps_deviations_in_range():
     _, _, local = encode(onset, ref, t, dur, vel)
     assert single.clip_rate["tempo_dev_bpm"] > 0.3
     assert local.clip_rate["tempo_dev_bpm"] < 0.05 and local.clip_rate["deviation_100"] < 0.05
+
+
+def test_a_longer_reference_window_leaves_phrase_arcs_in_the_targets():
+    """A tempo arc over 24 beats: the 8-beat reference follows it (the arc leaves the targets),
+    a 32-beat one stays nearly flat (the arc stays in the tempo targets for the model to learn)."""
+    from render.encoding import local_tempo_reference
+
+    onset = np.arange(0, 96, 0.5)
+    bpm = 100.0 * (1 + 0.15 * np.sin(2 * np.pi * onset / 24))
+    t = np.concatenate([[0.0], np.cumsum(np.diff(onset) * 60.0 / bpm[:-1])])
+    short = local_tempo_reference(onset, t, window_beat=8.0)
+    long = local_tempo_reference(onset, t, window_beat=32.0)
+    inner = (onset > 16) & (onset < 80)
+    assert np.corrcoef(short[inner], bpm[inner])[0, 1] > 0.8
+    # what stays in the targets: the performed tempo around its reference
+    assert np.std(bpm[inner] - long[inner]) > 3 * np.std(bpm[inner] - short[inner])
+    assert abs(np.median(long) - 100) <= 10
