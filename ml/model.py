@@ -240,7 +240,8 @@ def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float 
     kl_dim = (kl * m.unsqueeze(-1)).sum((0, 1)) / n                       # (Z,)
     kl_term = torch.clamp(kl_dim, min=free_bits).sum() if free_bits > 0 else kl_dim.sum()
     loss = nll + kl_weight * kl_term
-    stats.update(nll=float(nll), kl=float(kl_dim.sum()), kl_dim=[round(v, 4) for v in kl_dim.tolist()])
+    kl_dim = kl_dim.detach()
+    stats.update(nll=float(nll.detach()), kl=float(kl_dim.sum()), kl_dim=[round(v, 4) for v in kl_dim.tolist()])
     return loss, stats
 
 
