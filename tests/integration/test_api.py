@@ -199,6 +199,18 @@ def test_scripted_session_matches_the_schema(stack, checker, medium_score, bad_i
     applied = api.post(f"/api/v1/presets/{plain['id']}/apply/", json={"score_id": sid})
     assert applied.status_code == 201, applied.text
     assert api.wait_done(applied.json())["controls"] == {"expressiveness": 0.5}
+    # a variation of the preset: another seed, two takes, other controls; bad controls refused
+    r = api.post(f"/api/v1/presets/{plain['id']}/apply/", json={"score_id": sid, "seed": 5, "variations": 2})
+    assert r.status_code == 201, r.text
+    assert r.json()["seed"] == 5
+    assert api.wait_done(r.json())["controls"] == {"expressiveness": 0.5, "variations": 2}
+    assert len(api.get(f"/api/v1/scores/{sid}/performances/").json()) >= 3
+    r = api.post(f"/api/v1/presets/{plain['id']}/apply/",
+                 json={"score_id": sid, "controls": {"expressiveness": 7}})
+    assert r.status_code == 400 and "expressiveness" in r.json()["error"]
+    r = api.post(f"/api/v1/presets/{plain['id']}/apply/",
+                 json={"score_id": sid, "controls": {"reference_id": str(uuid.uuid4())}})
+    assert r.status_code == 400 and "keeps its own reference" in r.json()["error"]
 
     # Someone else: token auth too; my private things are 404, the shared preset applies.
     _, other_name = _signed_up(stack)

@@ -127,10 +127,19 @@ class PresetApplyView(APIView):
 
 
 def _apply(request, preset):
-    data = _valid(s.ApplySerializer, _body(request))
+    data = _valid(s.ApplyCheck, _body(request))
     score = _score_or_404(request, data["score_id"])
+    variation = None
+    if any(k in data for k in ("seed", "controls", "variations")):
+        if "controls" in data:
+            controls = dict(data["controls"])
+        else:  # the preset's own; its reference is added back by preset_apply
+            controls = {k: v for k, v in (preset.controls or {}).items() if k != "reference_id"}
+        if "variations" in data:
+            controls["variations"] = data["variations"]
+        variation = {"seed": data["seed"] if "seed" in data else preset.seed, "controls": controls}
     return _render_refusals(lambda: _job_created(preset_services.preset_apply(
-        preset=preset, score=score, user=request.user, session_key="")))
+        preset=preset, score=score, user=request.user, session_key="", variation=variation)))
 
 
 class SharedPresetListView(APIView):

@@ -163,6 +163,22 @@ class PresetUpdateSerializer(serializers.Serializer):
 
 class ApplySerializer(serializers.Serializer):
     score_id = serializers.UUIDField()
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False,
+                                    allow_null=True,
+                                    help_text="A variation of the preset: this seed instead of "
+                                              "its own (null: a fresh one).")
+    controls = ControlsSerializer(required=False,
+                                  help_text="A variation of the preset: these controls instead of "
+                                            "its own (its reference is kept; no reference_id).")
+    variations = serializers.IntegerField(min_value=1, required=False,
+                                          help_text="Takes rendered at once, with the preset's "
+                                                    "(or the given) controls.")
+
+
+class ApplyCheck(ApplySerializer):
+    """As RenderRequestCheck: the controls' values are checked by the render service."""
+
+    controls = serializers.DictField(required=False)
 
 
 class ReferenceInfoSerializer(serializers.Serializer):
