@@ -61,6 +61,14 @@ def create_survey(page, base: str, live_app, melody: Path, kind: str = "mos") ->
         a.muted = true; await a.play(); await new Promise(r => setTimeout(r, 300));
         const t = a.currentTime; a.pause(); return t; }""") > 0
     page.screenshot(path=f"/tmp/surveys-preview-{kind}.png", full_page=True)
+    if kind == "mos":  # the researcher tries it first, in a new tab: the participants' pages
+        with page.expect_popup() as popup:
+            page.click("#try")
+        tryout = popup.value
+        tryout.wait_for_function("window.__survey && __survey.stage === 'instructions'")
+        assert "not counted" in tryout.inner_text("#preview-banner")
+        tryout.screenshot(path="/tmp/surveys-try.png")
+        tryout.close()
     page.click("#open")
     page.wait_for_selector("#survey-state:text-is('open')")
     return page.locator("input.participant-url").input_value()

@@ -381,6 +381,7 @@ def test_closed_survey_takes_nothing(stack, mos):
     before = n_responses(stack, sid)
     assert action(staff, sid, "close").status_code == 302
     try:
+        assert not state(c, token)["accepting"]
         r = post_answer(c, token, st, {"naturalness": 3, "expressiveness": 3})
         assert r.status_code == 409 and "closed" in r.json()["error"]
         r = c.post(f"/surveys/p/{token}/submit", json={"age_band": "65+", "training_band": "none"})
@@ -448,6 +449,7 @@ def test_try_before_opening_then_edit_and_delete(stack, survey_score):
                    allow_redirects=False)
     token = re.search(r"/surveys/p/([^/]+)/", r.headers["Location"]).group(1)
     st = state(staff, token)
+    assert st["state"] == "ready" and st["accepting"] and st["preview"]
     time.sleep(listen_time(st))
     assert post_answer(staff, token, st, right_answers(st)).status_code == 200
     assert Client(stack).get(f"/surveys/s/{sid}/").status_code == 409  # still not open to people

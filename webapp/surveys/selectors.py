@@ -69,7 +69,11 @@ def participant_state(*, participant: Participant) -> dict:
            "n_practice": survey.items.filter(role=Item.Role.PRACTICE).count(),
            "state": survey.state, "questions": design.questions(survey.kind),
            "age_bands": design.AGE_BANDS, "training_bands": design.TRAINING_BANDS,
-           "resumed": p.n_answered > 0, "item": None, "done": bool(p.submitted)}
+           "resumed": p.n_answered > 0, "item": None, "done": bool(p.submitted),
+           # whether answers are taken: an open survey (a researcher's try: also a ready one)
+           "accepting": survey.state == Survey.State.OPEN or (
+               p.preview and survey.state == Survey.State.READY),
+           "preview": p.preview}
     if p.submitted:
         out["completion_code"] = survey.completion_code
         return out

@@ -196,7 +196,7 @@ function done(code) {
 // Where the server says we are (after an answer it already had: a retry, another tab).
 function proceed(state, message) {
   if (state.done) return done(state.completion_code);
-  if (state.state !== "open") {
+  if (!state.accepting) {
     return show("closed", el("p", { class: "error", role: "alert" }, message || "This survey is closed."));
   }
   return item(state);
@@ -205,7 +205,7 @@ function proceed(state, message) {
 async function start() {
   try {
     const state = await call(cfg.state_url);
-    if (state.done || state.state !== "open" || !state.item) return proceed(state);
+    if (state.done || !state.accepting || !state.item) return proceed(state);
     instructions(state);
   } catch (e) {
     show("error");
