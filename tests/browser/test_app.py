@@ -64,12 +64,21 @@ def wait_ready(page) -> None:
     page.wait_for_function("__player.samplesLoaded >= 30", timeout=60_000)
 
 
+def click_and_follow(page, selector: str = ".pr-render") -> None:
+    """Click what starts a render and wait until that job has ended (or failed).
+
+    Waits on the job id, not on ``streaming`` going up then down: a short piece can stream
+    whole between two polls of the page (seen in CI), and ``streaming`` is never seen true."""
+    before = page.evaluate("__player.jobId") or ""
+    page.click(selector)
+    page.wait_for_function("([before]) => __player.error || (__player.jobId && __player.jobId !== before"
+                           " && !__player.streaming)", arg=[before], timeout=180_000)
+    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+
+
 def render_take(page) -> dict:
     """Press Render and follow the take until the job is done; returns the chunk log and stats."""
-    page.click(".pr-render")
-    page.wait_for_function("__player.streaming || __player.error", timeout=30_000)
-    page.wait_for_function("!__player.streaming", timeout=180_000)
-    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+    click_and_follow(page)
     return page.evaluate("""() => ({log: __player.chunkLog, received: __player.notesReceived,
         firstSoundMs: __player.firstSoundMs, doneMs: __player.doneMs, late: __player.notesLate,
         performanceId: __player.performanceId})""")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_app import render_take, sign_up, track_failures, upload, wait_ready
+from tests.browser.test_app import click_and_follow, render_take, sign_up, track_failures, upload, wait_ready
 
 N_NOTES = 300
 
@@ -122,10 +122,7 @@ def test_several_takes_at_once_compared_and_switched_ab(page, live_app, midi_sco
     upload(page, live_app.base_url, midi_score)
     wait_ready(page)
     page.fill(".pr-variations", "2")
-    page.click(".pr-render")
-    page.wait_for_function("__player.streaming || __player.error", timeout=30_000)
-    page.wait_for_function("!__player.streaming", timeout=180_000)
-    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+    click_and_follow(page)
     assert page.evaluate("__player.notesReceived") == 2 * N_NOTES
     page.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 2")
     page.wait_for_function("__player.compared.length === 2")    # one job's takes: compared at once
@@ -187,10 +184,7 @@ def test_upload_a_reference_play_it_and_render_in_its_style(page, live_app, midi
     assert page.evaluate("__player.position()") > p0 + 0.3
     ref_id = page.locator(".pr-ref").get_attribute("data-reference-id")
     assert page.locator(".pr-reference-select").input_value() == ""
-    page.click(".pr-ref-use")                     # selects it and renders
-    page.wait_for_function("__player.streaming || __player.error", timeout=30_000)
-    page.wait_for_function("!__player.streaming", timeout=180_000)
-    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+    click_and_follow(page, ".pr-ref-use")          # selects it and renders
     page.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 1")
     assert page.evaluate("__player.player.takes.takes[0].controls") == {"reference_id": ref_id}
     assert "in a reference’s style" in page.locator(".pr-takes-list li").first.inner_text()

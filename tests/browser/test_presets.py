@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.browser.test_app import sign_up, track_failures, upload, wait_ready
+from tests.browser.test_app import click_and_follow, sign_up, track_failures, upload, wait_ready
 
 CONTROLS = {"mode": "perturb", "delta": [1.5, -1, 0, 0.25, 0], "expressiveness": 1.2,
             "base_tempo_bpm": 96, "sections": [{"from_bar": 2, "to_bar": 3, "delta": [0, 1, 0, 0, 0]}]}
@@ -46,10 +46,7 @@ def test_save_share_listen_and_apply_to_a_demo(page, browser, live_app, small_sc
     wait_ready(page)
     page.evaluate(f"__player.player.paramsHook = () => ({{seed: 4242, controls: {CONTROLS!r}}})"
                   .replace("'", '"'))
-    page.click(".pr-render")
-    page.wait_for_function("__player.streaming || __player.error", timeout=30_000)
-    page.wait_for_function("!__player.streaming", timeout=180_000)
-    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+    click_and_follow(page)
 
     # Save as preset, from the take's row.
     page.wait_for_selector(".pr-takes-list li .preset-save", timeout=15_000)
@@ -128,10 +125,7 @@ def test_save_share_listen_and_apply_to_a_demo(page, browser, live_app, small_sc
         # A variation of the preset: one slider moved, rendered with the preset.
         guest.locator(".pr-delta-2").fill("0.7")
         assert guest.evaluate(PANEL)["shown"] == ["1.5", "-1.0", "0.7", "0.25", "0.0"]
-        guest.click(".preset-banner button.preset-apply")
-        guest.wait_for_function("__player.streaming || __player.error", timeout=30_000)
-        guest.wait_for_function("!__player.streaming", timeout=300_000)
-        assert guest.evaluate("__player.error") is None, guest.evaluate("__player.error")
+        click_and_follow(guest, ".preset-banner button.preset-apply")
         guest.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 2",
                                 timeout=10_000)
         takes = guest.evaluate("fetch(location.pathname + 'takes.json').then(r => r.json())")
