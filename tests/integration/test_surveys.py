@@ -46,7 +46,8 @@ def action(staff: Client, survey_id: str, name: str):
                       allow_redirects=False)
 
 
-def prepare_and_open(staff: Client, survey_id: str, timeout: float = 300) -> dict:
+def prepare(staff: Client, survey_id: str, timeout: float = 300) -> dict:
+    """Render the stimuli on the worker; returns the status once they are all rendered."""
     assert action(staff, survey_id, "prepare").status_code == 302
     deadline = time.monotonic() + timeout
     while True:
@@ -56,6 +57,11 @@ def prepare_and_open(staff: Client, survey_id: str, timeout: float = 300) -> dic
         assert time.monotonic() < deadline, st
         time.sleep(0.5)
     assert st["state"] == "ready", st
+    return st
+
+
+def prepare_and_open(staff: Client, survey_id: str, timeout: float = 300) -> dict:
+    st = prepare(staff, survey_id, timeout)
     assert action(staff, survey_id, "open").status_code == 302
     return st
 
@@ -439,11 +445,7 @@ def test_try_before_opening_then_edit_and_delete(stack, survey_score):
     title = re.search(r"<h1>(t[0-9a-f]{8})</h1>", staff.get(f"/surveys/{sid}/").text).group(1)
     r = staff.post(f"/surveys/{sid}/try/", data={"csrfmiddlewaretoken": staff.csrf})
     assert "cannot try the survey" in r.text  # nothing rendered yet
-    assert action(staff, sid, "prepare").status_code == 302
-    deadline = time.monotonic() + 300
-    while staff.get(f"/surveys/{sid}/status.json").json()["state"] == "rendering":
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    prepare(staff, sid)
     assert 'id="try"' in staff.get(f"/surveys/{sid}/").text
     r = staff.post(f"/surveys/{sid}/try/", data={"csrfmiddlewaretoken": staff.csrf},
                    allow_redirects=False)
@@ -457,11 +459,7 @@ def test_try_before_opening_then_edit_and_delete(stack, survey_score):
     assert action(staff, sid, "edit").status_code == 302
     assert stack.sql("SELECT COUNT(*) FROM surveys_participant WHERE token = %s", token)[0][0] == 0
     assert staff.get(f"/surveys/p/{token}/state.json").status_code == 404
-    assert action(staff, sid, "prepare").status_code == 302
-    deadline = time.monotonic() + 300
-    while staff.get(f"/surveys/{sid}/status.json").json()["state"] == "rendering":
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    prepare(staff, sid)
     clips = [stack.media / a for (a,) in stack.sql(
         "SELECT st.audio FROM surveys_stimulus st JOIN surveys_survey s ON st.survey_id = s.id "
         "WHERE s.title = %s", title)]
