@@ -2,7 +2,8 @@
 
     python bench/align_bench.py [--data ../shared/data] [--limit N] [--json OUT]
 
-For every row of ``split.csv`` with a ``perf_midi`` (40 in ../shared/data), aligns the MIDI to
+For every row of ``split.csv`` with a ``perf_midi`` and a score file (38 of the 40 in
+../shared/data), aligns the MIDI to
 its score with ``render.align.align_midi`` (what the web app does with an uploaded reference)
 and compares the result with the match file's alignment: the share of the match file's matched
 notes that the automatic alignment maps to the same performed onset (within 20 ms), the matched,
@@ -60,6 +61,10 @@ def main(argv=None) -> int:
         print(f"error: {split}: no such file", file=sys.stderr)
         return 2
     rows = [r for r in csv.DictReader(open(split)) if r.get("perf_midi")]
+    no_score = [r for r in rows if r.get("score_file_present", "True") != "True"]
+    if no_score:
+        print(f"{len(no_score)} of {len(rows)} files left out: their score file is not in the corpus")
+    rows = [r for r in rows if r not in no_score]
     if args.limit:
         rows = rows[: args.limit]
     warnings.simplefilter("ignore")
@@ -82,6 +87,8 @@ def main(argv=None) -> int:
     secs = np.array([r["seconds"] for r in ok])
     summary = {"files": len(results), "failed": len(results) - len(ok),
                "agree_median": float(np.median(agree)) if len(ok) else None,
+               "agree_mean": float(agree.mean()) if len(ok) else None,
+               "over_97": int((agree > 0.97).sum()),
                "agree_min": float(agree.min()) if len(ok) else None,
                "agree_max": float(agree.max()) if len(ok) else None,
                "seconds_median": float(np.median(secs)) if len(ok) else None,
@@ -91,6 +98,7 @@ def main(argv=None) -> int:
         return 1
     print(f"\n{summary['files']} files, {summary['failed']} failed; agreement with the match files "
           f"(onsets within {1000 * ONSET_TOL_SEC:.0f} ms): median {100 * summary['agree_median']:.1f} %, "
+          f"mean {100 * summary['agree_mean']:.1f} %, {summary['over_97']} over 97 %, "
           f"min {100 * summary['agree_min']:.1f} %, max {100 * summary['agree_max']:.1f} %; "
           f"{summary['seconds_median']:.1f} s median per file (max {summary['seconds_max']:.1f} s)")
     if args.json:
