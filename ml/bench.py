@@ -88,15 +88,18 @@ def train_rate(renderer, steps: int = 3, batch: int = 64, window: int = 120) -> 
     torch.manual_seed(0)
     m = CVRNN(renderer.model.cfg).train()
     opt = torch.optim.Adam(m.parameters())
-    from render.features import FEATURE_CLASSES
+    from render.features import BEAT_FEATURES, FEATURE_CLASSES
+    m.score.cnn.to(memory_format=torch.channels_last)  # as ml.train does
     feat = torch.stack([torch.randint(0, k, (batch, window)) for k in FEATURE_CLASSES.values()], -1)
+    beats = torch.randn(batch, BEAT_FEATURES, 192)
+    beat_pos = torch.sort(torch.randint(64, 128, (batch, window)), -1).values
     roll = (torch.rand(batch, 96, 512) < 0.05).float()
     pos = torch.sort(torch.randint(20, 108, (batch, window)), -1).values
     x = torch.stack([torch.randint(0, k, (batch, window)) for k in HEADS.values()], -1)
     mask = torch.ones(batch, window, dtype=torch.bool)
     t0 = time.perf_counter()
     for _ in range(steps):
-        logits, qp, _ = m(feat, roll, pos, x, mask, m.init_state(batch), truncate=30)
+        logits, qp, _ = m(feat, roll, pos, beats, beat_pos, x, mask, m.init_state(batch), truncate=30)
         loss, _ = elbo_loss(logits, x, mask, qp)
         opt.zero_grad()
         loss.backward()

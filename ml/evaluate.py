@@ -14,14 +14,13 @@ default .cache/eval/<hash of DIR>; ``--cache .cache/dataset`` reuses the trainin
     primed prior, and z = the prior mean (x sampled from the heads, as the renderer does; also
     greedy x for the prior mean). Baseline "prime-mean": the mean of the 20 priming notes.
     Pooled r, within-performance r and MAE per parameter (ml.metrics).
-(b) Whole pieces: per work the score of its longest performance is rendered from the score
-    alone by the model (``--seeds`` samples of the prior, and z = 0), deadpan and the humanizer
-    (``--seeds`` seeds); every rendering and every human is encoded with the same written
-    tempo (the median over the work's performances of the builder's written tempo, per note)
-    and compared with each human performance on the notes both played (r of a constant series
-    counts as 0); every pair of pianists of the work gives the ceiling.
-(c) Variety: spread across model samples over spread across the work's pianists (tempo and
-    velocity, per note std averaged over the notes every pianist played).
+(b) Whole pieces (ml.wholepiece, DESIGN section 5 v2 protocol): per work the score is rendered
+    from the score alone with one scalar tempo (the pianists' median speed), the model sampled
+    (``--seeds`` takes) and its point estimate, the humanizer and deadpan, each compared with
+    every pianist (mean r and MAE) and with the pianists' mean curve: beat log tempo, velocity per
+    note and per beat, duration and onset deviation; pianist pairs as the ceiling.
+(c) Variety: spread across model takes over spread across the work's pianists (beat tempo,
+    velocity). ``--plots DIR`` draws the tempo and velocity curves of a few works (PNG).
 """
 from __future__ import annotations
 
@@ -45,31 +44,29 @@ import torch.nn.functional as F  # noqa: E402
 from ml import metrics as M  # noqa: E402
 from ml.data import load_piece, window_arrays  # noqa: E402
 from ml.model import HEADS, classes_to_targets, targets_to_classes  # noqa: E402
-from render.dataset import build_work, perf_key, read_split, unpack  # noqa: E402
-from render.encoding import encode  # noqa: E402
+from ml import wholepiece as WP  # noqa: E402
+from render.dataset import build_work, load_aligned_cached, perf_key, read_split, unpack, xml_markings  # noqa: E402
 
 PRIME, HORIZONS = 20, (10, 40)
 METHODS_A = M.METHODS_A
 
 
 # -- data ------------------------------------------------------------------------------------
-def default_cache(data: Path, tempo_window_beat: float = 8.0) -> Path:
-    key = str(data.resolve()) + ("" if tempo_window_beat == 8.0 else f"|{tempo_window_beat:g}")
-    return Path(".cache/eval") / hashlib.sha1(key.encode()).hexdigest()[:12]
+def default_cache(data: Path) -> Path:
+    return Path(".cache/eval") / hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:12]
 
 
-def ensure_cache(data: Path, rows: list[dict], cache: Path, jobs: int = 1, tempo_window_beat: float = 8.0,
+def ensure_cache(data: Path, rows: list[dict], cache: Path, jobs: int = 1,
                  ) -> tuple[list[tuple[dict, Path]], list[dict]]:
     """Encode every performance of ``rows`` not yet in ``cache`` (render.dataset format),
-    one work per task, ``jobs`` processes, the tempo targets against a local reference over
-    ``tempo_window_beat`` beats (the window the model was trained with).
+    one work per task, ``jobs`` processes.
 
     Returns [(row, npz path)] of the usable ones and the problems met (failed builds).
     """
     by_work = defaultdict(list)
     for r in rows:
         by_work[(r["corpus"], r["work"])].append(r)
-    problems, tasks = [], [(rs, data, cache, cache, tempo_window_beat) for rs in by_work.values()]
+    problems, tasks = [], [(rs, data, cache, cache) for rs in by_work.values()]
     if jobs > 1:
         from multiprocessing import Pool
         with Pool(jobs) as pool:
@@ -87,7 +84,7 @@ def ensure_cache(data: Path, rows: list[dict], cache: Path, jobs: int = 1, tempo
 
 def load_arrays(path: Path) -> dict:
     with np.load(path) as z:
-        d = {k: z[k] for k in ("target", "onset_beat", "written_bpm", "score_id", "perf")}
+        d = {k: z[k] for k in ("target", "onset_beat", "marked_bpm", "score_id", "perf")}
         d["meta"] = json.loads(str(z["meta"]))
     return d
 
@@ -95,12 +92,15 @@ def load_arrays(path: Path) -> dict:
 # -- the model, batched over start points ------------------------------------------------------
 @torch.inference_mode()
 def piece_features(model, piece, block: int = 512) -> torch.Tensor:
-    """c (M, c_dim) over a performance's matched notes, score GRU state carried across blocks."""
+    """c (M, c_dim) over a performance's matched notes, score GRU state carried across blocks;
+    the beat context over the whole score once."""
     enc, hs, out = model.score, None, []
+    ctx = enc.context(torch.from_numpy(piece.beat_ctx.T.copy())[None])
     for s in range(0, piece.n, block):
-        feat, roll, pos, _ = window_arrays(piece, s, min(s + block, piece.n))
+        feat, roll, pos, *_ = window_arrays(piece, s, min(s + block, piece.n))
+        bp = torch.from_numpy(piece.beat[s:min(s + block, piece.n)].astype(np.int64))[None]
         c, hs = enc(torch.from_numpy(feat.astype(np.int64))[None], torch.from_numpy(roll).float()[None],
-                    torch.from_numpy(pos.astype(np.int64))[None], hs)
+                    torch.from_numpy(pos.astype(np.int64))[None], None, bp, hs, ctx=ctx)
         out.append(c[0])
     return torch.cat(out)
 
@@ -109,7 +109,7 @@ def piece_features(model, piece, block: int = 512) -> torch.Tensor:
 def prime_batch(model, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Teacher-forced inference network from the zero state, z = posterior mean.
 
-    c (V, T, c_dim), x (V, T, 4) long classes -> h (layers, V, H). Same steps as Renderer.prime.
+    c (V, T, c_dim), x (V, T, H) long classes -> h (layers, V, H). Same steps as Renderer.prime.
     """
     V, T = x.shape[:2]
     h = model.init_state(V)[0]
@@ -122,11 +122,13 @@ def prime_batch(model, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def decode_batch(model, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, *, z_mode: str,
-                 greedy: bool = False) -> torch.Tensor:
+                 greedy: bool = False, scope: torch.Tensor | None = None, x_prev: torch.Tensor | None = None,
+                 ) -> torch.Tensor:
     """Free-running generation for V streams with their own features.
 
     c (V, T, c_dim), h (layers, V, H); z_mode 'zero' | 'prior' (sample) | 'prior_mean';
-    greedy takes each head's most likely class instead of sampling it. Returns classes (V, T, 4).
+    greedy takes each head's most likely class instead of sampling it; scope (V, T, heads) bool
+    and x_prev (V, heads) as in Renderer.decode_steps. Returns classes (V, T, heads).
     The random draws follow Renderer.decode_steps (z noise, then one uniform per head).
     """
     V, T = c.shape[:2]
@@ -159,28 +161,34 @@ def decode_batch(model, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, 
                 cdf = torch.softmax(part, -1).cumsum(-1)
                 cls.append((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
         x = torch.stack(cls, -1)
+        if scope is not None and x_prev is not None:
+            x = torch.where(scope[:, t], x, x_prev)
+        x_prev = x
         h = model.step_state(h, c_state[:, t] + F.linear(model.embed_x(x), W_phi) + F.linear(ps, W_psi))
         out.append(x)
     return torch.stack(out, 1)
 
 
 def table2_performance(model, piece, starts: np.ndarray, seed: int) -> dict:
-    """Predictions (S, 40, 4) of every method and the human values for one performance."""
+    """Predictions (S, 40, 4) of every method and the human values for one performance
+    (the four parameters of the paper's Table 2; the pedal heads are decoded, not scored)."""
     horizon = max(HORIZONS)
     target = piece.target.astype(np.int64)
-    human = M.gather_windows(target, starts, horizon).astype(float)
-    preds = {"prime_mean": M.prime_mean(target, starts, PRIME, horizon)}
+    human = M.gather_windows(target, starts, horizon).astype(float)[..., :4]
+    preds = {"prime_mean": M.prime_mean(target[:, :4], starts, PRIME, horizon)}
     c = piece_features(model, piece)
     x = targets_to_classes(torch.from_numpy(target))
     prime_idx = torch.from_numpy(starts[:, None] - PRIME + np.arange(PRIME)[None])
     next_idx = torch.from_numpy(starts[:, None] + np.arange(horizon)[None])
     h = prime_batch(model, c[prime_idx], x[prime_idx])
     gen = torch.Generator().manual_seed(seed)
+    scope = torch.from_numpy(piece.scope)[next_idx]
+    x_prev = x[torch.from_numpy(starts - 1)]
     for name, z_mode, greedy in (("model_z0", "zero", False), ("model_prior", "prior", False),
                                  ("model_prior_mean", "prior_mean", False),
                                  ("model_prior_mean_greedy", "prior_mean", True)):
-        cls = decode_batch(model, c[next_idx], h, gen, z_mode=z_mode, greedy=greedy)
-        preds[name] = classes_to_targets(cls).numpy().astype(float)
+        cls = decode_batch(model, c[next_idx], h, gen, z_mode=z_mode, greedy=greedy, scope=scope, x_prev=x_prev)
+        preds[name] = classes_to_targets(cls).numpy().astype(float)[..., :4]
     return {"human": human, **preds}
 
 
@@ -204,29 +212,36 @@ def table2(model, pieces: list, n_starts: int, seed: int) -> dict:
 
 
 # -- whole pieces --------------------------------------------------------------------------------
-def work_score(row: dict, data: Path, cache: Path):
-    """The score as the row's pianist played it (match file), written dynamics from the MusicXML;
-    its notes are kept in the cache (a match file takes seconds to parse)."""
+def work_score(rows: list[dict], data: Path, cache: Path):
+    """The score of a work as its longest performance played it (repeats unfolded as played),
+    with written dynamics, markings and marked tempo from the MusicXML; and W per note (bpm)."""
+    from render.encoding import marked_tempo
+    from render.marks import marks_by_base_id
     from render.score import Score
-    dst = cache / "unpacked" / ".eval_scores" / f"{perf_key(row['match_file'])}.npy"
-    if dst.exists():
-        return Score(notes=np.load(dst), source=str(dst))
-    from render.dataset import _xml_markings
-    from render.performance import load_aligned
-    score = load_aligned(unpack(data / row["match_file"], cache / "unpacked", row["match_file"])).score
-    notes = score.notes.copy()
+    row = max(rows, key=lambda r: int(r.get("score_notes") or 0))
+    key = perf_key(row["match_file"])
+    aligned = cache / "aligned" / f"{key}.npz"
+    match = aligned if aligned.is_file() else unpack(data / row["match_file"], cache / "unpacked", row["match_file"])
+    perf = load_aligned_cached(match, aligned)
+    notes, marks = perf.score.notes.copy(), None
+    tempo = np.full(len(notes), np.nan)
     if row.get("score_file") and row.get("score_file_present", "True") == "True":
         try:
-            vel, _ = _xml_markings(unpack(data / row["score_file"], cache / "unpacked", row["score_file"]))
-            notes["velocity_written"] = [vel.get(b, 0) for b in score.base_ids()]
+            mk = cache / "markings" / (row["score_file"].replace("/", "__").removesuffix(".xz") + ".npz")
+            src = mk if mk.is_file() else unpack(data / row["score_file"], cache / "unpacked", row["score_file"])
+            info = xml_markings(src, mk)
+            table = {nid: i for i, nid in enumerate(info["ids"].tolist())}
+            j = np.array([table.get(b, -1) for b in perf.score.base_ids().tolist()])
+            notes["velocity_written"] = np.where(j >= 0, info["velocity"][np.maximum(j, 0)], 0)
+            tempo = np.where(j >= 0, info["tempo_bpm"][np.maximum(j, 0)], np.nan)
+            marks = marks_by_base_id(notes["id"], info["ids"], info["marks"])
         except Exception as exc:  # markings are optional; the notes are in the match file
-            print(f"warning: {row['score_file']}: no written dynamics ({exc})", file=sys.stderr)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    np.save(dst, notes)
-    return Score(notes=notes, source=str(dst))
+            print(f"warning: {row['score_file']}: no markings ({exc})", file=sys.stderr)
+    notes["tempo_bpm"] = tempo
+    return Score(notes=notes, marks=marks, source=str(match)), marked_tempo(tempo)
 
 
-def with_written_tempo(score, written: np.ndarray):
+def with_tempo(score, written: np.ndarray):
     """A copy of ``score`` whose tempo (notes and marks) is ``written`` (N,) bpm."""
     from render.score import TEMPO_DTYPE, Score
     notes = score.notes.copy()
@@ -234,105 +249,79 @@ def with_written_tempo(score, written: np.ndarray):
     change = np.flatnonzero(np.concatenate([[True], np.abs(np.diff(written)) > 1e-6]))
     marks = np.array([(notes["onset_beat"][i], written[i], f"q={written[i]:g}") for i in change], TEMPO_DTYPE)
     _, keep = np.unique(marks["onset_beat"], return_index=True)
-    return Score(notes=notes, tempo_marks=marks[np.sort(keep)], source=score.source)
+    return Score(notes=notes, tempo_marks=marks[np.sort(keep)], source=score.source, marks=score.marks)
 
 
-def common_written(score_ids: np.ndarray, humans: list[dict]) -> np.ndarray:
-    """Per score note, the median of the performances' written tempi (bpm), filled along the score."""
-    vals = defaultdict(list)
-    for h in humans:
-        for sid, w in zip(h["score_id"].tolist(), h["written_bpm"].tolist()):
-            vals[sid].append(w)
-    w = np.array([np.median(vals[s]) if s in vals else np.nan for s in score_ids.tolist()])
-    ok = np.flatnonzero(np.isfinite(w))
-    if len(ok) == 0:
-        return np.full(len(w), float(np.median(np.concatenate([h["written_bpm"] for h in humans]))))
-    return w[ok[np.clip(np.searchsorted(ok, np.arange(len(w)), side="right") - 1, 0, None)]]
-
-
-def encoded(onset_beat, written, onset_sec, duration_sec, velocity, is_grace=None) -> np.ndarray:
-    enc, _, _ = encode(np.asarray(onset_beat, float), np.asarray(written, float), np.asarray(onset_sec, float),
-                       np.asarray(duration_sec, float), np.asarray(velocity, float), is_grace)
-    return np.stack([enc[k] for k in M.PARAMS], 1).astype(float)
-
-
-def whole_work(renderer, score, humans: list[dict], seeds: int, seed: int, temperature: float | None = None) -> dict:
-    """Renderings of one work against its human performances; agreement, ceiling and variety."""
+def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, seed: int,
+               temperature: float | None = None, plot: Path | None = None, title: str = "") -> dict:
+    """Renderings of one work from the score alone against its pianists (ml.wholepiece)."""
     from render.baselines import deadpan, humanize
-    ids = score.notes["id"]
-    written = common_written(ids, humans)
-    score = with_written_tempo(score, written)
     n = score.notes
-    pos = {s: i for i, s in enumerate(ids.tolist())}
+    pianists = []
+    grace_of = dict(zip(n["id"].tolist(), n["is_grace"].tolist()))
+    for h in humans:
+        ok = np.isfinite(h["marked_bpm"])
+        h["is_grace"] = np.array([grace_of.get(i, False) for i in h["score_id"].tolist()], bool)
+        pianists.append(WP.curves(h["score_id"][ok], h["onset_beat"][ok], h["perf"][ok, 0], h["perf"][ok, 1],
+                                  h["perf"][ok, 2], h["marked_bpm"][ok], h["is_grace"][ok]))
+    gs = [tempo_g(h) for h in humans]
+    speed = float(np.median(gs))                       # the one scalar taken from the pianists
+    written = W * speed
+    base = float(np.clip(written[0], 20.0, 400.0))
+    sw = with_tempo(score, written)
 
-    def enc_rendering(r):
-        return encoded(n["onset_beat"], written, r["onset_sec"], r["duration_sec"], r["velocity"], n["is_grace"])
+    def as_curves(r):
+        r = np.sort(r, order="index") if "index" in r.dtype.names else r
+        return WP.curves(n["id"], n["onset_beat"], r["onset_sec"], r["duration_sec"], r["velocity"], W, n["is_grace"])
 
     kw = {} if temperature is None else {"temperature": temperature}
-    chunks = np.concatenate(list(renderer.render(score, seed=seed, mode="prior", variations=seeds,
-                                                 chunk_notes=4096, **kw)))
-    model = [enc_rendering(np.sort(chunks[chunks["variation"] == v], order="index")) for v in range(seeds)]
-    z0 = np.concatenate(list(renderer.render(score, seed=seed, mode="fixed", chunk_notes=4096, **kw)))
-    rend = {"model": model, "model_z0": [enc_rendering(np.sort(z0, order="index"))],
-            "deadpan": [enc_rendering(deadpan(score))],
-            "humanizer": [enc_rendering(humanize(score, seed=seed + s)) for s in range(seeds)]}
-    hum = []  # (score-note indices, encoded (M, 4)) per human, notes outside the score dropped
-    for h in humans:
-        idx = np.array([pos.get(s, -1) for s in h["score_id"].tolist()])
-        w_h = np.where(idx >= 0, written[np.maximum(idx, 0)], h["written_bpm"])
-        e = encoded(h["onset_beat"], w_h, h["perf"][:, 0], h["perf"][:, 1], h["perf"][:, 2])
-        hum.append((idx[idx >= 0], e[idx >= 0]))
-    res = {k: M.mean_of([M.compare(r[i], e) for r in rs for i, e in hum]) for k, rs in rend.items()}
-    pairs = []
-    for k, (ia, a) in enumerate(hum):
-        for ib, b in hum[k + 1:]:
-            _, ja, jb = np.intersect1d(ia, ib, return_indices=True)
-            pairs.append(M.compare(a[ja], b[jb]))
-    res["human_pairs"] = M.mean_of(pairs) if pairs else None
-    res["n_humans"], res["n_notes"] = len(hum), int(len(n))
-    if len(hum) >= 2:
-        common = np.array(sorted(set.intersection(*(set(i.tolist()) for i, _ in hum))), int)
-        if len(common) >= 2:
-            H = np.stack([e[np.intersect1d(i, common, return_indices=True)[1]] for i, e in hum])
-            Mo = np.stack(model)[:, common]
-            var = {}
-            for k, name in ((0, "velocity"), (3, "tempo_dev_bpm")):
-                sm, sh = M.spread(Mo[:, :, k]), M.spread(H[:, :, k])
-                var[name] = {"model_spread": sm, "human_spread": sh, "ratio": sm / sh if sh > 0 else float("nan")}
-            res["variety"] = dict(var, n_notes=int(len(common)))
+    takes = np.concatenate(list(renderer.render(score, seed=seed, mode="prior", variations=seeds,
+                                                base_tempo_bpm=base, chunk_notes=4096, **kw)))
+    point = np.concatenate(list(renderer.render(score, seed=seed, mode="perturb", delta=np.zeros(5),
+                                                temperature=0.0, base_tempo_bpm=base, chunk_notes=4096)))
+    rend = {"model": [as_curves(takes[takes["variation"] == v]) for v in range(seeds)],
+            "model_point": [as_curves(point)],
+            "humanizer": [as_curves(humanize(sw, seed=seed + s)) for s in range(seeds)],
+            "deadpan": [as_curves(deadpan(sw))]}
+    res = WP.work_figures(rend, pianists)
+    res["n_notes"], res["speed_g"] = int(len(n)), speed
+    res["pianist_median_bpm"] = float(np.median([p["median_bpm"] for p in pianists]))
+    if plot is not None:
+        WP.plot_work(plot, f"{title} ({len(pianists)} pianists; model sampled at the default settings)", rend, pianists)
     return res
 
 
+def tempo_g(h: dict) -> float:
+    """A pianist's overall speed relative to the marked tempo."""
+    from render.encoding import tempo_ratio
+    ok = np.isfinite(h["marked_bpm"])
+    grace = h["is_grace"][ok] if "is_grace" in h else None
+    return tempo_ratio(h["onset_beat"][ok], h["perf"][ok, 0], h["marked_bpm"][ok], grace)
+
+
+KINDS = ("model", "model_point", "humanizer", "deadpan")
+
+
 def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, seed: int,
-                 temperature: float | None = None) -> dict:
+                 temperature: float | None = None, plots: Path | None = None, n_plots: int = 6) -> dict:
     """Run `whole_work` on every work; per-work results and means over works."""
     per_work = {}
-    for w, (rows, arrays) in sorted(works.items()):
-        ref = max(range(len(rows)), key=lambda i: len(arrays[i]["score_id"]))
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+    for i, (w, (rows, arrays)) in enumerate(sorted(works.items(), key=lambda kv: (-len(kv[1][0]), kv[0]))):
         t0 = time.time()
+        png = plots / (w.replace("/", "_") + ".png") if plots is not None and i < n_plots else None
         try:
-            per_work[w] = whole_work(renderer, work_score(rows[ref], data, cache), arrays, seeds, seed,
-                                      temperature=temperature)
+            score, W = work_score(rows, data, cache)
+            per_work[w] = whole_work(renderer, score, W, arrays, seeds, seed, temperature=temperature, plot=png,
+                                     title=w)
         except ValueError as exc:  # RenderError included: a score that cannot be read or rendered
             print(f"warning: {w}: left out of the whole-piece comparison ({exc})", file=sys.stderr)
             per_work[w] = {"error": str(exc)[:300]}
             continue
         per_work[w]["seconds"] = round(time.time() - t0, 1)
-        print(f"  {w}: {per_work[w]['n_humans']} humans, {per_work[w]['seconds']} s", file=sys.stderr)
-    out = {"per_work": per_work, "mean": {}, "mean_all_works": {}}
-    done = {w: r for w, r in per_work.items() if "error" not in r}
-    multi = [w for w, r in done.items() if r["human_pairs"] is not None]
-    for key in ("model", "model_z0", "humanizer", "deadpan", "human_pairs"):
-        out["mean"][key] = M.average([per_work[w][key] for w in multi])
-        if key != "human_pairs":
-            out["mean_all_works"][key] = M.average([r[key] for r in done.values()])
-    ratios = {name: [per_work[w]["variety"][name]["ratio"] for w in multi if "variety" in per_work[w]]
-              for name in ("velocity", "tempo_dev_bpm")}
-    out["variety"] = {k: {"mean_ratio": float(np.nanmean(v)) if v else float("nan"),
-                          "geo_mean_ratio": float(np.exp(np.nanmean(np.log(v)))) if v else float("nan")}
-                      for k, v in ratios.items()}
-    out["works_with_pairs"] = multi
-    return out
+        print(f"  {w}: {per_work[w]['n_pianists']} pianists, {per_work[w]['seconds']} s", file=sys.stderr)
+    return {"per_work": per_work, "mean": WP.average_works(per_work, list(KINDS))}
 
 
 def main(argv=None) -> int:
@@ -342,8 +331,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, required=True, help="write the results here")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: MODEL_CHECKPOINT, else the shipped one")
     ap.add_argument("--cache", type=Path, default=None, help="encoded performances (default .cache/eval/<hash>)")
-    ap.add_argument("--tempo-window", type=float, default=8.0,
-                    help="beats of the local reference tempo the model was trained with (render.dataset --tempo-window)")
+    ap.add_argument("--head-temperatures", default=None,
+                    help="comma-separated sampling temperature per head (velocity, duration, deviation, tempo, "
+                         "sustain, soft) for the whole-piece renderings (default: the renderer's)")
+    ap.add_argument("--plots", type=Path, default=None, help="draw tempo and velocity curves of a few works here (PNG)")
     ap.add_argument("--starts", type=int, default=100, help="start points per performance (Table 2)")
     ap.add_argument("--seeds", type=int, default=3, help="model and humanizer samples per work")
     ap.add_argument("--max-perfs", type=int, default=0, help="at most this many performances (0 = all)")
@@ -351,9 +342,16 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="processes encoding performances not yet cached")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-whole", action="store_true", help="skip the whole-piece renderings (b, c)")
+    ap.add_argument("--no-table2", action="store_true", help="skip the Table 2 protocol (a)")
     ap.add_argument("--temperature", type=float, default=None,
                     help="sampling temperature of the whole-piece renderings (default: the renderer's)")
     args = ap.parse_args(argv)
+    if args.head_temperatures:
+        try:
+            args.temperature = [float(v) for v in args.head_temperatures.split(",")]
+        except ValueError:
+            print("error: --head-temperatures takes comma-separated numbers", file=sys.stderr)
+            return 2
     if args.starts < 1 or not 1 <= args.seeds <= 64:
         print("error: --starts must be positive and --seeds between 1 and 64", file=sys.stderr)
         return 2
@@ -362,7 +360,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     from ml.inference import Renderer
     try:
-        rows = [r for r in read_split(args.data) if r["split"] == args.split]
+        from ml.data import EXTRA_VAL_WORKS
+        rows = [r for r in read_split(args.data) if r["split"] == args.split
+                or (args.split == "val" and r["split"] == "train" and r["work"] in EXTRA_VAL_WORKS)]
         renderer = Renderer.load(args.checkpoint, device="cpu")
     except (FileNotFoundError, KeyError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -372,8 +372,8 @@ def main(argv=None) -> int:
     if not rows:
         print(f"error: no performances of split {args.split!r} in {args.data / 'split.csv'}", file=sys.stderr)
         return 2
-    cache = args.cache or default_cache(args.data, args.tempo_window)
-    usable, problems = ensure_cache(args.data, rows, cache, args.jobs, args.tempo_window)
+    cache = args.cache or default_cache(args.data)
+    usable, problems = ensure_cache(args.data, rows, cache, args.jobs)
     if not usable:
         print("error: no performance could be encoded", file=sys.stderr)
         return 2
@@ -386,7 +386,7 @@ def main(argv=None) -> int:
            "temperature": args.temperature,
            "problems": problems, "paper_table2": {p: {str(k): v for k, v in d.items()}
                                                   for p, d in M.PAPER_TABLE2.items()}}
-    res["table2"] = table2(renderer.model, pieces, args.starts, args.seed)
+    res["table2"] = None if args.no_table2 else table2(renderer.model, pieces, args.starts, args.seed)
     res["seconds_table2"] = round(time.time() - t0, 1)
     if not args.no_whole:
         print("whole pieces", file=sys.stderr)
@@ -395,7 +395,7 @@ def main(argv=None) -> int:
             works[r["work"]][0].append(r)
             works[r["work"]][1].append(load_arrays(p))
         res["whole_piece"] = whole_pieces(renderer, works, args.data, cache, args.seeds, args.seed,
-                                          temperature=args.temperature)
+                                          temperature=args.temperature, plots=args.plots)
     res["targets"] = M.targets(res["table2"], res.get("whole_piece"))
     res["seconds"] = round(time.time() - t0, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 One decode step is ~70 small matrix operations at batch 1-16; PyTorch's per-operation dispatch
 (~10-20 us) dominates them on a CPU, numpy's (~1-2 us) does not. The weights are copied once
 from a trained `CVRNN`; the arithmetic is the same as `Renderer.decode_steps`, with inverse-CDF
-sampling of the four heads from one vector of uniforms per note.
+sampling of the heads from one vector of uniforms per note.
 """
 from __future__ import annotations
 
@@ -101,26 +101,33 @@ class NumpyDecoder:
         return np.stack(out)
 
     def decode(self, c_gen: np.ndarray, c_state: np.ndarray, h: np.ndarray, rng: np.random.Generator,
-               *, mode: str = "prior", delta=None, z_fixed=None, temperature: float = 1.0):
+               *, mode: str = "prior", delta=None, z_fixed=None, temperature=1.0, scope=None, x_prev=None):
         """Generate n notes. c_gen, c_state from `precompute`; h (layers, V, H) float32.
 
-        delta / z_fixed: (V, Z) or (n, V, Z). Returns classes (n, V, 4) int64, z (n, V, Z), h.
+        delta / z_fixed: (V, Z) or (n, V, Z); temperature: one number or one per head (0 = the
+        most likely class); scope (n, H) bool: where False the head repeats the previous note's
+        class, x_prev (V, H) the note before the first (see `Renderer.decode_steps`).
+        Returns classes (n, V, H) int64, z (n, V, Z), h.
         """
         # One BLAS thread: these products are tiny, and a second thread only adds hand-offs.
         with _blas_controller().limit(limits=1, user_api="blas"):
-            return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed, temperature)
+            return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed, temperature, scope, x_prev)
 
-    def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed, temperature):
+    def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed, temperature, scope, x_prev):
         n, V = len(c_gen), h.shape[1]
-        Z = self.cfg.z_dim
-        xs = np.empty((n, V, 4), np.int64)
+        Z, nh = self.cfg.z_dim, len(self.sizes)
+        xs = np.empty((n, V, nh), np.int64)
         zs = np.empty((n, V, Z), np.float32)
         lo, hi = self.bounds[:-1], self.bounds[1:]
+        temps = np.broadcast_to(np.asarray(temperature, np.float32), (nh,))
+        greedy = temps <= 0.0
+        inv_t = np.repeat(np.where(greedy, 1.0, 1.0 / np.maximum(temps, 1e-6)), self.sizes).astype(np.float32)
+        scaled = not np.allclose(inv_t, 1.0)
         for i in range(n):
             mo = self.prior(h[-1]) @ self.prior_out[0] + self.prior_out[1]
             mu, lv = mo[:, :Z], mo[:, Z:]
             eps = rng.standard_normal((V, Z), dtype=np.float32)
-            u = rng.random((V, 4), dtype=np.float32)
+            u = rng.random((V, nh), dtype=np.float32)
             if mode == "prior":
                 z = mu + eps * np.exp(0.5 * lv)
             elif mode == "perturb":
@@ -129,21 +136,26 @@ class NumpyDecoder:
                 z = z_fixed if z_fixed.ndim == 2 else z_fixed[i]
             ps = self.psi(z)
             hid = _lrelu(c_gen[i] + ps @ self.g0_psi)
-            logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (V, 1128)
-            if temperature <= 0.0:  # the most likely class of each head
-                for k in range(4):
-                    xs[i, :, k] = logits[:, lo[k]:hi[k]].argmax(-1)
-            else:
-                if temperature != 1.0:
-                    logits *= 1.0 / temperature
-                # Inverse-CDF sampling of the four heads at once: one exp and one running sum
-                # over the concatenated logits; each head's CDF is a difference of that sum.
-                e = np.exp(logits - np.repeat(np.maximum.reduceat(logits, lo, axis=1), self.sizes, axis=1))
+            logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (V, sum(HEADS))
+            if not greedy.all():
+                if scaled:
+                    logits_t = logits * inv_t
+                else:
+                    logits_t = logits
+                # Inverse-CDF sampling of all heads at once: one exp and one running sum over
+                # the concatenated logits; each head's CDF is a difference of that sum.
+                e = np.exp(logits_t - np.repeat(np.maximum.reduceat(logits_t, lo, axis=1), self.sizes, axis=1))
                 cum = np.cumsum(e, -1)
-                before = np.concatenate([np.zeros((V, 1), np.float32), cum[:, hi[:-1] - 1]], 1)   # (V, 4)
+                before = np.concatenate([np.zeros((V, 1), np.float32), cum[:, hi[:-1] - 1]], 1)   # (V, H)
                 thresh = before + u * (cum[:, hi - 1] - before)
                 below = cum < np.repeat(thresh, self.sizes, axis=1)
                 xs[i] = np.minimum(np.add.reduceat(below, lo, axis=1), self.last)
+            for k in np.flatnonzero(greedy):  # the most likely class of these heads
+                xs[i, :, k] = logits[:, lo[k]:hi[k]].argmax(-1)
+            if scope is not None and x_prev is not None:
+                keep = ~scope[i]
+                xs[i][:, keep] = x_prev[:, keep]
+            x_prev = xs[i]
             emb = np.concatenate([tab[xs[i, :, k]] for k, tab in enumerate(self.x_embs)], -1)
             inp = c_state[i] + self.phi(emb) @ self.s_phi + ps @ self.s_psi
             h = self.step_state(h, inp)

@@ -22,15 +22,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ml.data import CNN_STRIDE, MARGIN_FRAMES, roll_crop
-from ml.defaults import DEFAULT_TEMPERATURE
+from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
+from ml.defaults import DEFAULT_TEMPERATURE, HEAD_TEMPERATURE
 from ml.fastdecode import NumpyDecoder
 from ml.model import HEADS, CVRNN, load_model, targets_to_classes
-from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, DecodeState, decode
-from render.features import piano_roll, roll_notes, score_features
+from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, DecodeState, decode
+from render.features import beat_context, beat_index, piano_roll, roll_notes, score_features
 from render.score import DEFAULT_TEMPO_BPM, Score
 
 RENDERED_CHUNK_DTYPE = np.dtype(RENDERED_DTYPE.descr + [("variation", "i2"), ("index", "i4"), ("z", "f4", (5,))])
+
+
+def head_temperatures(temperature: float) -> np.ndarray:
+    """(H,) per-head sampling temperatures for the user's randomness ``temperature`` (0..2):
+    the defaults of `ml.defaults.HEAD_TEMPERATURE` at DEFAULT_TEMPERATURE, scaled in proportion."""
+    return np.array([HEAD_TEMPERATURE[h] for h in HEADS], np.float32) * float(temperature) / DEFAULT_TEMPERATURE
 MODES = ("prior", "perturb", "fixed")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cvrnn.pt"
 LEAD_IN_SEC = 0.3
@@ -50,6 +56,8 @@ class Reference:
     encoded: np.ndarray
     score: Score | None = None
 
+    tempo_ratio: float = 1.0  # g: the performance's overall speed relative to the score's marking
+
     def __post_init__(self):
         if len(self.index) != len(self.encoded) or len(self.index) == 0:
             raise ValueError("a reference needs one encoded value per index, and at least one note")
@@ -63,10 +71,10 @@ class Reference:
 
 def save_reference(path: str | Path, ref: Reference) -> None:
     """Write a Reference (with its score's notes and tempo marks, when it has a score) as .npz."""
-    arrays = dict(index=np.asarray(ref.index, np.int64), encoded=ref.encoded)
+    arrays = dict(index=np.asarray(ref.index, np.int64), encoded=ref.encoded, tempo_ratio=np.float64(ref.tempo_ratio))
     if ref.score is not None:
         arrays.update(notes=ref.score.notes, tempo_marks=ref.score.tempo_marks,
-                      dynamics_marks=ref.score.dynamics_marks)
+                      dynamics_marks=ref.score.dynamics_marks, marks=ref.score.marks)
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
 
@@ -83,10 +91,29 @@ def load_reference(path: str | Path) -> Reference:
         with np.load(path, allow_pickle=False) as z:
             score = None
             if "notes" in z:
-                score = Score(notes=z["notes"], tempo_marks=z["tempo_marks"], dynamics_marks=z["dynamics_marks"])
-            return Reference(index=z["index"], encoded=z["encoded"], score=score)
+                score = Score(notes=z["notes"], tempo_marks=z["tempo_marks"], dynamics_marks=z["dynamics_marks"],
+                              marks=z["marks"] if "marks" in z else None)
+            encoded = z["encoded"]
+            ratio = float(z["tempo_ratio"]) if "tempo_ratio" in z else 1.0
+            if "tempo_dev_bpm" in (encoded.dtype.names or ()):
+                encoded, ratio = _migrate_v1(encoded, z["index"], score)
+            return Reference(index=z["index"], encoded=encoded, score=score, tempo_ratio=ratio)
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{path}: not a saved reference performance ({exc})") from exc
+
+
+def _migrate_v1(encoded: np.ndarray, index: np.ndarray, score: Score | None) -> tuple[np.ndarray, float]:
+    """A reference saved by model v1 (tempo as bpm from the written tempo, no pedal) in v2's
+    form: g the median ratio of its tempo to the written one, the classes the log ratio to g * W.
+    Returns (encoded ENCODED_DTYPE, g)."""
+    out = np.zeros(len(encoded), ENCODED_DTYPE)
+    for k in ("velocity", "duration_100", "deviation_100"):
+        out[k] = encoded[k]
+    w = written_tempi(score, None)[index] if score is not None else np.full(len(encoded), DEFAULT_TEMPO_BPM)
+    ratio = np.maximum(w + encoded["tempo_dev_bpm"], 10.0) / w
+    g = float(np.median(ratio))
+    out["tempo_log_50"] = np.clip(np.round(TEMPO_STEPS_PER_OCTAVE * np.log2(ratio / g)), -50, 49)
+    return out, g
 
 
 def written_tempi(score: Score, base_tempo_bpm: float | None) -> np.ndarray:
@@ -125,10 +152,16 @@ class Renderer:
     # -- score features -------------------------------------------------------------------
     @torch.inference_mode()
     def score_blocks(self, score: Score, written: np.ndarray, block: int = 256):
-        """Yield (start, c) with c (n, c_dim) for consecutive blocks of notes."""
-        feat, frame = score_features(score.notes, written)
+        """Yield (start, c) with c (n, c_dim) for consecutive blocks of notes.
+
+        The non-causal beat context runs once over the whole score first (a few ms: the first
+        block waits for it), the CNN, MLP and score GRU block by block."""
+        feat, frame = score_features(score.notes, written, score.marks)
         roll = piano_roll(roll_notes(score.notes))
         enc, hs = self.model.score, None
+        beats = torch.from_numpy(beat_context(score.notes, written, score.marks).T.copy()).to(self.device)[None]
+        ctx = enc.context(beats)                                          # (1, ctx_out, n_beats)
+        bidx = torch.from_numpy(beat_index(score.notes["onset_beat"])).to(self.device)
         for s in range(0, len(feat), block):
             e = min(s + block, len(feat))
             f0 = (int(frame[s]) - MARGIN_FRAMES) // CNN_STRIDE * CNN_STRIDE
@@ -136,7 +169,7 @@ class Renderer:
             crop = torch.from_numpy(roll_crop(roll, f0, length)).float().to(self.device)[None]
             pos = torch.from_numpy((frame[s:e] - f0) // CNN_STRIDE).long().to(self.device)[None]
             ft = torch.from_numpy(feat[s:e].astype(np.int64)).to(self.device)[None]
-            c, hs = enc(ft, crop, pos, hs)
+            c, hs = enc(ft, crop, pos, None, bidx[s:e][None], hs, ctx=ctx)
             yield s, c[0]
 
     # -- the recurrent core -----------------------------------------------------------------
@@ -144,7 +177,7 @@ class Renderer:
     def prime(self, c: torch.Tensor, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         """Run the inference network over a human performance (teacher forcing, z = posterior mean).
 
-        c (M, c_dim) score features of the reference notes, x (M, 4) long classes;
+        c (M, c_dim) score features of the reference notes, x (M, H) long classes;
         h (layers, V, H) or None. Returns the primed state (layers, V, H).
         """
         m = self.model
@@ -162,11 +195,14 @@ class Renderer:
     @torch.inference_mode()
     def decode_steps(self, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, *, mode: str = "prior",
                      delta: torch.Tensor | None = None, z_fixed: torch.Tensor | None = None,
-                     temperature: float = 1.0):
+                     temperature=1.0, scope: np.ndarray | None = None, x_prev: torch.Tensor | None = None):
         """Generate notes for features c (n, c_dim) from state h (layers, V, H).
 
-        delta: (V, Z) or (n, V, Z) for ``perturb``; z_fixed: (V, Z) or (n, V, Z) for ``fixed``.
-        Returns classes (n, V, 4) long, z (n, V, Z), new h.
+        delta: (V, Z) or (n, V, Z) for ``perturb``; z_fixed: (V, Z) or (n, V, Z) for ``fixed``;
+        temperature: one number or (H,) per head (0 = the most likely class); scope (n, H) bool:
+        where False the head repeats the previous note's class (the tempo within a beat, the
+        pedal within a chord), x_prev (V, H) the note before the first.
+        Returns classes (n, V, H) long, z (n, V, Z), new h.
         """
         m = self.model
         n_notes, V = c.shape[0], h.shape[1]
@@ -178,6 +214,7 @@ class Renderer:
         c_gen = F.linear(c, g0.weight[:, :cu], g0.bias)                   # (n, U)
         Wg_psi = g0.weight[:, cu:]
         sizes = list(HEADS.values())
+        temps = np.broadcast_to(np.asarray(temperature, np.float32), (len(sizes),))
         xs, zs = [], []
         for i in range(n_notes):
             mu, lv = m.prior_params(h[-1])
@@ -194,12 +231,16 @@ class Renderer:
             u = torch.rand((V, len(sizes)), generator=gen, device=mu.device)
             cls = []
             for k, part in enumerate(logits.split(sizes, -1)):
-                if temperature <= 0.0:
+                if temps[k] <= 0.0:
                     cls.append(part.argmax(-1))
                     continue
-                cdf = torch.softmax(part / temperature, -1).cumsum(-1)
+                cdf = torch.softmax(part / float(temps[k]), -1).cumsum(-1)
                 cls.append((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
             x = torch.stack(cls, -1)
+            if scope is not None and x_prev is not None:
+                keep = torch.from_numpy(~scope[i]).to(x.device)
+                x = torch.where(keep, x_prev, x)
+            x_prev = x
             inp = c_state[i] + F.linear(m.embed_x(x), W_phi) + F.linear(ps, W_psi)
             h = m.step_state(h, inp)
             xs.append(x), zs.append(z)
@@ -216,9 +257,11 @@ class Renderer:
 
         delta: 5 numbers, or an (N, 5) per-note curve, for ``perturb``; z: 5 numbers or (N, 5) for
         ``fixed`` (default zeros). expressiveness scales the deviations from a deadpan rendering
-        (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated). temperature sharpens
-        (<1) or flattens (>1) the four categorical heads before sampling; 0 takes the most likely
-        class. Raises ValueError on a bad argument.
+        (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated). temperature is the
+        note-level randomness: 0 takes each head's most likely class, the default the per-head
+        temperatures of `ml.defaults.HEAD_TEMPERATURE`, others scale them. base_tempo_bpm sets
+        the first marked tempo (the others keep their ratios); without it a ``reference`` sets the
+        speed (its pianist's overall ratio to the marking). Raises ValueError on a bad argument.
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -226,8 +269,14 @@ class Renderer:
             raise ValueError("variations must be between 1 and 64")
         if not 0.0 <= expressiveness <= 3.0:
             raise ValueError("expressiveness must be between 0 and 3")
-        if not 0.0 <= temperature <= 2.0:
-            raise ValueError("temperature must be between 0 and 2")
+        if np.ndim(temperature) == 0:
+            if not 0.0 <= temperature <= 2.0:
+                raise ValueError("temperature must be between 0 and 2")
+            temps = head_temperatures(temperature)
+        else:  # one temperature per head (evaluation sweeps)
+            temps = np.asarray(temperature, np.float32)
+            if temps.shape != (len(HEADS),) or np.any(temps < 0) or np.any(temps > 2):
+                raise ValueError(f"per-head temperatures must be {len(HEADS)} numbers between 0 and 2")
         if base_tempo_bpm is not None and not 20 <= base_tempo_bpm <= 400:
             raise ValueError("base tempo must be between 20 and 400 bpm")
         if chunk_notes < 1:
@@ -237,6 +286,8 @@ class Renderer:
         z_t = self._per_note(z if z is not None else np.zeros(Z), N, V, "z") if mode == "fixed" else None
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         written = written_tempi(score, base_tempo_bpm)
+        if reference is not None and base_tempo_bpm is None:
+            written = written * float(reference.tempo_ratio)
         h = self.model.init_state(V, self.device)[0]
         blocks = self.score_blocks(score, written)
         if reference is not None:
@@ -250,10 +301,13 @@ class Renderer:
                 c_all = torch.cat([c for _, c in blocks])
             else:  # another piece: prime on the reference's own score, then continue on this one
                 rs = reference.score
-                c_all = torch.cat([c for _, c in self.score_blocks(rs, written_tempi(rs, None))])
+                c_all = torch.cat([c for _, c in self.score_blocks(rs, written_tempi(rs, None) * reference.tempo_ratio)])
             h = self.prime(c_all[torch.from_numpy(reference.index).to(self.device)], x_ref, h)
         states = [None] * V
+        pedal_prev = [(-1, -1)] * V
         rng = np.random.default_rng(int(seed))
+        scope = head_scope_mask(score.notes["onset_beat"])
+        x_prev = None
         if self.fast is not None:
             h = h.cpu().numpy()
             delta_t = None if delta_t is None else delta_t.cpu().numpy()
@@ -269,11 +323,13 @@ class Renderer:
                 if self.fast is not None:
                     part = slice(s, s + len(idx))
                     x, zz, h = self.fast.decode(c_gen[part], c_state[part], h, rng, mode=mode, delta=d, z_fixed=zf,
-                                                 temperature=temperature)
+                                                 temperature=temps, scope=scope[sl], x_prev=x_prev)
                 else:
+                    xp = None if x_prev is None else torch.from_numpy(x_prev).to(self.device)
                     x, zz, h = self.decode_steps(c[s:s + len(idx)], h, gen, mode=mode, delta=d, z_fixed=zf,
-                                                 temperature=temperature)
+                                                 temperature=temps, scope=scope[sl], x_prev=xp)
                     x, zz = x.cpu().numpy(), zz.cpu().numpy()
+                x_prev = x[-1]
                 yield self._to_notes(score, idx, written[idx], x, zz, states, expressiveness)
 
     def _per_note(self, value, N, V, name):
@@ -286,7 +342,7 @@ class Renderer:
                          f"({N} x {self.cfg.z_dim}); got shape {a.shape}")
 
     def _to_notes(self, score, idx, written, x, z, states, e):
-        """Classes (n, V, 4) -> RENDERED_CHUNK_DTYPE rows, variation-major within the chunk."""
+        """Classes (n, V, H) -> RENDERED_CHUNK_DTYPE rows, variation-major within the chunk."""
         notes = score.notes[idx]
         out = []
         for v in range(x.shape[1]):
@@ -299,7 +355,8 @@ class Renderer:
             scaled = np.exp(np.log(np.maximum(written_100, 1)) + e * (np.log(dur) - np.log(np.maximum(written_100, 1))))
             enc["duration_100"] = np.clip(np.round(np.where(written_100 > 0, scaled, dur)), 1, 800)
             enc["deviation_100"] = np.round((x[:, v, 2] - 50) * e)
-            enc["tempo_dev_bpm"] = np.round((x[:, v, 3] - 50) * e)
+            enc["tempo_log_50"] = np.round((x[:, v, 3] - 50) * e)
+            enc["sustain"], enc["soft"] = x[:, v, 4], x[:, v, 5]
             onset, duration, tempo, states[v] = decode(notes["onset_beat"], written, enc, states[v])
             r = np.zeros(len(idx), RENDERED_CHUNK_DTYPE)
             r["id"], r["pitch"], r["index"], r["variation"] = notes["id"], notes["pitch"], idx, v
@@ -348,8 +405,9 @@ def reference_from_aligned(score: Score, perf, *, base_tempo_bpm: float | None =
     AlignmentError
         When fewer than 8 performed notes link to the score.
     """
-    from render.encoding import encode
+    from render.encoding import encode, tempo_ratio
     from render.errors import AlignmentError
+    from render.marks import strip_pass
 
     ids = {nid: i for i, nid in enumerate(score.notes["id"].tolist())}
     base = {}
@@ -359,7 +417,7 @@ def reference_from_aligned(score: Score, perf, *, base_tempo_bpm: float | None =
     rows, idx = [], []
     for k in np.flatnonzero(perf.matched):
         nid = str(src["id"][k])
-        j = ids.get(nid, base.get(nid.split("-")[0]))
+        j = ids.get(nid, base.get(strip_pass(nid)))
         if j is not None:
             rows.append(k)
             idx.append(j)
@@ -372,6 +430,7 @@ def reference_from_aligned(score: Score, perf, *, base_tempo_bpm: float | None =
     idx, rows = idx[keep], rows[keep]
     played = perf.notes[perf.match_index[rows]]
     written = written_tempi(score, base_tempo_bpm)[idx]
-    enc, _, _ = encode(score.notes["onset_beat"][idx], written, played["onset_sec"], played["duration_sec"],
-                       played["velocity"], score.notes["is_grace"][idx])
-    return Reference(index=idx, encoded=enc, score=score)
+    g = tempo_ratio(score.notes["onset_beat"][idx], played["onset_sec"], written, score.notes["is_grace"][idx])
+    enc, _, _ = encode(score.notes["onset_beat"][idx], g * written, played["onset_sec"], played["duration_sec"],
+                       played["velocity"], score.notes["is_grace"][idx], pedal=perf.pedal)
+    return Reference(index=idx, encoded=enc, score=score, tempo_ratio=g)

@@ -16,10 +16,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from render.features import FEATURE_CLASSES
+from render.features import BEAT_FEATURES, FEATURE_CLASSES
 
-# Output heads: classes of velocity (0..127), duration_100 - 1 (0..799), deviation + 50, tempo + 50.
-HEADS = {"velocity": 128, "duration": 800, "deviation": 100, "tempo": 100}
+# Output heads: classes of velocity (0..127), duration_100 - 1 (0..799), deviation + 50,
+# tempo_log_50 + 50 (the beat's tempo, 1/50 octave around the reference), sustain pedal pattern
+# (0..80, render.pedal), soft pedal (0..1).
+HEADS = {"velocity": 128, "duration": 800, "deviation": 100, "tempo": 100, "sustain": 81, "soft": 2}
+# Which notes carry each head's target: every note, the first note of a beat, the first of a chord.
+HEAD_SCOPE = {"velocity": "note", "duration": "note", "deviation": "note", "tempo": "beat",
+              "sustain": "group", "soft": "group"}
 ROLL_PITCH_LO, ROLL_PITCH_HI = 16, 112  # the roll rows the CNN sees (piano range +- transposition)
 
 
@@ -31,7 +36,13 @@ class ModelConfig:
     roll_windows: tuple = ((-14, -6), (-6, -2), (-2, 2), (2, 6), (6, 14))  # in CNN frames (1/2 beat)
     feature_emb: dict = field(default_factory=lambda: {
         "pitch": 16, "ioi_96": 16, "duration_96": 16, "key": 4, "ts_num": 4, "ts_den": 3,
-        "tempo_30": 4, "velocity_10": 4, "bar_pos_12": 12, "staff": 2, "is_grace": 2})
+        "tempo_30": 4, "velocity_10": 4, "bar_pos_12": 12, "staff": 2, "is_grace": 2,
+        "metric": 3, "chord_rank": 3, "to_rest": 3, "to_fermata": 3, "to_section_end": 3, "to_end": 3,
+        "since_section": 3, "piece_pos": 3, "hairpin": 2, "dyn_accent": 2, "tempo_change": 2,
+        "fermata": 2, "slur": 2, "artic": 2, "accent": 2})
+    ctx_channels: int = 48        # non-causal score context over beats (v2, DESIGN 4.1)
+    ctx_dilations: tuple = (1, 2, 4, 8, 16, 32)  # kernel 3: sees +-63 beats
+    ctx_out: int = 32
     mlp_hidden: int = 1024
     mlp_out: int = 128
     score_gru: int = 64
@@ -45,7 +56,8 @@ class ModelConfig:
 
     @property
     def c_dim(self) -> int:
-        return self.mlp_out + self.score_gru + (sum(self.feature_emb.values()) if self.wide else 0)
+        return (self.mlp_out + self.score_gru + self.ctx_out
+                + (sum(self.feature_emb.values()) if self.wide else 0))
 
     @property
     def cnn_stride(self) -> int:
@@ -65,6 +77,32 @@ class DenseMLP(nn.Module):
         for layer in self.layers:
             feats.append(F.leaky_relu(layer(torch.cat(feats, -1)), 0.1))
         return feats[-1]
+
+
+class BeatContext(nn.Module):
+    """Non-causal score context (model v2): dilated 1-D convolutions over the per-beat summary of
+    the score (render.features.beat_context), so each note sees the cadence, fermata or section
+    end coming (+-63 beats). A function of the score alone: computed once before decoding."""
+
+    def __init__(self, cfg: "ModelConfig"):
+        super().__init__()
+        ch = cfg.ctx_channels
+        self.inp = nn.Conv1d(BEAT_FEATURES, ch, 1)
+        self.convs = nn.ModuleList(nn.Conv1d(ch, ch, 3, padding=d, dilation=d) for d in cfg.ctx_dilations)
+        self.out = nn.Conv1d(ch, cfg.ctx_out, 1)
+        self.receptive = sum(cfg.ctx_dilations)  # beats seen on each side
+
+    def forward(self, beats):  # (B, D, nb) -> (B, ctx_out, nb)
+        y = F.leaky_relu(self.inp(beats), 0.1)
+        for conv in self.convs:
+            y = y + F.leaky_relu(conv(y), 0.1)
+        return torch.tanh(self.out(y))
+
+    @staticmethod
+    def gather(ctx, beat_pos):
+        """ctx (B, C, nb), beat_pos (B, T) long -> (B, T, C)."""
+        B, C, _ = ctx.shape
+        return torch.gather(ctx, 2, beat_pos.unsqueeze(1).expand(B, C, -1)).transpose(1, 2)
 
 
 class ScoreEncoder(nn.Module):
@@ -88,7 +126,8 @@ class ScoreEncoder(nn.Module):
         n_pitch = (ROLL_PITCH_HI - ROLL_PITCH_LO) // 16
         self.proj = nn.Conv1d(chans[-1] * n_pitch, cfg.cnn_proj, 1)
         self.embs = nn.ModuleDict({k: nn.Embedding(FEATURE_CLASSES[k], d) for k, d in cfg.feature_emb.items()})
-        d_in = sum(cfg.feature_emb.values()) + cfg.cnn_proj * len(cfg.roll_windows)
+        self.context = BeatContext(cfg)
+        d_in = sum(cfg.feature_emb.values()) + cfg.cnn_proj * len(cfg.roll_windows) + cfg.ctx_out
         self.mlp = nn.Sequential(nn.Linear(d_in, cfg.mlp_hidden), nn.LeakyReLU(0.1),
                                  nn.Linear(cfg.mlp_hidden, cfg.mlp_out), nn.Tanh())
         self.gru_in = nn.Linear(cfg.mlp_out, cfg.score_gru)
@@ -115,23 +154,28 @@ class ScoreEncoder(nn.Module):
             out.append(((s_hi - s_lo) / float(b - a)).transpose(1, 2))
         return torch.cat(out, -1)
 
-    def frame_features(self, feat, rmap, pos):
-        """Per note: feat (B, T, F) long, rmap (B, P, L4), pos (B, T) ->
+    def frame_features(self, feat, rmap, pos, ctx):
+        """Per note: feat (B, T, F) long, rmap (B, P, L4), pos (B, T), ctx (B, T, ctx_out) ->
         (MLP output (B, T, mlp_out), feature embeddings (B, T, sum of embedding sizes))."""
         emb = torch.cat([self.embs[k](feat[..., i]) for i, k in enumerate(FEATURE_CLASSES)], -1)
-        return self.mlp(torch.cat([emb, self.window_features(rmap, pos)], -1)), emb
+        return self.mlp(torch.cat([emb, self.window_features(rmap, pos), ctx], -1)), emb
 
-    def forward(self, feat, roll, pos, h0=None):
-        """feat (B, T, F) long, roll (B, 96, L), pos (B, T) -> c (B, T, c_dim), GRU state.
+    def forward(self, feat, roll, pos, beats, beat_pos, h0=None, ctx=None):
+        """feat (B, T, F) long, roll (B, 96, L), pos (B, T), beats (B, D, nb) beat summaries,
+        beat_pos (B, T) long each note's row of ``beats`` -> c (B, T, c_dim), GRU state.
+        ``ctx`` (B, ctx_out, nb): the context already computed over ``beats`` (streaming).
 
         Deviation (``wide``): c_n = [MLP, GRU, feature embeddings]. With the embeddings beside
         the MLP output the generation network reads the written duration and dynamics directly;
         without them, training on this machine's budget left velocity and duration at their
         unigram entropy (c varied too little across notes early in training).
         """
-        m, emb = self.frame_features(feat, self.roll_map(roll), pos)
+        if ctx is None:
+            ctx = self.context(beats)
+        cn = BeatContext.gather(ctx, beat_pos)                                 # (B, T, ctx_out)
+        m, emb = self.frame_features(feat, self.roll_map(roll), pos, cn)
         g, h = self.gru(self.gru_in(m), h0)
-        return torch.cat([m, g, emb] if self.cfg.wide else [m, g], -1), h
+        return torch.cat([m, g, cn, emb] if self.cfg.wide else [m, g, cn], -1), h
 
 
 class CVRNN(nn.Module):
@@ -163,7 +207,7 @@ class CVRNN(nn.Module):
                 torch.zeros(cfg.score_gru_layers, batch, cfg.score_gru, device=device))
 
     def embed_x(self, x):
-        """x (..., 4) long class indices -> phi(x) (..., dense_units)."""
+        """x (..., H) long class indices -> phi(x) (..., dense_units)."""
         return self.phi(torch.cat([e(x[..., i]) for i, e in enumerate(self.x_embs)], -1))
 
     def prior_params(self, h_top):
@@ -178,32 +222,36 @@ class CVRNN(nn.Module):
             out.append(x)
         return torch.stack(out)
 
-    def forward(self, feat, roll, pos, x, mask, state, truncate: int = 0):
+    def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0):
         """Teacher-forced pass over a window, sampling z from the posterior (reparameterised).
 
-        feat (B, T, F) long; roll (B, 96, L); pos (B, T) long; x (B, T, 4) long targets;
+        feat (B, T, F) long; roll (B, 96, L); pos (B, T) long; beats (B, D, nb) float beat
+        summaries and beat_pos (B, T) long (see ScoreEncoder); x (B, T, H) long targets;
         mask (B, T) bool valid notes; state from `init_state` or the previous window;
         truncate: detach the CVRNN state every this many notes (truncated backpropagation).
         Returns logits (B, T, sum(HEADS)), (mu_q, logvar_q, mu_p, logvar_p) each (B, T, Z),
         and the new state (detach it before the next window).
         """
         h, hs = state
-        c, hs_new = self.score(feat, roll, pos, hs)
+        c, hs_new = self.score(feat, roll, pos, beats, beat_pos, hs)
         phi = self.embed_x(x)                                    # (B, T, U)
         W = self.state_in.weight
         cu = c.shape[-1] + phi.shape[-1]
         pre = F.linear(torch.cat([c, phi], -1), W[:, :cu], self.state_in.bias)  # (B, T, S)
         W_psi = W[:, cu:]
         h_prev, zs, psis, mqs, lqs = [], [], [], [], []
+        # unbind once: indexing [:, n] in the loop makes autograd zero-fill a full-size gradient
+        # for every note (most of a training step's memset time)
+        phi_n, pre_n, keep_n = phi.unbind(1), pre.unbind(1), mask.unbind(1)
         for n in range(x.shape[1]):
             if truncate and n and n % truncate == 0:
                 h = h.detach()
             h_prev.append(h[-1])
-            mq, lq = self.post_out(self.post(torch.cat([h[-1], phi[:, n]], -1))).chunk(2, -1)
+            mq, lq = self.post_out(self.post(torch.cat([h[-1], phi_n[n]], -1))).chunk(2, -1)
             z = mq + torch.randn_like(mq) * torch.exp(0.5 * lq)
             ps = self.psi(z)
-            h_new = self.step_state(h, pre[:, n] + F.linear(ps, W_psi))
-            keep = mask[:, n].view(1, -1, 1)
+            h_new = self.step_state(h, pre_n[n] + F.linear(ps, W_psi))
+            keep = keep_n[n].view(1, -1, 1)
             h = torch.where(keep, h_new, h)
             psis.append(ps), mqs.append(mq), lqs.append(lq)
         h_prev = torch.stack(h_prev, 1)
@@ -213,12 +261,16 @@ class CVRNN(nn.Module):
         return logits, (torch.stack(mqs, 1), torch.stack(lqs, 1), mp, lp), (h, hs_new)
 
 
-def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0):
+def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None):
     """Negative ELBO per note, the paper's equation (7).
 
     l_n = -E_q[log p(x_n | z_n, c_n)] + KL(q(z_n | x_n, h_{n-1}) || p(z_n | h_{n-1})),
-    the expectation estimated with one reparameterised sample. The four categorical heads are
-    independent given z_n and c_n, so log p(x_n | ...) is a sum of four cross-entropies.
+    the expectation estimated with one reparameterised sample. The categorical heads are
+    independent given z_n and c_n, so log p(x_n | ...) is a sum of cross-entropies.
+
+    head_mask: (B, T, H) bool, the notes that carry each head's target (`HEAD_SCOPE`: the tempo
+    once per beat, the pedal once per chord); None = every valid note. Each head's NLL is summed
+    over its notes and divided by the number of valid notes, so it stays a per-note figure.
 
     free_bits: a floor (nats) on the batch-mean KL of each latent dimension, against posterior
     collapse (Kingma et al. 2016); 0 disables it.
@@ -232,7 +284,8 @@ def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float 
         ce = F.cross_entropy(logits[..., start:start + k].reshape(-1, k), x[..., i].reshape(-1),
                              reduction="none").view_as(m)
         start += k
-        head = (ce * m).sum() / n
+        w = m if head_mask is None else m * head_mask[..., i].float()
+        head = (ce * w).sum() / n
         nll = nll + head
         stats[f"nll_{name}"] = head.item()
     mq, lq, mp, lp = q_p
@@ -246,15 +299,16 @@ def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float 
 
 
 def targets_to_classes(target):
-    """(…, 4) int velocity, duration_100, deviation_100, tempo_dev_bpm -> class indices."""
-    offs = torch.tensor([0, -1, 50, 50], dtype=target.dtype, device=target.device)
+    """(…, 6) int ENCODED_DTYPE values (velocity, duration_100, deviation_100, tempo_log_50,
+    sustain, soft) -> class indices."""
+    offs = torch.tensor([0, -1, 50, 50, 0, 0], dtype=target.dtype, device=target.device)
     hi = torch.tensor([v - 1 for v in HEADS.values()], dtype=target.dtype, device=target.device)
     return torch.minimum((target + offs).clamp(min=0), hi).long()
 
 
 def classes_to_targets(cls):
     """Inverse of `targets_to_classes`."""
-    offs = torch.tensor([0, 1, -50, -50], dtype=cls.dtype, device=cls.device)
+    offs = torch.tensor([0, 1, -50, -50, 0, 0], dtype=cls.dtype, device=cls.device)
     return cls + offs
 
 
@@ -269,6 +323,7 @@ def load_model(path, device="cpu") -> tuple[CVRNN, dict]:
     cfg = ckpt["config"]
     cfg["cnn_channels"] = tuple(cfg["cnn_channels"])
     cfg["roll_windows"] = tuple(tuple(w) for w in cfg["roll_windows"])
+    cfg["ctx_dilations"] = tuple(cfg.get("ctx_dilations", ModelConfig.ctx_dilations))
     model = CVRNN(ModelConfig(**cfg)).to(device)
     model.load_state_dict(ckpt["model"])
     model.eval()

@@ -2,9 +2,13 @@
 
     python -m ml.render SCORE -o OUT.mid [--csv OUT.csv] [--seed N] [--delta d1,..,d5]
         [--mode prior|perturb|fixed] [--z z1,..,z5] [--reference FILE.mid|FILE.match] [--variations N]
-        [--base-tempo BPM] [--expressiveness E] [--temperature T] [--no-repeats] [--checkpoint PATH]
+        [--base-tempo BPM] [--expressiveness E] [--temperature T] [--point] [--no-repeats] [--checkpoint PATH]
 
-With several variations, OUT.mid holds the first and OUT-2.mid, OUT-3.mid ... the others
+--point renders the model's point estimate: z at the prior mean at every note and each head's
+most likely class (no sampling anywhere; the same notes at every seed).
+
+The MIDI files carry the model's sustain (CC64) and soft (CC67) pedal. With several variations,
+OUT.mid holds the first and OUT-2.mid, OUT-3.mid ... the others
 (likewise for the CSV). Bad input: a one-line message and exit code 2.
 """
 from __future__ import annotations
@@ -47,11 +51,18 @@ def main(argv=None) -> int:
     ap.add_argument("--expressiveness", type=float, default=1.0)
     ap.add_argument("--temperature", type=float, default=None,
                     help="sampling temperature of the notes (0 = most likely; default the model card's)")
+    ap.add_argument("--point", action="store_true",
+                    help="the point estimate: z at the prior mean, each head's most likely class")
     ap.add_argument("--no-repeats", action="store_true", help="play the score without its repeats")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--device", default=None)
     a = ap.parse_args(argv)
     mode = a.mode or ("perturb" if a.delta else "fixed" if a.z else "prior")
+    if a.point:
+        if a.mode or a.delta or a.z or a.temperature not in (None, 0.0):
+            print("error: --point takes no --mode, --delta, --z or --temperature", file=sys.stderr)
+            return 2
+        mode, a.delta, a.temperature = "perturb", [0.0] * 5, 0.0
     from render.errors import RenderError
     from render.loaders import load_score
     from render.export import save_csv, save_midi
@@ -76,9 +87,10 @@ def main(argv=None) -> int:
     except (RenderError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from render.pedal import pedal_for_take
     for v in range(a.variations):
         take = notes[notes["variation"] == v]
-        save_midi(take, variant_path(a.out, v))
+        save_midi(take, variant_path(a.out, v), pedal=pedal_for_take(score.notes["onset_beat"], take))
         if a.csv:
             save_csv(take, variant_path(a.csv, v))
     for w in score.warnings:

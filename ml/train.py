@@ -42,7 +42,7 @@ class TrainConfig:
     free_bits: float = 0.05       # nats per latent dimension (batch mean)
     kl_anneal_steps: int = 1500
     transpose: int = 7
-    ou_sigma_bpm: float = 3.0
+    ou_sigma_bpm: float = 1.5          # tempo classes (1/50 octave) since v2
     ou_tau_beat: float = 8.0
     val_every: int = 400          # steps
     val_notes: int = 600          # notes per val performance in the periodic check (0 = all)
@@ -79,8 +79,9 @@ def evaluate(model: CVRNN, pieces, cfg: TrainConfig, device, notes_per_piece: in
     model.eval()
     if notes_per_piece:
         from ml.data import Piece
-        pieces = [Piece(p.feat[:notes_per_piece], p.frame[:notes_per_piece], p.target[:notes_per_piece],
-                        p.onset_beat[:notes_per_piece], p.spans, p.meta, p.roll) for p in pieces]
+        k = notes_per_piece
+        pieces = [Piece(p.feat[:k], p.frame[:k], p.target[:k], p.onset_beat[:k], p.spans, p.meta, p.beat[:k],
+                        p.beat_ctx, p.scope[:k], p.roll) for p in pieces]
     batcher = StreamBatcher(pieces, min(cfg.batch, len(pieces)), cfg.window, transpose=0, ou_sigma_bpm=0)
     plan = batcher.plan_epoch(0)
     state = model.init_state(batcher.B, device)
@@ -88,8 +89,8 @@ def evaluate(model: CVRNN, pieces, cfg: TrainConfig, device, notes_per_piece: in
     for batch, reset in batcher.batches(plan):
         b = to_torch(batch, device)
         state = reset_state(state, reset, device)
-        logits, qp, state = model(b["feat"], b["roll"], b["pos"], b["x"], b["mask"], state)
-        _, stats = elbo_loss(logits, b["x"], b["mask"], qp)
+        logits, qp, state = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"], b["mask"], state)
+        _, stats = elbo_loss(logits, b["x"], b["mask"], qp, head_mask=b["scope"])
         n = int(b["mask"].sum())
         for k, v in stats.items():
             if k != "kl_dim":
@@ -182,11 +183,12 @@ def train(cfg: TrainConfig) -> dict:
             plan["cursor"] = cursor
             b = to_torch(batch, device)
             state = reset_state(state, reset, device)
-            logits, qp, state = model(b["feat"], b["roll"], b["pos"], b["x"], b["mask"], state,
-                                      truncate=cfg.truncate)
+            logits, qp, state = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
+                                      b["mask"], state, truncate=cfg.truncate)
             state = tuple(s.detach() for s in state)
             kl_w = min(1.0, (step + 1) / max(cfg.kl_anneal_steps, 1))
-            loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=kl_w, free_bits=cfg.free_bits)
+            loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=kl_w, free_bits=cfg.free_bits,
+                                    head_mask=b["scope"])
             if cfg.max_steps or cfg.max_minutes:
                 frac = min(step / cfg.max_steps, 1.0) if cfg.max_steps else \
                     min((elapsed0 + time.time() - t_start) / (cfg.max_minutes * 60), 1.0)
@@ -205,7 +207,8 @@ def train(cfg: TrainConfig) -> dict:
                                  for s, c in zip(plan["streams"], plan["cursor"]))
                 print(f"\repoch {epoch} {100 * done_notes / n_train:5.1f}% step {step} loss {float(loss):.3f} "
                       f"nll {stats['nll']:.3f} (vel {stats['nll_velocity']:.2f} dur {stats['nll_duration']:.2f} "
-                      f"dev {stats['nll_deviation']:.2f} tempo {stats['nll_tempo']:.2f}) kl {stats['kl']:.3f} "
+                      f"dev {stats['nll_deviation']:.2f} tempo {stats['nll_tempo']:.2f} "
+                      f"sus {stats['nll_sustain']:.2f} soft {stats['nll_soft']:.2f}) kl {stats['kl']:.3f} "
                       f"{stats['kl_dim']} {rate:.0f} notes/s", end="", file=sys.stderr)
                 log.write(json.dumps({"step": step, "epoch": epoch, "loss": float(loss), **stats,
                                       "notes_per_s": rate, "kl_weight": kl_w}) + "\n")

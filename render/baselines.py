@@ -3,7 +3,7 @@
 Both return a structured array of dtype `render.encoding.RENDERED_DTYPE`, one row per score
 note in score order: id, pitch, onset_sec, duration_sec, velocity, the local tempo
 ``tempo_bpm`` (quarters/min) and the paper's encoded parameters of that timing
-(``duration_100``, ``deviation_100``, ``tempo_dev_bpm``; informative, clipped to the paper's
+(``duration_100``, ``deviation_100``, ``tempo_log_50``; informative, clipped to the paper's
 ranges, while the seconds are exact). The first sounding note starts at 0 s.
 
 Deadpan: the written tempo (tempo marks in force; ``DEFAULT_TEMPO_BPM`` where there is none),
@@ -317,5 +317,5 @@ def _assemble(score, onset, dur, vel, tempo, ideal, written):
                                   *RANGES["duration_100"])
     out["deviation_100"] = np.clip(np.rint((onset - ideal) / beat_sec * 100),
                                    *RANGES["deviation_100"])
-    out["tempo_dev_bpm"] = np.clip(np.rint(tempo - written), *RANGES["tempo_dev_bpm"])
+    out["tempo_log_50"] = np.clip(np.rint(50.0 * np.log2(tempo / written)), *RANGES["tempo_log_50"])
     return out

@@ -2,23 +2,27 @@
 
     python -m render.dataset --data ../shared/data --out .cache/dataset [--jobs 2] [--limit N]
 
-Reads ``split.csv``, unpacks the ``.xz`` files it needs into ``<out>/unpacked`` (once), and
-writes ``<out>/<split>/<key>.npz`` per performance with:
+Reads ``split.csv``, unpacks the ``.xz`` files it needs into ``<out>/unpacked`` (once), keeps
+each parsed match file as ``<out>/aligned/<key>.npz`` and each work's MusicXML markings as
+``<out>/markings/<work>.npz`` (partitura's parsing is most of the cost: a rebuild with another
+encoding reuses both), and writes ``<out>/<split>/<key>.npz`` per performance with:
 
 - ``feat`` (M, F) int16 score features of the M played score notes (render.features);
 - ``frame`` (M,) int32 their piano-roll frames; ``spans`` (N, 3) int32 the whole score's roll;
-- ``target`` (M, 4) int16 velocity, duration_100, deviation_100, tempo_dev_bpm;
-- ``onset_beat`` (M,) f8, ``written_bpm`` (M,) f4, ``score_id`` (M,) str;
-- ``perf`` (M, 3) f8 the human onset_sec, duration_sec, velocity (for evaluation);
-- ``meta`` a JSON string (work, split, corpus, paths, clip rates, tempo source).
+- ``beat`` (M,) int32 their beat (row of ``beat_ctx``); ``beat_ctx`` (B, D) float16 the score's
+  per-beat summary (`render.features.beat_context`), input of the model's non-causal context;
+- ``target`` (M, 6) int16 in ENCODED_DTYPE order (velocity, duration_100, deviation_100,
+  tempo_log_50, sustain, soft);
+- ``onset_beat`` (M,) f8, ``reference_bpm`` (M,) f4 the reference tempo g * W, ``marked_bpm``
+  (M,) f4 W, ``score_id`` (M,) str;
+- ``perf`` (M, 3) f8 the human onset_sec, duration_sec, velocity; ``pedal`` the pedal events;
+- ``meta`` a JSON string (work, split, corpus, paths, g, clip rates).
 
-Works already built are skipped. The written tempo is the score's metronome mark where it is
-within 5 % of the performance's local reference tempo (notation programs write default marks that
-no pianist follows); else that reference: the 8-beat running median of the performed tempo,
-rounded to 10 bpm (`render.encoding.local_tempo_reference`). DESIGN section 4 asks for one median
-per piece; with it 23.5 % of the training notes had clipped onset deviations (sections in
-contrasting tempi, fast quarter-note tempi), with the local reference 10.7 %.
-Written dynamics come from the MusicXML beside the match file, linked by note id.
+Model v2 (DESIGN 4.1): the reference tempo is W, the tempo marked in the score (metronome marks
+and tempo words from the MusicXML, their ratios kept between sections; 100 bpm where the score
+has none) times g, one scalar per performance (its median ratio to W). Nothing local from the
+performance enters the features. Markings (dynamics, hairpins, slurs, articulations, fermatas,
+section ends) come from the MusicXML beside the match file, linked by note id.
 """
 from __future__ import annotations
 
@@ -36,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
-from render.encoding import RANGES, encode, local_tempo_reference, median_tempo_rounded
-from render.features import roll_notes, score_features
+from render.encoding import ENCODED_DTYPE, encode_aligned, marked_tempo
+from render.features import beat_context, beat_index, roll_notes, score_features
+from render.marks import MARK_DTYPE, marks_by_base_id
 
-TARGET_NAMES = list(RANGES)
+TARGET_NAMES = list(ENCODED_DTYPE.names)
 
 
 def unpack(src: Path, cache: Path, rel: str) -> Path:
@@ -61,68 +66,81 @@ def perf_key(match_rel: str) -> str:
     return stem.replace("/", "__").removesuffix(".match")
 
 
-def _xml_markings(xml_path: Path) -> tuple[dict, dict]:
-    """Written velocity and metronome-mark tempo per base note id of a MusicXML score."""
+def xml_markings(xml_path: Path, cache: Path | None = None) -> dict:
+    """What the MusicXML says beyond the notes, per note id as written: ``ids`` (K,), ``velocity``
+    (K,) written dynamics, ``tempo_bpm`` (K,) marked tempo (metronome marks and tempo words;
+    NaN before the first), ``marks`` (K,) MARK_DTYPE. Kept in ``cache`` (.npz) when given."""
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            return {k: z[k] for k in z.files}
     import partitura as pt
-    from render.score import score_from_partitura, _in_force
+    from render.score import score_from_partitura
 
     score = score_from_partitura(pt.load_musicxml(str(xml_path)), fmt="musicxml", unfold=False)
-    notes = score.notes
-    marks = score.tempo_marks[np.char.find(score.tempo_marks["text"], "=") >= 0]
-    metro = _in_force(notes["onset_beat"], marks, "bpm", np.nan)
-    vel = dict(zip(notes["id"].tolist(), notes["velocity_written"].tolist()))
-    tempo = dict(zip(notes["id"].tolist(), metro.tolist()))
-    return vel, tempo
+    out = {"ids": score.notes["id"], "velocity": score.notes["velocity_written"],
+           "tempo_bpm": score.notes["tempo_bpm"], "marks": score.marks}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez_compressed(tmp, **out)
+        os.replace(tmp, cache)
+    return out
 
 
-def build_performance(row: dict, data: Path, cache: Path, xml_info, *, tempo_window_beat: float = 8.0) -> dict:
-    """Encode one performance; returns the arrays to save (see module docstring).
+def load_aligned_cached(match: Path, cache: Path):
+    """The parsed match file, from ``cache`` (.npz) when there, else parsed and kept there."""
+    from render.performance import load_aligned, load_aligned_npz, save_aligned_npz
 
-    ``tempo_window_beat`` is the window of the local reference tempo (beats): tempo arcs longer
-    than it stay out of the tempo targets."""
-    from render.performance import load_aligned
-
-    match = unpack(data / row["match_file"], cache / "unpacked", row["match_file"])
+    if cache.is_file():
+        return load_aligned_npz(cache)
     perf = load_aligned(match)
-    notes = perf.score.notes.copy()
-    base = perf.score.base_ids()
+    save_aligned_npz(perf, cache)
+    return perf
+
+
+def build_performance(row: dict, data: Path, cache: Path, xml_info: dict | None) -> dict:
+    """Encode one performance; returns the arrays to save (see module docstring)."""
+    key = perf_key(row["match_file"])
+    match = cache / "unpacked" / (row["match_file"][:-3] if row["match_file"].endswith(".xz") else row["match_file"])
+    aligned_npz = cache / "aligned" / f"{key}.npz"
+    if not aligned_npz.is_file():
+        match = unpack(data / row["match_file"], cache / "unpacked", row["match_file"])
+    perf = load_aligned_cached(match, aligned_npz)
+    notes = perf.score.notes
+    marks = np.zeros(len(notes), MARK_DTYPE)
     metro = np.full(len(notes), np.nan)
     if xml_info is not None:
-        vel, tempo = xml_info
-        notes["velocity_written"] = [vel.get(b, 0) for b in base]
-        metro = np.array([tempo.get(b, np.nan) for b in base], float)
-    idx = np.flatnonzero(perf.matched)
+        table = {nid: i for i, nid in enumerate(xml_info["ids"].tolist())}
+        j = np.array([table.get(b, -1) for b in perf.score.base_ids().tolist()])
+        ok = j >= 0
+        notes["velocity_written"] = np.where(ok, xml_info["velocity"][np.maximum(j, 0)], 0)
+        metro = np.where(ok, xml_info["tempo_bpm"][np.maximum(j, 0)], np.nan)
+        marks = marks_by_base_id(notes["id"], xml_info["ids"], xml_info["marks"])
+    perf.score.marks = marks
+    w_all = marked_tempo(metro)
+    idx, enc, ref, g, start, report = encode_aligned(perf, marked_bpm=w_all)
     played = perf.notes[perf.match_index[idx]]
-    median = median_tempo_rounded(notes["onset_beat"][idx], played["onset_sec"])
-    local = local_tempo_reference(notes["onset_beat"][idx], played["onset_sec"], is_grace=notes["is_grace"][idx],
-                                  window_beat=tempo_window_beat)
-    m = metro[idx]
-    trusted = np.isfinite(m) & (np.abs(m - local) <= 0.05 * local)
-    written = np.where(trusted, m, local)
-    enc, start, report = encode(notes["onset_beat"][idx], written, played["onset_sec"],
-                                played["duration_sec"], played["velocity"], notes["is_grace"][idx])
-    # Features see the whole score (inter-onset intervals, roll); the model sees played notes.
-    w_all = np.interp(notes["onset_beat"], notes["onset_beat"][idx], written)
-    w_all[idx] = written
-    feat, frame = score_features(notes, w_all)
+    # Features see the whole score (inter-onset intervals, roll, beats); the model sees played notes.
+    feat, frame = score_features(notes, g * w_all, marks)
     meta = {k: row[k] for k in ("split", "corpus", "work", "composer", "match_file", "score_file", "robust")}
-    meta.update(n_score_notes=int(len(notes)), n_notes=int(len(idx)), start_sec=start,
-                median_tempo_bpm=median, metronome_used=float(trusted.mean()),
-                metronome_present=float(np.isfinite(m).mean()), clip_rate=report.clip_rate,
-                tempo_window_beat=tempo_window_beat)
+    meta.update(n_score_notes=int(len(notes)), n_notes=int(len(idx)), start_sec=start, tempo_ratio_g=g,
+                metronome_present=float(np.isfinite(metro).mean()), clip_rate=report.clip_rate,
+                markings=bool(xml_info is not None))
     return dict(
         feat=feat[idx], frame=frame[idx], spans=roll_notes(notes),
+        beat=beat_index(notes["onset_beat"])[idx].astype(np.int32),
+        beat_ctx=beat_context(notes, g * w_all, marks).astype(np.float16),
         target=np.stack([enc[k] for k in TARGET_NAMES], axis=1).astype(np.int16),
-        onset_beat=notes["onset_beat"][idx], written_bpm=written.astype(np.float32),
-        score_id=notes["id"][idx],
+        onset_beat=notes["onset_beat"][idx], reference_bpm=ref.astype(np.float32),
+        marked_bpm=w_all[idx].astype(np.float32), score_id=notes["id"][idx],
         perf=np.stack([played["onset_sec"], played["duration_sec"], played["velocity"]], axis=1),
-        meta=json.dumps(meta),
+        pedal=perf.pedal, meta=json.dumps(meta),
     )
 
 
 def build_work(args) -> list[dict]:
     """Build every performance of one work (the MusicXML is parsed once per work)."""
-    rows, data, cache, out, window = args
+    rows, data, cache, out = args
     warnings.simplefilter("ignore")
     results, xml_info = [], None
     todo = [r for r in rows if not (out / r["split"] / f"{perf_key(r['match_file'])}.npz").exists()]
@@ -131,14 +149,16 @@ def build_work(args) -> list[dict]:
     xml_rel = rows[0]["score_file"]
     if xml_rel and rows[0].get("score_file_present", "True") == "True":
         try:
-            xml_info = _xml_markings(unpack(data / xml_rel, cache / "unpacked", xml_rel))
+            mk = cache / "markings" / (xml_rel.replace("/", "__").removesuffix(".xz") + ".npz")
+            src = mk if mk.is_file() else unpack(data / xml_rel, cache / "unpacked", xml_rel)
+            xml_info = xml_markings(src, mk)
         except Exception as exc:  # the match file still has every note; only markings are lost
             results.append({"key": xml_rel, "status": "warning", "error": f"score markings: {exc}"[:300]})
     for r in todo:
         key = perf_key(r["match_file"])
         t0 = time.time()
         try:
-            arrays = build_performance(r, data, cache, xml_info, tempo_window_beat=window)
+            arrays = build_performance(r, data, cache, xml_info)
             dst = out / r["split"] / f"{key}.npz"
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(dst.name + ".tmp.npz")
@@ -165,7 +185,7 @@ def read_split(data: Path) -> list[dict]:
 def summarise(out: Path) -> dict:
     """Pieces, performances, notes and mean clip rates per split, from the built files."""
     summary = {}
-    for split_dir in sorted(p for p in out.iterdir() if p.is_dir() and p.name != "unpacked"):
+    for split_dir in sorted(p for p in out.iterdir() if p.is_dir() and p.name not in ("unpacked", "aligned", "markings")):
         works, n_perf, n_notes, clip = set(), 0, 0, defaultdict(float)
         for f in split_dir.glob("*.npz"):
             with np.load(f) as z:
@@ -189,8 +209,6 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="", help="only this split (train / val)")
     ap.add_argument("--per-work", type=int, default=0,
                     help="at most this many performances per work, robust alignments first (0 = all)")
-    ap.add_argument("--tempo-window", type=float, default=8.0,
-                    help="window of the local reference tempo, beats (default 8: two bars of 4/4)")
     args = ap.parse_args(argv)
     try:
         rows = read_split(args.data)
@@ -210,7 +228,7 @@ def main(argv=None) -> int:
         works = works[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    tasks = [(rs, args.data, args.out, args.out, args.tempo_window) for rs in works]
+    tasks = [(rs, args.data, args.out, args.out) for rs in works]
     failed, counts = [], defaultdict(int)
     with Pool(max(1, args.jobs)) as pool:
         for i, results in enumerate(pool.imap_unordered(build_work, tasks), 1):

@@ -33,9 +33,9 @@ FADE_IN_SEC, FADE_OUT_SEC = 0.01, 0.3
 MIDI_RESOLUTION = 960   # ticks per quarter at 120 bpm: ~0.5 ms
 
 CSV_FIELDS = ("score_note_id", "onset_sec", "duration_sec", "velocity")
-CSV_EXTRA = ("pitch", "tempo_bpm", "duration_100", "deviation_100", "tempo_dev_bpm", "variation")
+CSV_EXTRA = ("pitch", "tempo_bpm", "duration_100", "deviation_100", "tempo_log_50", "sustain", "soft", "variation")
 CSV_TYPES = {"pitch": "i2", "tempo_bpm": "f4", "duration_100": "i2", "deviation_100": "i2",
-             "tempo_dev_bpm": "i2", "variation": "i2"}
+             "tempo_log_50": "i2", "sustain": "i2", "soft": "i2", "variation": "i2"}
 
 
 class AudioError(RuntimeError):
@@ -83,7 +83,7 @@ def save_midi(notes: np.ndarray, path, *, pedal=None) -> Path:
 
 def save_csv(notes: np.ndarray, path) -> Path:
     """Write one row per note: score_note_id, onset_sec, duration_sec, velocity, then the
-    fields among pitch, tempo_bpm, duration_100, deviation_100, tempo_dev_bpm, variation and
+    fields among pitch, tempo_bpm, duration_100, deviation_100, tempo_log_50, sustain, soft, variation and
     z0..z4 that ``notes`` has."""
     names = notes.dtype.names
     extra = [f for f in CSV_EXTRA if f in names]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from render.marks import MARK_CLASSES, empty_marks
+
 FRAMES_PER_BEAT = 8  # 32nd notes per quarter
 
 # Field name -> number of classes. Order is the column order of `score_features`.
@@ -23,17 +25,116 @@ FEATURE_CLASSES = {
     "bar_pos_12": 144,     # onset within the bar in 1/12 quarter (metrical position)
     "staff": 2,            # 0 upper, 1 lower (and below)
     "is_grace": 2,
+    # v2 (DESIGN 4.1): where the note stands in the meter, the chord and the phrase, and markings
+    "metric": 5,           # 0 downbeat, 1 strong beat inside the bar, 2 beat, 3 half beat, 4 other
+    "chord_rank": 4,       # 0 alone at its onset, 1 top, 2 bass, 3 inner
+    "to_rest": 8,          # beats to the next rest (nothing sounding), log2 buckets (see `log_bucket`)
+    "to_fermata": 11,      # beats to the next fermata at or after the note, 10 = none
+    "to_section_end": 11,  # beats to the next section end (double / final / repeat bar), 10 = none
+    "to_end": 10,          # beats to the end of the piece
+    "since_section": 10,   # beats since the last section start
+    "piece_pos": 10,       # tenths of the piece
+    **{k: v for k, v in MARK_CLASSES.items() if k != "section_end"},
 }
 FEATURE_NAMES = list(FEATURE_CLASSES)
+BEAT_FEATURES = 24  # columns of `beat_context`
 
 
-def score_features(notes: np.ndarray, written_bpm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def log_bucket(beats: np.ndarray, n: int = 8) -> np.ndarray:
+    """Distances in beats to classes 0..n-1: <0.5, <1, <2, <4, <8, ... (last: the rest); inf -> n."""
+    b = np.asarray(beats, float)
+    out = np.clip(np.floor(np.log2(np.maximum(b, 1e-9) * 2.0)) + 1, 0, n - 1)
+    return np.where(np.isfinite(b), out, n).astype(np.int64)
+
+
+def beat_index(onset_beat: np.ndarray) -> np.ndarray:
+    """(N,) int64 beat (quarter) of each note, counted from the bar line before the first note."""
+    onset = np.asarray(onset_beat, float)
+    if not len(onset):
+        return np.zeros(0, np.int64)
+    return np.floor(onset - np.floor(onset[0]) + 1e-6).astype(np.int64)
+
+
+def beat_first(onset_beat: np.ndarray) -> np.ndarray:
+    """(N,) bool: the first note (in score order) of each beat that has notes."""
+    b = beat_index(onset_beat)
+    first = np.ones(len(b), bool)
+    first[1:] = b[1:] != b[:-1]
+    return first
+
+
+def group_first(onset_beat: np.ndarray) -> np.ndarray:
+    """(N,) bool: the first note of each onset (chord)."""
+    first = np.ones(len(onset_beat), bool)
+    first[1:] = np.diff(onset_beat) > 1e-9
+    return first
+
+
+def _next_at_or_after(onset: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """For each onset, the first point >= onset minus onset (inf where none)."""
+    if not len(points):
+        return np.full(len(onset), np.inf)
+    points = np.sort(points)
+    k = np.searchsorted(points, onset - 1e-6)
+    out = np.full(len(onset), np.inf)
+    ok = k < len(points)
+    out[ok] = points[k[ok]] - onset[ok]
+    return out
+
+
+def _rest_starts(notes: np.ndarray) -> np.ndarray:
+    """Score positions (beats) where every note has ended and the next onset is later (rests)."""
+    onset = notes["onset_beat"]
+    end = np.maximum.accumulate(onset + notes["duration_beat"])
+    nxt = np.append(onset[1:], np.inf)
+    gap = nxt > end + 1e-3
+    return end[gap & np.isfinite(nxt)]
+
+
+def _metric(notes: np.ndarray) -> np.ndarray:
+    pos = notes["onset_beat"] - notes["bar_onset_beat"]
+    num, den = notes["ts_num"].astype(float), np.maximum(notes["ts_den"], 1).astype(float)
+    compound = (den == 8) & (num % 3 == 0) & (num > 3)
+    beat = np.where(compound, 1.5, 4.0 / den)
+    n_beats = np.where(compound, num / 3, num)
+    half_bar = np.where(n_beats % 2 == 0, beat * n_beats / 2, np.inf)
+
+    def on(x, step):
+        r = np.mod(x, step)
+        return (r < 1e-3) | (step - r < 1e-3)
+
+    out = np.full(len(notes), 4, np.int64)
+    out[on(pos, beat / 2)] = 3
+    out[on(pos, beat)] = 2
+    out[np.isfinite(half_bar) & on(pos, np.where(np.isfinite(half_bar), half_bar, 1.0))] = 1
+    out[pos < 1e-3] = 0
+    return out
+
+
+def _chord_rank(notes: np.ndarray) -> np.ndarray:
+    grp = np.cumsum(group_first(notes["onset_beat"])) - 1
+    size = np.bincount(grp)
+    pitch = notes["pitch"].astype(int)
+    hi = np.full(len(size), -1)
+    lo = np.full(len(size), 999)
+    np.maximum.at(hi, grp, pitch)
+    np.minimum.at(lo, grp, pitch)
+    out = np.full(len(notes), 3, np.int64)
+    out[pitch == lo[grp]] = 2
+    out[pitch == hi[grp]] = 1
+    out[size[grp] == 1] = 0
+    return out
+
+
+def score_features(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per-note categorical features.
 
     Parameters
     ----------
     notes : (N,) NOTE_DTYPE, sorted by onset then pitch.
     written_bpm : (N,) written tempo per note, quarter notes per minute (no NaN).
+    marks : (N,) render.marks.MARK_DTYPE, or None for a score without markings.
 
     Returns
     -------
@@ -61,8 +162,100 @@ def score_features(notes: np.ndarray, written_bpm: np.ndarray) -> tuple[np.ndarr
     put("bar_pos_12", np.round((onset - notes["bar_onset_beat"]) * 12))
     put("staff", notes["staff"] - 1)
     put("is_grace", notes["is_grace"].astype(int))
+    marks = empty_marks(n) if marks is None else marks
+    if n:
+        put("metric", _metric(notes))
+        put("chord_rank", _chord_rank(notes))
+        put("to_rest", log_bucket(_next_at_or_after(onset, _rest_starts(notes))))
+        put("to_fermata", log_bucket(_next_at_or_after(onset, onset[marks["fermata"] > 0]), 10))
+        bar_end = notes["bar_onset_beat"] + notes["bar_duration_beat"]
+        sections = bar_end[marks["section_end"] > 0]
+        put("to_section_end", log_bucket(_next_at_or_after(onset + 1e-3, sections), 10))
+        end = float(np.max(onset + notes["duration_beat"]))
+        put("to_end", log_bucket(end - onset, 10))
+        starts = np.concatenate([[onset[0]], np.unique(sections)])
+        k = np.searchsorted(starts, onset + 1e-6, side="right") - 1
+        put("since_section", log_bucket(onset - starts[np.maximum(k, 0)], 10))
+        put("piece_pos", np.floor(10 * (onset - onset[0]) / max(end - onset[0], 1e-6)))
+        for k in MARK_CLASSES:
+            if k in col:
+                put(k, marks[k])
     frame = np.round((onset - (onset[0] if n else 0.0)) * FRAMES_PER_BEAT).astype(np.int32)
     return feat, frame
+
+
+def beat_context(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray | None = None) -> np.ndarray:
+    """Dense per-beat summary of the score, the input of the model's non-causal context.
+
+    Parameters
+    ----------
+    notes : (N,) NOTE_DTYPE sorted; written_bpm : (N,) bpm; marks : (N,) MARK_DTYPE or None.
+
+    Returns
+    -------
+    (n_beats, BEAT_FEATURES) float32, row b for beat b of `beat_index` (beats without an
+    onset included: rests and held notes have a row too).
+    """
+    n = len(notes)
+    marks = empty_marks(n) if marks is None else marks
+    b = beat_index(notes["onset_beat"])
+    nb = int(b[-1]) + 1 if n else 1
+    f = np.zeros((nb, BEAT_FEATURES), np.float32)
+    cnt = np.bincount(b, minlength=nb).astype(float)
+    has = cnt > 0
+
+    def mean(v):
+        return np.where(has, np.bincount(b, np.asarray(v, float), nb) / np.maximum(cnt, 1), 0.0)
+
+    def anyof(v):
+        return (np.bincount(b, np.asarray(v, float), nb) > 0).astype(float)
+
+    pitch = notes["pitch"].astype(float)
+    lo = np.full(nb, 128.0)
+    hi = np.zeros(nb)
+    np.minimum.at(lo, b, pitch)
+    np.maximum.at(hi, b, pitch)
+    f[:, 0] = np.log1p(cnt) / 3.0
+    f[:, 1] = mean(pitch) / 64.0 - 1.0
+    f[:, 2] = np.where(has, lo, 0.0) / 64.0 - 1.0
+    f[:, 3] = np.where(has, hi, 0.0) / 64.0 - 1.0
+    f[:, 4] = mean(notes["velocity_written"]) / 64.0
+    f[:, 5] = mean(marks["hairpin"] == 1)
+    f[:, 6] = mean(marks["hairpin"] == 2)
+    f[:, 7] = anyof(marks["tempo_change"] == 1)
+    f[:, 8] = anyof(marks["tempo_change"] == 2)
+    f[:, 9] = anyof(marks["fermata"])
+    f[:, 10] = anyof(marks["slur"] == 1)
+    f[:, 11] = anyof(marks["slur"] == 3)
+    f[:, 12] = mean(marks["artic"] > 0)
+    f[:, 13] = mean(marks["accent"] > 0)
+    f[:, 14] = (~has).astype(float)
+    f[:, 15] = anyof(np.abs(notes["onset_beat"] - notes["bar_onset_beat"]) < 1e-3)
+    ends = np.unique((notes["bar_onset_beat"] + notes["bar_duration_beat"])[marks["section_end"] > 0])
+    eb = beat_index(np.concatenate([notes["onset_beat"][:1], ends - 1e-3]))[1:] if n else []
+    f[np.asarray(eb, np.int64)[(np.asarray(eb) >= 0) & (np.asarray(eb) < nb)], 16] = 1.0
+    f[:, 17] = np.arange(nb) / max(nb - 1, 1)
+    f[:, 18] = mean(np.log2(np.maximum(notes["duration_beat"], 1 / 32)) / 4.0)
+    f[:, 19] = anyof(marks["dyn_accent"])
+    bass = np.where(has, lo, np.nan)
+    prev = np.concatenate([[np.nan], bass[:-1]])
+    f[:, 20] = (np.isfinite(bass) & (bass != prev)).astype(float)  # a new bass note: a harmony change
+    f[:, 21] = mean(np.log2(np.asarray(written_bpm, float) / 100.0))
+    # Bar-level summaries broadcast to the beats of each bar: the dynamics and density of the bar.
+    bar = np.full(nb, -1.0)
+    bar[b] = notes["bar_onset_beat"]
+    bar = np.maximum.accumulate(bar)
+    _, bar_id = np.unique(bar, return_inverse=True)
+    bar_cnt = np.bincount(bar_id, cnt)
+    nbeats_bar = np.bincount(bar_id)
+    f[:, 22] = (np.log1p(bar_cnt / np.maximum(nbeats_bar, 1)) / 3.0)[bar_id]
+    f[:, 23] = (np.bincount(bar_id, f[:, 4] * cnt) / np.maximum(bar_cnt, 1))[bar_id]
+    # Beats between onsets carry on the markings in force.
+    for c in (4, 5, 6, 21):
+        idx = np.where(has, np.arange(nb), 0)
+        np.maximum.accumulate(idx, out=idx)
+        f[:, c] = f[idx, c]
+    return f
 
 
 def roll_notes(notes: np.ndarray) -> np.ndarray:

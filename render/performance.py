@@ -127,3 +127,26 @@ def load_aligned(match_path: str | Path) -> AlignedPerformance:
     except Exception as exc:
         raise PerformanceError(f"not a readable match file ({type(exc).__name__}: {exc})", path=path) from exc
     return aligned_from_partitura(perf, alignment, score, source=str(path))
+
+
+def save_aligned_npz(perf: AlignedPerformance, path: str | Path) -> None:
+    """Write an aligned performance's arrays to ``path`` (.npz): a parsed match file, reloaded
+    by `load_aligned_npz` in milliseconds instead of partitura's seconds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    sc = perf.score
+    np.savez_compressed(tmp, score_notes=sc.notes, tempo_marks=sc.tempo_marks, dynamics_marks=sc.dynamics_marks,
+                        notes=perf.notes, match_index=perf.match_index, pedal=perf.pedal,
+                        n_insertions=np.int64(perf.n_insertions), source=np.str_(perf.source))
+    import os
+    os.replace(tmp, path)
+
+
+def load_aligned_npz(path: str | Path) -> AlignedPerformance:
+    """Inverse of `save_aligned_npz`."""
+    with np.load(path) as z:
+        score = Score(notes=z["score_notes"], tempo_marks=z["tempo_marks"], dynamics_marks=z["dynamics_marks"],
+                      format="match", source=str(z["source"]))
+        return AlignedPerformance(score=score, notes=z["notes"], match_index=z["match_index"], pedal=z["pedal"],
+                                  n_insertions=int(z["n_insertions"]), source=str(z["source"]))

@@ -86,12 +86,20 @@ class Score:
     n_parts: int = 1
     warnings: list[str] = field(default_factory=list)
     source: str = ""
+    marks: np.ndarray | None = None  # (N,) render.marks.MARK_DTYPE; None = no markings read
 
     def __post_init__(self):
+        from render.marks import MARK_DTYPE, empty_marks
+
         if self.notes.dtype != NOTE_DTYPE:
             raise ValueError(f"Score.notes must have dtype NOTE_DTYPE, got {self.notes.dtype}")
         if len(self.notes) == 0:
             raise ScoreError("the score has no notes", path=self.source or None)
+        if self.marks is None:
+            self.marks = empty_marks(len(self.notes))
+        if self.marks.dtype != MARK_DTYPE or self.marks.shape != self.notes.shape:
+            raise ValueError(f"Score.marks must be {len(self.notes)} rows of MARK_DTYPE, got "
+                             f"{self.marks.shape} {self.marks.dtype}")
         order = np.lexsort((self.notes["pitch"], self.notes["onset_beat"]))
         if not np.array_equal(order, np.arange(len(order))):
             raise ValueError("Score.notes must be sorted by onset_beat, then pitch")
@@ -120,7 +128,8 @@ class Score:
 
     def base_ids(self) -> np.ndarray:
         """Note ids without the repeat-pass suffix (``n12-2`` -> ``n12``), shape (N,)."""
-        return np.char.partition(self.notes["id"].astype(str), "-")[:, 0]
+        from render.marks import strip_pass
+        return np.array([strip_pass(i) for i in self.notes["id"].astype(str).tolist()], dtype=self.notes["id"].dtype)
 
 
 TEMPO_DTYPE = np.dtype([("onset_beat", "f8"), ("bpm", "f4"), ("text", "U64")])
@@ -238,6 +247,12 @@ def score_from_partitura(score_or_part, *, fmt: str, source: str = "", unfold: b
         part = _quiet(pt.score.merge_parts, parts)
     else:
         part = parts[0]
+    try:
+        from render.marks import marks_from_partitura
+        marked = marks_from_partitura(part)
+    except Exception as exc:  # markings are an extra: a score whose markings cannot be read still renders
+        marked = None
+        warnings.append(f"markings (slurs, articulations, hairpins) could not be read: {exc}")
     if unfold:
         try:
             part = _quiet(pt.score.unfold_part_maximal, part, update_ids=True)
@@ -286,6 +301,8 @@ def score_from_partitura(score_or_part, *, fmt: str, source: str = "", unfold: b
     if bad.any():
         notes["duration_beat"][bad] = 0.125
         warnings.append(f"{int(bad.sum())} notes had no duration and were given a 32nd")
-    notes = notes[np.lexsort((notes["pitch"], notes["onset_beat"]))]
-    return Score(notes=notes, tempo_marks=tempo_marks, dynamics_marks=dyn_marks, title=title,
-                 format=fmt, n_parts=n_parts, warnings=warnings, source=str(source))
+    from render.marks import empty_marks, marks_by_base_id
+    marks = empty_marks(len(notes)) if marked is None else marks_by_base_id(notes["id"], *marked)
+    order = np.lexsort((notes["pitch"], notes["onset_beat"]))
+    return Score(notes=notes[order], tempo_marks=tempo_marks, dynamics_marks=dyn_marks, title=title,
+                 format=fmt, n_parts=n_parts, warnings=warnings, source=str(source), marks=marks[order])

@@ -51,7 +51,7 @@ def prepare(path: Path, outdir: Path, *, name: str, max_notes: int, max_bytes: i
         mei, notemap, coverage = "", {}, 0.0
         score.warnings.append(f"the score could not be engraved ({exc}); it can still be played")
     np.savez(outdir / "parsed.npz", notes=score.notes, tempo_marks=score.tempo_marks,
-             dynamics_marks=score.dynamics_marks)
+             dynamics_marks=score.dynamics_marks, marks=score.marks)
     (outdir / "score.mei").write_text(mei, encoding="utf-8")
     meta = {
         "title": (score.title or Path(name).stem)[:200], "format": score.format,
@@ -68,8 +68,9 @@ def load_parsed(path: str | Path, *, title: str = "", fmt: str = "", source: str
     from render.score import Score
 
     with np.load(path, allow_pickle=False) as z:
-        return Score(notes=z["notes"], tempo_marks=z["tempo_marks"],
-                     dynamics_marks=z["dynamics_marks"], title=title, format=fmt, source=source)
+        # Scores parsed before markings were read (model v1) have none: they render without.
+        return Score(notes=z["notes"], tempo_marks=z["tempo_marks"], dynamics_marks=z["dynamics_marks"],
+                     marks=z["marks"] if "marks" in z.files else None, title=title, format=fmt, source=source)
 
 
 def run_child(path: str, outdir: str, name: str, max_notes: int, max_bytes: int) -> None:

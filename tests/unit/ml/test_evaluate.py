@@ -13,8 +13,11 @@ from scipy import stats
 
 from ml import evaluate as E
 from ml import metrics as M
+from ml import wholepiece as WP
+from ml.data import head_scope_mask
 from ml.inference import Renderer
-from ml.model import CVRNN, targets_to_classes
+from ml.model import HEADS, CVRNN
+from tests.unit.ml.conftest import make_score
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -90,12 +93,17 @@ def tiny_renderer(tiny_config):
     return Renderer(CVRNN(tiny_config).eval(), torch.device("cpu"))
 
 
+def random_classes(n, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randint(0, k, (n,), generator=g) for k in HEADS.values()], -1)
+
+
 def test_batched_prime_and_decode_match_renderer(tiny_renderer):
     r, m = tiny_renderer, tiny_renderer.model
     torch.manual_seed(1)
     c = torch.randn(30, m.cfg.c_dim)
-    x = targets_to_classes(torch.stack([torch.randint(1, 128, (30,)), torch.randint(1, 800, (30,)),
-                                        torch.randint(-50, 50, (30,)), torch.randint(-50, 50, (30,))], -1))
+    x = random_classes(30)
+    assert x.shape == (30, len(HEADS))
     h_ref = r.prime(c[:20], x[:20])
     h = E.prime_batch(m, c[None, :20].expand(3, -1, -1), x[None, :20].expand(3, -1, -1))
     torch.testing.assert_close(h, h_ref.expand(-1, 3, -1))
@@ -109,10 +117,78 @@ def test_batched_prime_and_decode_match_renderer(tiny_renderer):
     assert torch.equal(greedy[0], greedy[1])
 
 
+def test_batched_decode_with_scope_matches_renderer(tiny_renderer):
+    """Heads outside their scope repeat the previous class (x_prev: the last priming note)."""
+    r, m = tiny_renderer, tiny_renderer.model
+    torch.manual_seed(2)
+    c = torch.randn(12, m.cfg.c_dim)
+    h = torch.randn(m.cfg.state_layers, 2, m.cfg.state_dim)
+    onset = np.array([0, 0.5, 0.5, 0.75, 1, 1, 1.5, 2, 2, 2.25, 2.5, 3, 3.5, 4])
+    scope = head_scope_mask(onset)[2:]  # the window starts inside a beat and a chord (as Table 2 may)
+    x_prev = random_classes(2, seed=3)
+    ref, _, _ = r.decode_steps(c, h.clone(), torch.Generator().manual_seed(5), mode="fixed",
+                               z_fixed=torch.zeros(2, m.cfg.z_dim), temperature=1.0, scope=scope, x_prev=x_prev)
+    got = E.decode_batch(m, c[None].expand(2, -1, -1), h.clone(), torch.Generator().manual_seed(5), z_mode="zero",
+                         scope=torch.from_numpy(scope)[None].expand(2, -1, -1), x_prev=x_prev)
+    torch.testing.assert_close(got, ref.transpose(0, 1))
+    tempo = list(HEADS).index("tempo")
+    off = np.flatnonzero(~scope[:, tempo])
+    assert off[0] == 0 and torch.equal(got[:, 0, tempo], x_prev[:, tempo])
+    assert torch.equal(got[:, 0, -2:], x_prev[:, -2:])  # the pedal too: the same chord
+    assert torch.equal(got[:, off[1:], tempo], got[:, off[1:] - 1, tempo])
+
+
+def synthetic_human(score, speed: float, shift: float, seed: int) -> dict:
+    """A pianist as ml.evaluate.load_arrays gives it (render.dataset layout) for a score at 100 bpm."""
+    n = score.notes
+    rng = np.random.default_rng(seed)
+    grid = np.arange(0.0, n["onset_beat"].max() + 2, 0.25)
+    tempo = speed * (100 + 15 * np.sin(grid[:-1] / 3 + shift))
+    sec = np.concatenate([[0.0], np.cumsum(np.diff(grid) * 60.0 / tempo)])
+    onset = np.interp(n["onset_beat"], grid, sec) + rng.normal(0, 0.005, len(n))
+    vel = np.clip(60 + 20 * (n["staff"] == 1) + rng.integers(-8, 9, len(n)), 1, 127)
+    perf = np.stack([onset, n["duration_beat"] * 0.5, vel], 1)
+    return {"score_id": n["id"], "onset_beat": n["onset_beat"], "perf": perf,
+            "marked_bpm": np.full(len(n), 100.0, np.float32)}
+
+
+def test_whole_work_from_the_score_alone(tiny_renderer, tmp_path):
+    score = make_score(20)
+    humans = [synthetic_human(score, s, 0.2 * k, k) for k, s in enumerate((0.9, 1.0, 1.2))]
+    png = tmp_path / "w.png"
+    res = E.whole_work(tiny_renderer, score, np.full(score.n_notes, 100.0), humans, seeds=2, seed=0, plot=png,
+                       title="synthetic")
+    assert res["n_pianists"] == 3 and res["n_notes"] == score.n_notes
+    assert res["speed_g"] == pytest.approx(1.0, rel=0.05)  # the median pianist's speed
+    assert res["pianist_median_bpm"] == pytest.approx(100.0, rel=0.1)
+    for kind in E.KINDS:
+        for key in (kind, kind + "_vs_mean"):
+            assert math.isfinite(res[key]["velocity"]["mae"]) and math.isfinite(res[key]["tempo"]["mae"]), key
+    assert res["pianist_pairs"]["tempo"]["r"] > 0.3  # the three share an arc
+    assert res["variety"]["velocity"]["ratio"] > 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    mean = E.WP.average_works({"synthetic": res}, list(E.KINDS))
+    assert mean["works_with_pairs"] == 1 and mean["performances"] == 3
+
+
 # -- the CLI -----------------------------------------------------------------------------------
 def test_cli_bad_data_folder(tmp_path, tiny_checkpoint, capsys):
     assert E.main(["--data", str(tmp_path), "--json", str(tmp_path / "o.json"), "--checkpoint", tiny_checkpoint]) == 2
     assert "split.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--head-temperatures", "0.5,x"], "comma-separated numbers"),
+    (["--seeds", "0"], "--seeds"),
+])
+def test_cli_bad_arguments(tmp_path, tiny_checkpoint, capsys, args, message):
+    assert E.main(["--data", str(tmp_path), "--json", str(tmp_path / "o.json"), "--checkpoint", tiny_checkpoint,
+                   *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def finite(v) -> bool:
+    return v is not None and math.isfinite(v)  # the JSON writes nan as null
 
 
 @pytest.mark.data
@@ -134,13 +210,14 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    out = tmp_path / "eval.json"
+    out, plots = tmp_path / "eval.json", tmp_path / "plots"
     assert E.main(["--data", str(data), "--json", str(out), "--checkpoint", tiny_checkpoint,
-                   "--cache", str(tmp_path / "cache"), "--starts", "8", "--seeds", "2"]) == 0
+                   "--cache", str(tmp_path / "cache"), "--starts", "8", "--seeds", "2", "--plots", str(plots)]) == 0
     printed = capsys.readouterr().out
-    assert "paper z=0" in printed and "human_pairs" in printed
+    assert "paper z=0" in printed and "pianist pairs (ceiling)" in printed and "beat tempo" in printed
     res = json.loads(out.read_text())
     assert res["n_performances"] == 2
+    assert set(M.PARAMS) == {"velocity", "duration_100", "deviation_100", "tempo_log_50"}
     for method in E.METHODS_A:
         for p in M.PARAMS:
             for hz in ("10", "40"):
@@ -148,15 +225,22 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
                 assert cell["n"] == 2 * 8 * int(hz)
                 assert math.isfinite(cell["mae"])
                 if method != "model_prior_mean_greedy":  # a random tiny model's argmax can be constant
-                    assert math.isfinite(cell["r_pooled"]) and math.isfinite(cell["r_within"])
+                    assert finite(cell["r_pooled"]) and finite(cell["r_within"]), (method, p, hz)
     wp = res["whole_piece"]
-    assert wp["works_with_pairs"] == ["Bach/Prelude_bwv_858"]
-    for key in ("model", "model_z0", "humanizer", "deadpan", "human_pairs"):
-        for p in M.PARAMS:
-            assert math.isfinite(wp["mean"][key][p]["mae"]) and math.isfinite(wp["mean"][key][p]["r"])
-    for p in ("velocity", "tempo_dev_bpm"):
-        assert wp["variety"][p]["geo_mean_ratio"] > 0
-    assert set(res["targets"]) == {"table2_beats_prime_mean", "whole_piece_3_4_of_ceiling",
-                                   "whole_piece_above_humanizer", "variety_ratio_0.5_to_2"}
+    work = wp["per_work"]["Bach/Prelude_bwv_858"]
+    assert work["n_pianists"] == 2 and work["n_notes"] > 400 and 0.3 < work["speed_g"] < 3
+    mean = wp["mean"]
+    assert mean["works"] == mean["works_with_pairs"] == 1 and mean["performances_in_pair_works"] == 2
+    for key in ("model_pair_works", "model_point_pair_works", "humanizer_pair_works", "deadpan_pair_works",
+                "pianist_pairs", "model_vs_mean", "pianist_vs_others_mean"):
+        for curve in WP.CURVES:
+            assert finite(mean[key][curve]["mae"]) and finite(mean[key][curve]["r"]), (key, curve)
+    assert mean["pianist_pairs"]["tempo"]["r"] > 0  # two pianists of one prelude agree somewhat
+    for name in ("velocity", "tempo"):
+        assert mean["variety"][name]["geo_mean_ratio"] > 0
+    assert set(res["targets"]) == {"table2_beats_prime_mean", "sampled_3_4_of_pianist_pairs",
+                                   "sampled_above_humanizer_r_and_mae", "point_90pct_of_pianist_pairs",
+                                   "variety_ratio_0.5_to_2"}
+    assert [p.name for p in plots.iterdir()] == ["Bach_Prelude_bwv_858.png"]
     # prime-mean is computed from the human values: at 10 notes its MAE must be modest
     assert res["table2"]["prime_mean"]["velocity"]["10"]["mae"] < 30

@@ -1,23 +1,44 @@
-"""The numpy decode step computes what the torch model computes."""
+"""The numpy decode step computes what the torch model computes; per-head temperature and head
+scope behave the same in both decoders (ml.fastdecode.NumpyDecoder, Renderer.decode_steps)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from ml.fastdecode import NumpyDecoder
-from ml.model import CVRNN
+from ml.inference import Renderer
+from ml.model import HEADS, CVRNN
+
+H = list(HEADS)
+NH = len(HEADS)
 
 
-def test_numpy_step_matches_torch(tiny_config):
+@pytest.fixture(scope="module")
+def model(tiny_config):
     torch.manual_seed(0)
-    m = CVRNN(tiny_config).eval()
-    fast = NumpyDecoder(m)
+    return CVRNN(tiny_config).eval()
+
+
+@pytest.fixture(scope="module")
+def setup(model, tiny_config):
+    """(renderer, numpy decoder, c (n, c_dim), h (layers, V, H), z (V, Z)) with V = 3 takes."""
+    g = torch.Generator().manual_seed(4)
+    cfg = tiny_config
+    c = torch.randn(24, cfg.c_dim, generator=g)
+    h = torch.randn(cfg.state_layers, 3, cfg.state_dim, generator=g)
+    z = torch.randn(3, cfg.z_dim, generator=g)
+    return Renderer(model, torch.device("cpu")), NumpyDecoder(model), c, h, z
+
+
+def test_numpy_step_matches_torch(model, tiny_config):
+    m, fast = model, NumpyDecoder(model)
     V, cfg = 3, tiny_config
     h = torch.randn(cfg.state_layers, V, cfg.state_dim)
     z = torch.randn(V, cfg.z_dim)
     c = torch.randn(1, cfg.c_dim)
-    x = torch.stack([torch.tensor([1, 5, 90]), torch.tensor([0, 799, 3]),
-                     torch.tensor([50, 2, 99]), torch.tensor([7, 70, 49])], -1)  # (V, 4)
+    x = torch.stack([torch.tensor([1, 5, 90]), torch.tensor([0, 799, 3]), torch.tensor([50, 2, 99]),
+                     torch.tensor([7, 70, 49]), torch.tensor([0, 80, 40]), torch.tensor([1, 0, 1])], -1)  # (V, 6)
     with torch.no_grad():
         mu, lv = m.prior_params(h[-1])
         ps = m.psi(z)
@@ -33,7 +54,7 @@ def test_numpy_step_matches_torch(tiny_config):
     hid = np.maximum(c_gen[0] + ps_np @ fast.g0_psi, 0.1 * (c_gen[0] + ps_np @ fast.g0_psi))
     l2 = hid @ fast.g2[0] + fast.g2[1]
     lg = np.where(l2 > 0, l2, 0.1 * l2) @ fast.g4[0] + fast.g4[1]
-    assert np.allclose(lg, logits.numpy(), atol=1e-4)
+    assert lg.shape == (V, sum(HEADS.values())) and np.allclose(lg, logits.numpy(), atol=1e-4)
     emb = np.concatenate([tab[x[:, k].numpy()] for k, tab in enumerate(fast.x_embs)], -1)
     inp_np = c_state[0] + fast.phi(emb) @ fast.s_phi + ps_np @ fast.s_psi
     assert np.allclose(inp_np, inp.numpy(), atol=1e-5)
@@ -44,15 +65,113 @@ def test_sampling_follows_the_heads(tiny_config):
     """With one class far more likely in every head, inverse-CDF sampling picks it."""
     torch.manual_seed(0)
     m = CVRNN(tiny_config).eval()
+    want = {"velocity": 64, "duration": 99, "deviation": 50, "tempo": 10, "sustain": 80, "soft": 1}
     with torch.no_grad():
         m.gen[4].weight.zero_()
         m.gen[4].bias.fill_(-20.0)
-        for k in (64, 128 + 99, 128 + 800 + 50, 128 + 800 + 100 + 10):
-            m.gen[4].bias[k] = 20.0
+        start = 0
+        for h, k in HEADS.items():
+            m.gen[4].bias[start + want[h]] = 20.0
+            start += k
     fast = NumpyDecoder(m)
     c = np.random.default_rng(0).standard_normal((20, tiny_config.c_dim)).astype(np.float32)
     h = np.zeros((tiny_config.state_layers, 2, tiny_config.state_dim), np.float32)
-    x, z, _ = fast.decode(*fast.precompute(c), h, np.random.default_rng(1))
-    assert (x[..., 0] == 64).all() and (x[..., 1] == 99).all()
-    assert (x[..., 2] == 50).all() and (x[..., 3] == 10).all()
-    assert z.shape == (20, 2, tiny_config.z_dim)
+    x, z, _ = fast.decode(*fast.precompute(c), h, np.random.default_rng(1), temperature=[0.3, 1, 1, 2, 0.5, 1])
+    assert x.shape == (20, 2, NH) and z.shape == (20, 2, tiny_config.z_dim)
+    for k, h_name in enumerate(H):
+        assert (x[..., k] == want[h_name]).all(), h_name
+
+
+def expected_argmax(model, c, z):
+    """(n, V, H) most likely classes with z fixed: the logits depend on c_n and z only."""
+    with torch.no_grad():
+        V = z.shape[0]
+        logits = model.gen(torch.cat([c[:, None].expand(-1, V, -1), model.psi(z)[None].expand(len(c), -1, -1)], -1))
+    return torch.stack([p.argmax(-1) for p in logits.split(list(HEADS.values()), -1)], -1).numpy()
+
+
+def decode_both(setup, temperature, seeds=(1, 1), scope=None, x_prev=None, n=None):
+    r, fast, c, h, z = setup
+    c = c[:n] if n else c
+    xt, _, ht = r.decode_steps(c, h.clone(), torch.Generator().manual_seed(seeds[0]), mode="fixed", z_fixed=z,
+                               temperature=temperature, scope=scope,
+                               x_prev=None if x_prev is None else torch.from_numpy(x_prev))
+    xn, _, hn = fast.decode(*fast.precompute(c.numpy()), h.numpy().copy(), np.random.default_rng(seeds[1]),
+                            mode="fixed", z_fixed=z.numpy(), temperature=temperature, scope=scope, x_prev=x_prev)
+    return xt.numpy(), ht.numpy(), xn, hn
+
+
+def test_greedy_fixed_z_parity(setup):
+    """Mode 'fixed' (same z) at temperature 0: both decoders give the same classes and states."""
+    xt, ht, xn, hn = decode_both(setup, 0.0)
+    np.testing.assert_array_equal(xt, xn)
+    np.testing.assert_allclose(ht, hn, atol=1e-4)
+    np.testing.assert_array_equal(xn, expected_argmax(setup[0].model, setup[2], setup[4]))
+    xt2, _, xn2, _ = decode_both(setup, np.zeros(NH, np.float32), seeds=(7, 8))  # per-head zeros: the same
+    np.testing.assert_array_equal(xt2, xt)
+    np.testing.assert_array_equal(xn2, xn)
+
+
+@pytest.mark.parametrize("greedy_head", ["velocity", "tempo"])
+def test_temperature_zero_for_one_head_while_others_sample(setup, greedy_head):
+    temps = np.ones(NH, np.float32)
+    k = H.index(greedy_head)
+    temps[k] = 0.0
+    best = expected_argmax(setup[0].model, setup[2], setup[4])
+    a_t, _, a_n, _ = decode_both(setup, temps, seeds=(1, 1))
+    b_t, _, b_n, _ = decode_both(setup, temps, seeds=(2, 2))
+    for a, b in ((a_t, b_t), (a_n, b_n)):
+        np.testing.assert_array_equal(a[..., k], best[..., k])
+        np.testing.assert_array_equal(b[..., k], best[..., k])
+        dur = H.index("duration")
+        assert not np.array_equal(a[..., dur], b[..., dur])  # a sampled head follows the seed
+        assert not np.array_equal(a[..., dur], best[..., dur])
+
+
+def test_a_head_outside_its_scope_repeats_the_previous_class(setup):
+    n = 12
+    scope = np.ones((n, NH), bool)
+    tempo, sus = H.index("tempo"), H.index("sustain")
+    scope[[0, 1, 2, 5, 6, 7, 8], tempo] = False  # row 0: repeats x_prev across the chunk boundary
+    scope[[0, 3, 4, 9], sus] = False
+    x_prev = np.tile(np.array([[60, 100, 50, 33, 17, 1]], np.int64), (3, 1))
+    for temps in (0.0, 1.0):
+        xt, ht, xn, hn = decode_both(setup, temps, scope=scope, x_prev=x_prev, n=n)
+        for x in (xt, xn):
+            prev = np.concatenate([x_prev[None], x[:-1]])
+            for k in (tempo, sus):
+                off = ~scope[:, k]
+                np.testing.assert_array_equal(x[off, :, k], prev[off, :, k])
+            np.testing.assert_array_equal(x[0, :, tempo], x_prev[:, tempo])
+        if temps == 0.0:  # the repeated classes feed the state the same way in both decoders
+            np.testing.assert_array_equal(xt, xn)
+            np.testing.assert_allclose(ht, hn, atol=1e-4)
+    # without x_prev the first note takes its own class (the piece's first note)
+    xt0, _, xn0, _ = decode_both(setup, 0.0, scope=scope, n=n)
+    best = expected_argmax(setup[0].model, setup[2][:n], setup[4])
+    np.testing.assert_array_equal(xn0[0], best[0])
+    np.testing.assert_array_equal(xt0[0], best[0])
+
+
+def test_chunks_with_x_prev_equal_one_pass(setup):
+    """Decoding in two chunks (state, random stream and x_prev carried) equals one pass."""
+    r, fast, c, h, z = setup
+    n = len(c)
+    scope = np.zeros((n, NH), bool)
+    scope[::4] = True          # every head only every 4th note: long repeats across the cut at 10
+    cut = 10
+    rng = np.random.default_rng(3)
+    one, _, h1 = fast.decode(*fast.precompute(c.numpy()), h.numpy().copy(), rng, scope=scope, x_prev=None)
+    rng = np.random.default_rng(3)
+    a, _, ha = fast.decode(*fast.precompute(c[:cut].numpy()), h.numpy().copy(), rng, scope=scope[:cut])
+    b, _, hb = fast.decode(*fast.precompute(c[cut:].numpy()), ha, rng, scope=scope[cut:], x_prev=a[-1])
+    np.testing.assert_array_equal(np.concatenate([a, b]), one)
+    np.testing.assert_allclose(hb, h1, atol=1e-5)
+    assert (one[9:12] == one[8]).all()  # notes 9..11 repeat note 8 through the cut
+    gen = torch.Generator().manual_seed(3)
+    tone, _, _ = r.decode_steps(c, h.clone(), gen, scope=scope)
+    gen = torch.Generator().manual_seed(3)
+    ta, _, th = r.decode_steps(c[:cut], h.clone(), gen, scope=scope[:cut])
+    tb, _, _ = r.decode_steps(c[cut:], th, gen, scope=scope[cut:], x_prev=ta[-1])
+    assert torch.equal(torch.cat([ta, tb]), tone)
+    assert (tone[9:12] == tone[8]).all()

@@ -4,11 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.inference import (RENDERED_CHUNK_DTYPE, Reference, Renderer, load_reference, reference_from_aligned,
-                          reference_from_file, save_reference, written_tempi)
+from ml.data import head_scope_mask
+from ml.defaults import DEFAULT_TEMPERATURE, HEAD_TEMPERATURE
+from ml.inference import (RENDERED_CHUNK_DTYPE, Reference, Renderer, head_temperatures, load_reference,
+                          reference_from_aligned, reference_from_file, save_reference, written_tempi)
+from ml.model import HEADS
 from render.encoding import ENCODED_DTYPE
-from render.performance import PERF_NOTE_DTYPE, AlignedPerformance
+from render.performance import PERF_NOTE_DTYPE, PEDAL_DTYPE, AlignedPerformance
 from tests.unit.ml.conftest import make_score
+
+V1_ENCODED_DTYPE = np.dtype([("velocity", "i2"), ("duration_100", "i2"), ("deviation_100", "i2"),
+                             ("tempo_dev_bpm", "i2")])
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +29,13 @@ def render_all(renderer, score, **kw):
 def test_renders_every_note_in_order(renderer, score):
     out = render_all(renderer, score, seed=1)
     assert out.dtype == RENDERED_CHUNK_DTYPE
+    assert {"tempo_log_50", "sustain", "soft"} <= set(out.dtype.names) and "tempo_dev_bpm" not in out.dtype.names
     assert np.array_equal(out["index"], np.arange(score.n_notes))
     assert np.array_equal(out["id"], score.notes["id"])
     assert (out["velocity"] >= 1).all() and (out["velocity"] <= 127).all()
     assert (out["duration_sec"] > 0).all() and (out["onset_sec"] >= 0).all()
+    assert (np.abs(out["tempo_log_50"]) <= 50).all()
+    assert (out["sustain"] >= 0).all() and (out["sustain"] <= 80).all() and set(out["soft"].tolist()) <= {0, 1}
     # Later score onsets are (mostly) later in time: the tempo integrates forward.
     firsts = out["onset_sec"][np.r_[True, np.diff(score.notes["onset_beat"]) > 0]]
     assert firsts[-1] > firsts[0]
@@ -75,12 +84,31 @@ def test_variations_render_in_one_pass(renderer, score):
     assert sorted(set(out["variation"].tolist())) == [0, 1, 2]
     takes = [out[out["variation"] == v] for v in range(3)]
     assert all(len(t) == score.n_notes for t in takes)
+    assert all(np.array_equal(np.sort(t["index"]), np.arange(score.n_notes)) for t in takes)
     assert not np.array_equal(takes[0]["velocity"], takes[1]["velocity"])
+
+
+@pytest.mark.parametrize("chunk_notes", [3, 64])
+def test_tempo_once_per_beat_and_pedal_once_per_chord(renderer, chunk_notes):
+    """Heads outside their scope repeat the previous note's class, across chunk boundaries too."""
+    score = make_score(12)
+    out = render_all(renderer, score, seed=9, variations=2, chunk_notes=chunk_notes, temperature=2.0)
+    scope = head_scope_mask(score.notes["onset_beat"])
+    H = list(HEADS)
+    for v in range(2):
+        take = np.sort(out[out["variation"] == v], order="index")
+        for name, field in (("tempo", "tempo_log_50"), ("sustain", "sustain"), ("soft", "soft")):
+            off = np.flatnonzero(~scope[:, H.index(name)])
+            assert len(off) and np.array_equal(take[field][off], take[field][off - 1]), field
+        beats = np.floor(score.notes["onset_beat"]).astype(int)
+        assert len(set(zip(beats.tolist(), take["tempo_bpm"].tolist()))) == len(set(beats.tolist()))
+        assert len(set(take["tempo_log_50"][scope[:, H.index("tempo")]].tolist())) > 1  # it is sampled
 
 
 def test_expressiveness_zero_is_deadpan_timing(renderer, score):
     out = render_all(renderer, score, seed=5, expressiveness=0.0, base_tempo_bpm=120)
-    assert (out["deviation_100"] == 0).all() and (out["tempo_dev_bpm"] == 0).all()
+    assert (out["deviation_100"] == 0).all() and (out["tempo_log_50"] == 0).all()
+    assert np.allclose(out["tempo_bpm"], 120.0)  # a flat tempo at the base tempo
     beats = score.notes["onset_beat"]
     assert np.allclose(out["onset_sec"] - out["onset_sec"][0], (beats - beats[0]) * 0.5)
 
@@ -99,6 +127,9 @@ def primed_render(renderer):
     ref = reference_from_aligned(score, perf)
     assert len(ref.index) == len(notes)
     assert (ref.encoded["velocity"] == played["velocity"]).all()
+    # g: the pianist's speed against the marking (100 bpm written, 0.8 s per beat played = 75 bpm)
+    assert ref.tempo_ratio == pytest.approx(0.75, rel=0.02)
+    assert (np.abs(ref.encoded["tempo_log_50"]) <= 1).all()  # a steady tempo at g * W
     plain = render_all(renderer, score, seed=6)
     primed = render_all(renderer, score, seed=6, reference=ref)
     assert not np.array_equal(plain["z"], primed["z"])
@@ -114,7 +145,8 @@ def test_saved_reference_round_trips_and_primes_another_score(renderer, tmp_path
     save_reference(tmp_path / "ref.npz", ref)
     back = load_reference(tmp_path / "ref.npz")
     assert np.array_equal(back.index, ref.index) and np.array_equal(back.encoded, ref.encoded)
-    assert np.array_equal(back.score.notes, ref.score.notes)
+    assert np.array_equal(back.score.notes, ref.score.notes) and np.array_equal(back.score.marks, ref.score.marks)
+    assert back.tempo_ratio == ref.tempo_ratio
     # on its own score the loaded reference renders exactly as the original
     assert np.array_equal(render_all(renderer, ref.score, seed=6, reference=back), primed)
     # on another score it primes from its own score's features: z differs from an unprimed render
@@ -184,3 +216,102 @@ def test_temperature_zero_takes_the_most_likely_classes(renderer, score):
     c = render_all(renderer, score, seed=1, mode="fixed", temperature=1.0)
     d = render_all(renderer, score, seed=2, mode="fixed", temperature=1.0)
     assert not np.array_equal(c, d)
+
+
+# -- model v2: per-head temperatures, references with a speed, v1 references ---------------------
+def test_head_temperatures_scale_the_per_head_defaults():
+    default = head_temperatures(DEFAULT_TEMPERATURE)
+    assert default.shape == (len(HEADS),)
+    np.testing.assert_allclose(default, [HEAD_TEMPERATURE[h] for h in HEADS])
+    np.testing.assert_allclose(head_temperatures(2 * DEFAULT_TEMPERATURE), 2 * default)
+    assert (head_temperatures(0.0) == 0).all()
+    assert HEAD_TEMPERATURE["tempo"] < HEAD_TEMPERATURE["duration"]  # tempo near its point estimate
+
+
+def test_per_head_temperatures_in_render(renderer, score):
+    """Velocity greedy, the rest sampled: with z fixed the velocities ignore the seed."""
+    temps = np.ones(len(HEADS), np.float32)
+    temps[0] = 0.0
+    a = render_all(renderer, score, seed=1, mode="fixed", temperature=temps)
+    b = render_all(renderer, score, seed=2, mode="fixed", temperature=temps)
+    assert np.array_equal(a["velocity"], b["velocity"])
+    assert not np.array_equal(a["duration_100"], b["duration_100"])
+    greedy = render_all(renderer, score, seed=3, mode="fixed", temperature=0.0)
+    assert np.array_equal(a["velocity"], greedy["velocity"])
+    for bad in (np.ones(3), -temps, 3 * np.ones(len(HEADS))):
+        with pytest.raises(ValueError, match="per-head temperatures"):
+            list(renderer.render(score, temperature=bad))
+
+
+def test_reference_tempo_ratio_sets_the_speed_without_a_base_tempo(renderer):
+    score = make_score(16)  # marked 100 bpm
+    n = score.n_notes
+    enc = np.zeros(n, ENCODED_DTYPE)
+    enc["velocity"], enc["duration_100"] = 70, 50
+    beats = score.notes["onset_beat"]
+    for ratio, base, sec_per_beat in ((2.0, None, 0.3), (0.5, None, 1.2), (2.0, 120.0, 0.5), (1.0, None, 0.6)):
+        ref = Reference(index=np.arange(n), encoded=enc, tempo_ratio=ratio)
+        out = render_all(renderer, score, seed=1, reference=ref, base_tempo_bpm=base, expressiveness=0.0)
+        assert np.allclose(out["onset_sec"] - out["onset_sec"][0], (beats - beats[0]) * sec_per_beat), (ratio, base)
+    # a primed render from a real-looking reference keeps its pianist's speed (75 bpm here)
+    ref, _ = primed_render(renderer)
+    out = render_all(renderer, score, seed=1, reference=ref, expressiveness=0.0)
+    assert np.allclose(out["onset_sec"] - out["onset_sec"][0], (beats - beats[0]) * 60.0 / (100 * ref.tempo_ratio))
+
+
+def write_v1_reference(path, score, index, vel, dev_bpm):
+    """A reference as model v1 saved it: tempo as bpm from the written tempo, no pedal, no ratio."""
+    enc = np.zeros(len(index), V1_ENCODED_DTYPE)
+    enc["velocity"], enc["duration_100"], enc["deviation_100"], enc["tempo_dev_bpm"] = vel, 80, 3, dev_bpm
+    arrays = dict(index=np.asarray(index, np.int64), encoded=enc)
+    if score is not None:
+        arrays.update(notes=score.notes, tempo_marks=score.tempo_marks, dynamics_marks=score.dynamics_marks)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def test_a_v1_reference_loads_and_renders(renderer, tmp_path):
+    score = make_score(16, tempo=100.0)
+    n = score.n_notes
+    dev = np.resize(np.array([0, 20, -50, 49, -10]), n)
+    write_v1_reference(tmp_path / "v1.npz", score, np.arange(n), 90, dev)
+    ref = load_reference(tmp_path / "v1.npz")
+    assert ref.encoded.dtype == ENCODED_DTYPE
+    assert (ref.encoded["velocity"] == 90).all() and (ref.encoded["duration_100"] == 80).all()
+    assert (ref.encoded["deviation_100"] == 3).all()
+    assert (ref.encoded["sustain"] == 0).all() and (ref.encoded["soft"] == 0).all()
+    # the same tempo (written 100 bpm + the v1 deviation), as g * W * 2 ** (tempo_log_50 / 50)
+    tempo = 100.0 * ref.tempo_ratio * 2.0 ** (ref.encoded["tempo_log_50"] / 50.0)
+    np.testing.assert_allclose(tempo, 100.0 + dev, rtol=0.0075)
+    out = render_all(renderer, score, seed=2, reference=ref, variations=2)
+    assert len(out) == 2 * n
+    plain = render_all(renderer, score, seed=2, variations=2)
+    assert not np.array_equal(out["z"], plain["z"])
+    # primes another score too, and a v1 file without its score (tempo against 100 bpm)
+    other = make_score(8, tempo=70.0)
+    assert len(render_all(renderer, other, seed=2, reference=ref)) == other.n_notes
+    write_v1_reference(tmp_path / "bare.npz", None, np.arange(10), 60, 20)
+    bare = load_reference(tmp_path / "bare.npz")
+    assert bare.score is None
+    np.testing.assert_allclose(100.0 * bare.tempo_ratio * 2.0 ** (bare.encoded["tempo_log_50"] / 50.0), 120.0,
+                               rtol=0.0075)
+    assert len(render_all(renderer, score, seed=2, reference=bare)) == n
+
+
+def test_reference_pedal_is_encoded(renderer):
+    """A performance with the sustain pedal down gives non-zero sustain classes in the reference."""
+    score = make_score(8)
+    notes = score.notes
+    played = np.zeros(len(notes), PERF_NOTE_DTYPE)
+    played["id"] = [f"p{i}" for i in range(len(notes))]
+    played["pitch"], played["velocity"] = notes["pitch"], 64
+    played["onset_sec"] = notes["onset_beat"] * 0.6
+    played["duration_sec"] = notes["duration_beat"] * 0.5
+    pedal = np.array([(0.0, 64, 127), (2.3, 64, 0), (2.4, 64, 127), (9.0, 64, 0)], PEDAL_DTYPE)
+    perf = AlignedPerformance(score=score, notes=played, match_index=np.arange(len(notes)), pedal=pedal)
+    ref = reference_from_aligned(score, perf)
+    assert ref.encoded["sustain"].max() > 0
+    bare = reference_from_aligned(score, AlignedPerformance(score=score, notes=played,
+                                                            match_index=np.arange(len(notes))))
+    assert (bare.encoded["sustain"] == 0).all()
+    assert len(render_all(renderer, score, seed=1, reference=ref)) == score.n_notes

@@ -2,82 +2,132 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
-from ml.data import Piece, StreamBatcher, collate, window_arrays
+from ml.data import StreamBatcher
+from ml.inference import Renderer
 from ml.model import HEADS, CVRNN, classes_to_targets, elbo_loss, load_model, save_checkpoint, targets_to_classes
-from ml.train import to_torch
-from render.features import piano_roll, roll_notes, score_features
-from tests.unit.ml.conftest import make_score
+from render.features import FEATURE_NAMES
+from tests.unit.ml.conftest import batch_of, make_piece
 
 
-def make_piece(n_beats=16, seed=0) -> Piece:
-    """A synthetic 'performance': louder high notes, longer low notes, a slow tempo drift."""
-    score = make_score(n_beats)
-    notes = score.notes
-    feat, frame = score_features(notes, np.full(len(notes), 100.0))
-    rng = np.random.default_rng(seed)
-    target = np.stack([
-        np.clip(notes["pitch"] - 10 + rng.integers(-3, 4, len(notes)), 1, 127),
-        np.clip(np.round(notes["duration_beat"] * 90), 1, 800),
-        np.where(notes["staff"] == 1, -2, 3),
-        np.round(10 * np.sin(notes["onset_beat"] / 4)),
-    ], axis=1).astype(np.int16)
-    spans = roll_notes(notes)
-    return Piece(feat=feat, frame=frame, target=target, onset_beat=notes["onset_beat"], spans=spans,
-                 meta={"work": "synthetic"}, roll=piano_roll(spans))
-
-
-def batch_of(pieces, T):
-    items = [window_arrays(p, 0, min(T, p.n)) for p in pieces]
-    return to_torch(collate(items, T), "cpu")
+def fwd(m, b, state=None, **kw):
+    state = state if state is not None else m.init_state(b["x"].shape[0])
+    return m(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"], b["mask"], state, **kw)
 
 
 def test_forward_shapes(tiny_config):
     m = CVRNN(tiny_config)
     b = batch_of([make_piece(), make_piece(8, seed=1)], 40)
-    state = m.init_state(2)
-    logits, (mq, lq, mp, lp), (h, hs) = m(b["feat"], b["roll"], b["pos"], b["x"], b["mask"], state, truncate=30)
+    assert b["x"].shape == (2, 40, len(HEADS)) and b["scope"].shape == (2, 40, len(HEADS))
+    logits, (mq, lq, mp, lp), (h, hs) = fwd(m, b, truncate=30)
     assert logits.shape == (2, 40, sum(HEADS.values()))
     assert mq.shape == lq.shape == mp.shape == lp.shape == (2, 40, tiny_config.z_dim)
     assert h.shape == (tiny_config.state_layers, 2, tiny_config.state_dim)
     assert hs.shape == (tiny_config.score_gru_layers, 2, tiny_config.score_gru)
+    c, _ = m.score(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"])
+    assert c.shape == (2, 40, tiny_config.c_dim)
+    assert tiny_config.c_dim == (tiny_config.mlp_out + tiny_config.score_gru + tiny_config.ctx_out
+                                 + sum(tiny_config.feature_emb.values()))
 
 
 def test_padded_steps_leave_the_state_alone(tiny_config):
     torch.manual_seed(0)
     m = CVRNN(tiny_config).eval()
     short = make_piece(4)  # 16 notes, padded to 40
-    b = batch_of([short], 40)
     torch.manual_seed(1)
-    _, _, (h_pad, _) = m(b["feat"], b["roll"], b["pos"], b["x"], b["mask"], m.init_state(1))
-    b2 = batch_of([short], short.n)
+    _, _, (h_pad, _) = fwd(m, batch_of([short], 40))
     torch.manual_seed(1)
-    _, _, (h_exact, _) = m(b2["feat"], b2["roll"], b2["pos"], b2["x"], b2["mask"], m.init_state(1))
+    _, _, (h_exact, _) = fwd(m, batch_of([short], short.n))
     # The posterior sample differs in the RNG stream only after the last valid note.
     assert torch.allclose(h_pad, h_exact, atol=1e-5)
 
 
-def test_generation_sees_h_only_through_z(tiny_config):
-    """Paper 3.3.1: x_n depends on h only via z_n, and the prior does not see c_n."""
+def test_network_inputs_keep_the_papers_assumptions(tiny_config):
+    """Paper 3.3.1: generation reads [c_n, psi(z_n)], the prior h only, the posterior [h, phi(x)]."""
     m = CVRNN(tiny_config).eval()
-    assert m.gen[0].in_features == tiny_config.c_dim + tiny_config.dense_units  # [c, psi(z)]
-    assert m.prior.layers[0].in_features == tiny_config.state_dim               # h only
-    assert m.post.layers[0].in_features == tiny_config.state_dim + tiny_config.dense_units  # [h, phi(x)]
+    assert m.gen[0].in_features == tiny_config.c_dim + tiny_config.dense_units
+    assert m.prior.layers[0].in_features == tiny_config.state_dim
+    assert m.post.layers[0].in_features == tiny_config.state_dim + tiny_config.dense_units
+
+
+def _change_note_feature(b, k):
+    b2 = {key: v.clone() for key, v in b.items()}
+    col = FEATURE_NAMES.index("velocity_10")
+    b2["feat"][:, k, col] = (b2["feat"][:, k, col] + 5) % 14
+    return b2
+
+
+def _change_beat_ahead(b, k):
+    b2 = {key: v.clone() for key, v in b.items()}
+    row = int(b["beat_pos"][0, 0]) + 40  # 40 beats after the first note: inside the window's context
+    b2["beats"][:, :, row] += 1.0
+    return b2
+
+
+@pytest.mark.parametrize("change", [_change_note_feature, _change_beat_ahead], ids=["note_feature", "beat_ahead"])
+def test_prior_and_inference_do_not_see_c_n(tiny_config, change):
+    """Change c (a note's own feature, or a beat summary 40 beats ahead through the non-causal
+    context) with the same x and random draws: the prior at a note and the posterior there are
+    unchanged given h_{n-1}; the generation at that note changes, and the prior of the next note
+    changes through h_n (so the check is not blind)."""
+    torch.manual_seed(0)
+    m = CVRNN(tiny_config).eval()
+    b = batch_of([make_piece(12)], 30)
+    k = 0 if change is _change_beat_ahead else 10
+    b2 = change(b, k)
+    with torch.no_grad():
+        c1, _ = m.score(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"])
+        c2, _ = m.score(b2["feat"], b2["roll"], b2["pos"], b2["beats"], b2["beat_pos"])
+        assert not torch.allclose(c1[0, k], c2[0, k], atol=1e-5)  # c_k does change
+        torch.manual_seed(3)
+        l1, (mq1, lq1, mp1, lp1), _ = fwd(m, b)
+        torch.manual_seed(3)
+        l2, (mq2, lq2, mp2, lp2), _ = fwd(m, b2)
+    for a, a2 in ((mp1, mp2), (lp1, lp2), (mq1, mq2), (lq1, lq2)):
+        torch.testing.assert_close(a[:, :k + 1], a2[:, :k + 1], rtol=0, atol=1e-6)
+    assert not torch.allclose(l1[:, k], l2[:, k], atol=1e-5)
+    assert not torch.allclose(mp1[:, k + 1], mp2[:, k + 1], atol=1e-6)
+
+
+def test_generation_sees_h_only_through_z(tiny_config):
+    """With z fixed, the sampled x (same draws) are the same from any state h: x_n depends on
+    h_{n-1} only through z_n."""
+    torch.manual_seed(0)
+    m = CVRNN(tiny_config).eval()
+    r = Renderer(m, torch.device("cpu"))
+    cfg = tiny_config
+    c = torch.randn(25, cfg.c_dim)
+    z = torch.randn(25, 2, cfg.z_dim)
+    h1 = torch.zeros(cfg.state_layers, 2, cfg.state_dim)
+    h2 = 3 * torch.randn(cfg.state_layers, 2, cfg.state_dim)
+    x1, _, hn1 = r.decode_steps(c, h1, torch.Generator().manual_seed(1), mode="fixed", z_fixed=z)
+    x2, _, hn2 = r.decode_steps(c, h2, torch.Generator().manual_seed(1), mode="fixed", z_fixed=z)
+    assert torch.equal(x1, x2)
+    assert not torch.allclose(hn1, hn2)
+    # and the prior does not see c: the first z from the prior is the same for any features
+    _, za, _ = r.decode_steps(c, h2, torch.Generator().manual_seed(2), mode="prior")
+    _, zb, _ = r.decode_steps(-c, h2, torch.Generator().manual_seed(2), mode="prior")
+    assert torch.equal(za[0], zb[0]) and not torch.equal(za[1], zb[1])
 
 
 def test_class_mapping_round_trip():
-    t = torch.tensor([[1, 1, -50, -50], [127, 800, 49, 49], [64, 120, 0, -3]])
+    t = torch.tensor([[1, 1, -50, -50, 0, 0], [127, 800, 49, 49, 80, 1], [64, 120, 0, -3, 40, 0]])
     c = targets_to_classes(t)
-    assert (c >= 0).all() and (c[:, 1] < HEADS["duration"]).all()
+    assert (c >= 0).all() and (c < torch.tensor(list(HEADS.values()))).all()
     assert torch.equal(classes_to_targets(c), t)
+    # out-of-range values clip into the classes
+    clipped = targets_to_classes(torch.tensor([[200, 900, 70, -70, 99, 5]]))
+    assert clipped.tolist() == [[127, 799, 99, 0, 80, 1]]
 
 
 def test_kl_matches_closed_form():
     mq, lq = torch.tensor([[[0.5, -1.0]]]), torch.tensor([[[0.2, -0.3]]])
     mp, lp = torch.tensor([[[0.0, 0.5]]]), torch.tensor([[[0.0, 0.1]]])
     logits = torch.zeros(1, 1, sum(HEADS.values()))
-    x = torch.zeros(1, 1, 4, dtype=torch.long)
+    x = torch.zeros(1, 1, len(HEADS), dtype=torch.long)
     _, stats = elbo_loss(logits, x, torch.ones(1, 1, dtype=torch.bool), (mq, lq, mp, lp))
     q = torch.distributions.Normal(mq, (0.5 * lq).exp())
     p = torch.distributions.Normal(mp, (0.5 * lp).exp())
@@ -87,6 +137,40 @@ def test_kl_matches_closed_form():
     assert abs(stats["nll"] - uniform_nll) < 1e-4
 
 
+def test_head_mask_counts_a_head_only_where_set():
+    torch.manual_seed(0)
+    B, T = 2, 7
+    logits = torch.randn(B, T, sum(HEADS.values()))
+    x = torch.stack([torch.randint(0, k, (B, T)) for k in HEADS.values()], -1)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, 5:] = False
+    zeros = torch.zeros(B, T, 5)
+    qp = (zeros, zeros, zeros, zeros)
+    head_mask = torch.ones(B, T, len(HEADS), dtype=torch.bool)
+    tempo = list(HEADS).index("tempo")
+    head_mask[..., tempo] = False
+    head_mask[:, ::3, tempo] = True  # notes 0, 3, 6: and note 6 of stream 1 is padding
+    _, full = elbo_loss(logits, x, mask, qp)
+    _, ones = elbo_loss(logits, x, mask, qp, head_mask=torch.ones_like(head_mask))
+    _, part = elbo_loss(logits, x, mask, qp, head_mask=head_mask)
+    assert ones == full
+    n = int(mask.sum())
+    start = sum(list(HEADS.values())[:tempo])
+    ce = F.cross_entropy(logits[..., start:start + HEADS["tempo"]].reshape(-1, HEADS["tempo"]),
+                         x[..., tempo].reshape(-1), reduction="none").view(B, T)
+    expected = float((ce * (mask & head_mask[..., tempo])).sum() / n)
+    assert part["nll_tempo"] == pytest.approx(expected, rel=1e-5)
+    assert part["nll_tempo"] < full["nll_tempo"]
+    for h in HEADS:
+        if h != "tempo":
+            assert part[f"nll_{h}"] == pytest.approx(full[f"nll_{h}"], rel=1e-6)
+    none = head_mask.clone()
+    none[..., tempo] = False
+    _, off = elbo_loss(logits, x, mask, qp, head_mask=none)
+    assert off["nll_tempo"] == 0.0
+    assert off["nll"] == pytest.approx(full["nll"] - full["nll_tempo"], rel=1e-5)
+
+
 def test_loss_falls_and_a_short_piece_is_overfit(tiny_config):
     torch.manual_seed(0)
     m = CVRNN(tiny_config)
@@ -94,8 +178,8 @@ def test_loss_falls_and_a_short_piece_is_overfit(tiny_config):
     b = batch_of([make_piece(8)], 32)
     losses = []
     for step in range(60):
-        logits, qp, _ = m(b["feat"], b["roll"], b["pos"], b["x"], b["mask"], m.init_state(1), truncate=30)
-        loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=min(1.0, step / 30))
+        logits, qp, _ = fwd(m, b, truncate=30)
+        loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=min(1.0, step / 30), head_mask=b["scope"])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 5.0)
@@ -111,17 +195,24 @@ def test_checkpoint_round_trip(tmp_path, tiny_config):
     save_checkpoint(path, m, note="x")
     m2, ck = load_model(path)
     assert ck["note"] == "x" and m2.cfg == m.cfg
+    assert m2.cfg.ctx_dilations == tiny_config.ctx_dilations
     b = batch_of([make_piece()], 20)
-    c1, _ = m.score(b["feat"], b["roll"], b["pos"])
-    c2, _ = m2.score(b["feat"], b["roll"], b["pos"])
+    with torch.no_grad():
+        c1, _ = m.score(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"])
+        c2, _ = m2.score(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"])
     assert torch.equal(c1, c2)
 
 
 def test_stream_batcher_covers_every_note_once():
     pieces = [make_piece(n, seed=n) for n in (3, 5, 9, 16)]
     batcher = StreamBatcher(pieces, batch=2, window=10, transpose=0, ou_sigma_bpm=0)
-    seen = 0
+    seen = scoped = 0
     plan = batcher.plan_epoch(0)
     for batch, reset in batcher.batches(plan):
+        assert {"beats", "beat_pos", "scope"} <= set(batch)
         seen += int(batch["mask"].sum())
+        scoped += int(batch["scope"][batch["mask"]].sum())
+        assert not batch["scope"][~batch["mask"]].any()
+        assert (batch["beat_pos"] < batch["beats"].shape[2]).all()
     assert seen == sum(p.n for p in pieces)
+    assert scoped == sum(int(p.scope.sum()) for p in pieces)

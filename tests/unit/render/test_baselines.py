@@ -55,7 +55,7 @@ def test_deadpan_exact_at_written_tempo():
     np.testing.assert_allclose(p["duration_sec"], s.notes["duration_beat"] * 0.5)
     assert list(p["velocity"]) == list(s.notes["velocity_written"])
     assert set(p["velocity"][s.notes["onset_beat"] >= 8]) == {96}
-    assert np.all(p["deviation_100"] == 0) and np.all(p["tempo_dev_bpm"] == 0)
+    assert np.all(p["deviation_100"] == 0) and np.all(p["tempo_log_50"] == 0)   # at the written tempo
     assert np.array_equal(p["duration_100"], np.rint(s.notes["duration_beat"] * 100))
 
 

@@ -113,6 +113,8 @@ def test_roundtrip_real_match_file(capsys, shared_data):
     assert r["file"] == str(path) and r["n_notes"] > 1700
     assert r["onset_err_median_ms"] < 10 and r["onset_err_p95_ms"] < 30
     assert r["velocity_exact_rate"] == 1.0
+    assert set(r["clip_rate"]) == {"velocity", "duration_100", "deviation_100", "tempo_log_50", "sustain", "soft"}
+    assert r["pedal_down_agreement"] > 0.85 and r["pedal_lifts"] > 50 and "pedal_lift_err_median_ms" in r
 
 
 @pytest.mark.data

@@ -23,7 +23,9 @@ def perf(n=12, *, extra=()):
     p["tempo_bpm"] = 120 - np.arange(n)
     p["duration_100"] = 60
     p["deviation_100"] = np.arange(n) - 6
-    p["tempo_dev_bpm"] = -np.arange(n)
+    p["tempo_log_50"] = -np.arange(n)
+    p["sustain"] = np.arange(n) * 7 % 81
+    p["soft"] = np.arange(n) % 2
     return p
 
 
@@ -50,15 +52,17 @@ def test_csv_columns_and_round_trip(tmp_path):
     p["z"] = np.random.default_rng(0).normal(size=(len(p), 5))
     path = save_csv(p, tmp_path / "p.csv")
     header = path.read_text().splitlines()[0].split(",")
-    assert header == ["score_note_id", "onset_sec", "duration_sec", "velocity", "pitch",
-                      "tempo_bpm", "duration_100", "deviation_100", "tempo_dev_bpm",
-                      "variation", "z0", "z1", "z2", "z3", "z4"]
+    # every field of the rendering (RENDERED_DTYPE: v2's tempo_log_50, sustain and soft included)
+    assert header[:4] == ["score_note_id", "onset_sec", "duration_sec", "velocity"]
+    assert header[-5:] == ["z0", "z1", "z2", "z3", "z4"] and len(header) == len(set(header))
+    assert set(header[4:-5]) == {"pitch", "tempo_bpm", "duration_100", "deviation_100", "tempo_log_50",
+                                 "sustain", "soft", "variation"}, header
     q = load_csv(path)
     assert list(q["id"]) == list(p["id"])
     np.testing.assert_allclose(q["onset_sec"], p["onset_sec"], atol=1e-6)
     np.testing.assert_allclose(q["duration_sec"], p["duration_sec"], atol=1e-6)
     assert list(q["velocity"]) == list(np.clip(p["velocity"], 1, 127))
-    for f in ("pitch", "duration_100", "deviation_100", "tempo_dev_bpm", "variation"):
+    for f in ("pitch", "duration_100", "deviation_100", "tempo_log_50", "sustain", "soft", "variation"):
         assert np.array_equal(q[f], p[f]), f
     np.testing.assert_allclose(q["tempo_bpm"], p["tempo_bpm"], atol=1e-3)
     np.testing.assert_allclose(q["z"], p["z"], atol=1e-5)

@@ -1,0 +1,153 @@
+"""Sustain and soft pedal per onset group, in a form a per-note model generates (both directions).
+
+Per onset group k (the notes struck together), with performed onset t_k and the next group's
+onset t_{k+1} (for the last group, the end of its notes):
+
+- ``sustain`` 0..80: the sustain pedal over [t_k, t_{k+1}) split into ``SEGMENTS`` (4) equal
+  segments, each at one of ``LEVELS`` (3) depths: up (CC64 < 32), half (32..95), down (>= 96).
+  A segment's depth is its *lowest* (a lift anywhere in it shows), and the class is
+  sum(level_j * 3 ** (3 - j)): 0 = up throughout, 80 = down throughout, 26 = a change (lifted
+  in the first quarter, down again after it: the legato pedal at a new harmony).
+- ``soft`` 0..1: the soft pedal (CC67 >= 64) at t_k.
+
+Decoding writes CC64 0 / 64 / 127 at the segment starts where the depth changes, and CC67 at the
+group onsets where the soft pedal changes. Round trip: a lift or press moves by at most a
+quarter of its inter-onset interval (the segment), and short lifts become a segment long.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from render.performance import PEDAL_DTYPE
+
+SEGMENTS = 4
+LEVELS = 3
+N_SUSTAIN = LEVELS ** SEGMENTS  # 81
+LEVEL_CC = np.array([0, 64, 127])
+SUSTAIN_CC, SOFT_CC = 64, 67
+
+
+def _level(cc: np.ndarray) -> np.ndarray:
+    return np.where(cc >= 96, 2, np.where(cc >= 32, 1, 0))
+
+
+def _value_at(times: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Controller value in force at each time t (0 before the first event)."""
+    if len(times) == 0:
+        return np.zeros(len(t), np.int64)
+    k = np.searchsorted(times, t, side="right") - 1
+    return np.where(k >= 0, values[np.maximum(k, 0)], 0)
+
+
+def encode_pedal(group_sec: np.ndarray, end_sec: np.ndarray, pedal: np.ndarray | None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Pedal classes per onset group.
+
+    Parameters
+    ----------
+    group_sec : (G,) performed onset of each group, seconds, non-decreasing.
+    end_sec : (G,) end of each group's notes (used for the last group's interval), seconds.
+    pedal : PEDAL_DTYPE events (CC64 and CC67), or None for no pedal.
+
+    Returns
+    -------
+    sustain : (G,) int64 in 0..80; soft : (G,) int64 in 0..1.
+    """
+    g = len(group_sec)
+    if pedal is None or len(pedal) == 0 or g == 0:
+        return np.zeros(g, np.int64), np.zeros(g, np.int64)
+    pedal = np.sort(pedal, order="time_sec")
+    t0 = np.asarray(group_sec, float)
+    t1 = np.append(t0[1:], end_sec[-1] if g else 0.0)
+    t1 = np.maximum(t1, t0 + 1e-3)
+    sus = pedal[pedal["number"] == SUSTAIN_CC]
+    st, sv = sus["time_sec"].astype(float), sus["value"].astype(int)
+    cls = np.zeros(g, np.int64)
+    # Lowest value in each segment: the value at its start, and every event inside it.
+    for j in range(SEGMENTS):
+        a = t0 + (t1 - t0) * j / SEGMENTS
+        b = t0 + (t1 - t0) * (j + 1) / SEGMENTS
+        low = _value_at(st, sv, a).astype(int)
+        ia = np.searchsorted(st, a, side="right")
+        ib = np.searchsorted(st, b, side="left")
+        if len(sv):
+            # Range minimum over events ia..ib-1 with a sparse table would be faster; the ranges are short.
+            inside = [sv[x:y].min() if y > x else 999 for x, y in zip(ia, ib)]
+            low = np.minimum(low, np.array(inside))
+        cls = cls * LEVELS + _level(low)
+    soft = pedal[pedal["number"] == SOFT_CC]
+    sf = (_value_at(soft["time_sec"].astype(float), soft["value"].astype(int), t0) >= 64).astype(np.int64)
+    return cls, sf
+
+
+def sustain_levels(cls: np.ndarray) -> np.ndarray:
+    """(G,) classes -> (G, SEGMENTS) levels 0..2 (first segment first)."""
+    cls = np.asarray(cls, np.int64)
+    return np.stack([(cls // LEVELS ** (SEGMENTS - 1 - j)) % LEVELS for j in range(SEGMENTS)], -1)
+
+
+def decode_pedal(group_sec: np.ndarray, end_sec: float, sustain: np.ndarray, soft: np.ndarray,
+                 prev: tuple[int, int] = (-1, -1)) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pedal events from the classes of consecutive onset groups.
+
+    Parameters
+    ----------
+    group_sec : (G,) onset of each group, seconds, non-decreasing.
+    end_sec : end of the last group's interval (the next group's onset, or its notes' end).
+    sustain, soft : (G,) classes from `encode_pedal` (or the model).
+    prev : (sustain CC, soft CC) in force before the first group (-1: none sent yet).
+
+    Returns
+    -------
+    events : PEDAL_DTYPE, sorted by time, only where a value changes.
+    prev : the values in force after the last group (pass to the next chunk).
+    """
+    g = len(group_sec)
+    if g == 0:
+        return np.zeros(0, PEDAL_DTYPE), prev
+    t0 = np.asarray(group_sec, float)
+    t1 = np.maximum(np.append(t0[1:], end_sec), t0)
+    lv = sustain_levels(sustain)                                   # (G, S)
+    times = t0[:, None] + (t1 - t0)[:, None] * np.arange(SEGMENTS)[None, :] / SEGMENTS
+    vals = LEVEL_CC[lv].ravel()
+    times = times.ravel()
+    last_sus, last_soft = prev
+    keep = np.ones(len(vals), bool)
+    keep[1:] = vals[1:] != vals[:-1]
+    keep[0] = vals[0] != last_sus
+    rows = [(t, SUSTAIN_CC, v) for t, v in zip(times[keep], vals[keep])]
+    sv = np.where(np.asarray(soft) > 0, 127, 0)
+    ks = np.ones(g, bool)
+    ks[1:] = sv[1:] != sv[:-1]
+    ks[0] = sv[0] != last_soft
+    rows += [(t, SOFT_CC, v) for t, v in zip(t0[ks], sv[ks])]
+    ev = np.array(rows, PEDAL_DTYPE) if rows else np.zeros(0, PEDAL_DTYPE)
+    ev = ev[np.argsort(ev["time_sec"], kind="stable")]
+    return ev, (int(vals[-1]), int(sv[-1]))
+
+
+def pedal_down_fraction(events: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Sustain depth (0..1, CC64 / 127) in force at times t (seconds)."""
+    sus = np.sort(events[events["number"] == SUSTAIN_CC], order="time_sec")
+    return _value_at(sus["time_sec"].astype(float), sus["value"].astype(int), np.asarray(t, float)) / 127.0
+
+
+def pedal_for_take(onset_beat: np.ndarray, take: np.ndarray) -> np.ndarray:
+    """Pedal events of a rendered take (rows with index, onset_sec, duration_sec, sustain, soft).
+
+    ``onset_beat`` (N,) are the score onsets of every score note (``take["index"]`` points into
+    them). Each onset group starts at its earliest rendered note; the last group's interval ends
+    with its notes. Returns PEDAL_DTYPE events, sorted.
+    """
+    if len(take) == 0:
+        return np.zeros(0, PEDAL_DTYPE)
+    take = np.sort(take, order="index")
+    u = np.asarray(onset_beat, float)[take["index"]]
+    first = np.flatnonzero(np.concatenate([[True], np.diff(u) > 1e-9]))
+    grp = np.cumsum(np.concatenate([[True], np.diff(u) > 1e-9])) - 1
+    t = np.full(len(first), np.inf)
+    np.minimum.at(t, grp, take["onset_sec"].astype(float))
+    end = float(np.max(take["onset_sec"] + take["duration_sec"]))
+    t = np.maximum.accumulate(t)  # deviations can cross: keep group times in order
+    ev, _ = decode_pedal(t, end, take["sustain"][first], take["soft"][first])
+    return ev
