@@ -39,7 +39,6 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from ml import metrics as M  # noqa: E402
 from ml.data import load_piece, window_arrays  # noqa: E402
@@ -107,65 +106,37 @@ def piece_features(model, piece, block: int = 512) -> torch.Tensor:
 
 @torch.inference_mode()
 def prime_batch(model, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Teacher-forced inference network from the zero state, z = posterior mean.
+    """Teacher-forced inference network from the zero state, z = posterior mean (`CVRNN.prime`).
 
     c (V, T, c_dim), x (V, T, H) long classes -> h (layers, V, H). Same steps as Renderer.prime.
     """
-    V, T = x.shape[:2]
-    h = model.init_state(V)[0]
-    phi = model.embed_x(x)
-    for t in range(T):
-        mq, _ = model.post_out(model.post(torch.cat([h[-1], phi[:, t]], -1))).chunk(2, -1)
-        h = model.step_state(h, model.state_in(torch.cat([c[:, t], phi[:, t], model.psi(mq)], -1)))
-    return h
+    return model.prime(c, x, model.init_state(x.shape[0])[0])
 
 
 @torch.inference_mode()
 def decode_batch(model, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, *, z_mode: str,
                  greedy: bool = False, scope: torch.Tensor | None = None, x_prev: torch.Tensor | None = None,
                  ) -> torch.Tensor:
-    """Free-running generation for V streams with their own features.
+    """Free-running generation for V streams with their own features (`CVRNN.step`).
 
     c (V, T, c_dim), h (layers, V, H); z_mode 'zero' | 'prior' (sample) | 'prior_mean';
     greedy takes each head's most likely class instead of sampling it; scope (V, T, heads) bool
     and x_prev (V, heads) as in Renderer.decode_steps. Returns classes (V, T, heads).
     The random draws follow Renderer.decode_steps (z noise, then one uniform per head).
     """
+    if z_mode not in ("zero", "prior", "prior_mean"):
+        raise ValueError(f"unknown z_mode {z_mode!r}")
     V, T = c.shape[:2]
-    sizes = list(HEADS.values())
-    cu, U = c.shape[-1], model.cfg.dense_units
-    W, g0 = model.state_in.weight, model.gen[0]
-    c_state = F.linear(c, W[:, :cu], model.state_in.bias)      # (V, T, S): the score's parts,
-    c_gen = F.linear(c, g0.weight[:, :cu], g0.bias)            # (V, T, U)  once for all steps
-    W_phi, W_psi, Wg_psi = W[:, cu:cu + U], W[:, cu + U:], g0.weight[:, cu:]
+    c_gen, c_state = model.precompute(c)
+    temps = np.full(len(HEADS), 0.0 if greedy else 1.0, np.float32)
     out = []
     for t in range(T):
-        if z_mode == "zero":  # the prior is not needed
-            z = torch.zeros((V, model.cfg.z_dim))
-        elif z_mode == "prior":
-            mu, lv = model.prior_params(h[-1])
-            z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * lv)
-        elif z_mode == "prior_mean":
-            z = model.prior_params(h[-1])[0]
-        else:
-            raise ValueError(f"unknown z_mode {z_mode!r}")
-        ps = model.psi(z)
-        hid = F.leaky_relu(c_gen[:, t] + F.linear(ps, Wg_psi), 0.1)
-        logits = model.gen[4](F.leaky_relu(model.gen[2](hid), 0.1))
-        u = torch.rand((V, len(sizes)), generator=gen)
-        cls = []
-        for k, part in enumerate(logits.split(sizes, -1)):
-            if greedy:
-                cls.append(part.argmax(-1))
-            else:
-                cdf = torch.softmax(part, -1).cumsum(-1)
-                cls.append((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
-        x = torch.stack(cls, -1)
-        if scope is not None and x_prev is not None:
-            x = torch.where(scope[:, t], x, x_prev)
-        x_prev = x
-        h = model.step_state(h, c_state[:, t] + F.linear(model.embed_x(x), W_phi) + F.linear(ps, W_psi))
-        out.append(x)
+        eps = torch.randn((V, model.cfg.z_dim), generator=gen) if z_mode == "prior" else None
+        z = model.draw_z(h[-1], z_mode, eps=eps)
+        u = torch.rand((V, len(HEADS)), generator=gen)
+        x_prev, h = model.step(h, c_gen[:, t], c_state[:, t], z, u, temps,
+                               keep=None if scope is None else ~scope[:, t], x_prev=x_prev)
+        out.append(x_prev)
     return torch.stack(out, 1)
 
 

@@ -2,7 +2,7 @@
 
 One decode step is ~70 small matrix operations at batch 1-16; PyTorch's per-operation dispatch
 (~10-20 us) dominates them on a CPU, numpy's (~1-2 us) does not. The weights are copied once
-from a trained `CVRNN`; the arithmetic is the same as `Renderer.decode_steps`, with inverse-CDF
+from a trained `CVRNN`; the arithmetic is that of `CVRNN.step` (its only mirror), with inverse-CDF
 sampling of the heads from one vector of uniforms per note.
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ class NumpyDecoder:
         self.psi = _Dense(model.psi, cfg.z_dim)
         self.phi = _Dense(model.phi, cfg.x_emb * len(HEADS))
         self.x_embs = [_np(e.weight) for e in model.x_embs]
-        g0, g2, g4 = model.gen[0], model.gen[2], model.gen[4]
+        g0, g2, g4 = model.gen_in, model.gen_hidden, model.gen_out
         self.g0_c = (_np(g0.weight)[:, :c_dim].T, _np(g0.bias))
         self.g0_psi = np.ascontiguousarray(_np(g0.weight)[:, c_dim:].T)
         self.g2 = (_np(g2.weight).T, _np(g2.bias))

@@ -20,7 +20,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
 from ml.defaults import DEFAULT_TEMPERATURE, HEAD_TEMPERATURE
@@ -184,19 +183,13 @@ class Renderer:
         V = 1 if h is None else h.shape[1]
         if h is None:
             h = m.init_state(1, self.device)[0]
-        phi = m.embed_x(x)
-        for n in range(len(x)):
-            p = phi[n].expand(V, -1)
-            mq, _ = m.post_out(m.post(torch.cat([h[-1], p], -1))).chunk(2, -1)
-            inp = m.state_in(torch.cat([c[n].expand(V, -1), p, m.psi(mq)], -1))
-            h = m.step_state(h, inp)
-        return h
+        return m.prime(c[None].expand(V, -1, -1), x[None].expand(V, -1, -1), h)
 
     @torch.inference_mode()
     def decode_steps(self, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, *, mode: str = "prior",
                      delta: torch.Tensor | None = None, z_fixed: torch.Tensor | None = None,
                      temperature=1.0, scope: np.ndarray | None = None, x_prev: torch.Tensor | None = None):
-        """Generate notes for features c (n, c_dim) from state h (layers, V, H).
+        """Generate notes for features c (n, c_dim) from state h (layers, V, H) with `CVRNN.step`.
 
         delta: (V, Z) or (n, V, Z) for ``perturb``; z_fixed: (V, Z) or (n, V, Z) for ``fixed``;
         temperature: one number or (H,) per head (0 = the most likely class); scope (n, H) bool:
@@ -206,44 +199,19 @@ class Renderer:
         """
         m = self.model
         n_notes, V = c.shape[0], h.shape[1]
-        W = m.state_in.weight
-        cu = c.shape[-1]
-        c_state = F.linear(c, W[:, :cu], m.state_in.bias)                # (n, S)
-        W_phi, W_psi = W[:, cu:cu + m.cfg.dense_units], W[:, cu + m.cfg.dense_units:]
-        g0 = m.gen[0]
-        c_gen = F.linear(c, g0.weight[:, :cu], g0.bias)                   # (n, U)
-        Wg_psi = g0.weight[:, cu:]
-        sizes = list(HEADS.values())
-        temps = np.broadcast_to(np.asarray(temperature, np.float32), (len(sizes),))
+        c_gen, c_state = m.precompute(c)
+        temps = np.broadcast_to(np.asarray(temperature, np.float32), (len(HEADS),))
+        keep = None if scope is None else torch.from_numpy(~np.asarray(scope, bool)).to(c.device)
         xs, zs = [], []
         for i in range(n_notes):
-            mu, lv = m.prior_params(h[-1])
-            if mode == "prior":
-                z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * torch.exp(0.5 * lv)
-            elif mode == "perturb":
-                d = delta if delta.dim() == 2 else delta[i]
-                z = mu + d * torch.exp(lv)
-            else:
-                z = z_fixed if z_fixed.dim() == 2 else z_fixed[i]
-            ps = m.psi(z)
-            hid = F.leaky_relu(c_gen[i] + F.linear(ps, Wg_psi), 0.1)
-            logits = m.gen[4](F.leaky_relu(m.gen[2](hid), 0.1))         # (V, sum(HEADS))
-            u = torch.rand((V, len(sizes)), generator=gen, device=mu.device)
-            cls = []
-            for k, part in enumerate(logits.split(sizes, -1)):
-                if temps[k] <= 0.0:
-                    cls.append(part.argmax(-1))
-                    continue
-                cdf = torch.softmax(part / float(temps[k]), -1).cumsum(-1)
-                cls.append((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
-            x = torch.stack(cls, -1)
-            if scope is not None and x_prev is not None:
-                keep = torch.from_numpy(~scope[i]).to(x.device)
-                x = torch.where(keep, x_prev, x)
-            x_prev = x
-            inp = c_state[i] + F.linear(m.embed_x(x), W_phi) + F.linear(ps, W_psi)
-            h = m.step_state(h, inp)
-            xs.append(x), zs.append(z)
+            eps = torch.randn((V, self.cfg.z_dim), generator=gen, device=c.device) if mode == "prior" else None
+            d = None if delta is None else delta if delta.dim() == 2 else delta[i]
+            zf = None if z_fixed is None else z_fixed if z_fixed.dim() == 2 else z_fixed[i]
+            z = m.draw_z(h[-1], mode, eps=eps, delta=d, z_fixed=zf)
+            u = torch.rand((V, len(HEADS)), generator=gen, device=c.device)
+            x_prev, h = m.step(h, c_gen[i], c_state[i], z, u, temps,
+                               keep=None if keep is None else keep[i], x_prev=x_prev)
+            xs.append(x_prev), zs.append(z)
         return torch.stack(xs), torch.stack(zs), h
 
     # -- the public entry point --------------------------------------------------------------

@@ -193,9 +193,10 @@ class CVRNN(nn.Module):
         self.psi = DenseMLP(zd, u)
         self.post = DenseMLP(cfg.state_dim + u, u)
         self.post_out = nn.Linear(u, 2 * zd)
-        self.gen = nn.Sequential(nn.Linear(cfg.c_dim + u, u), nn.LeakyReLU(0.1),
-                                 nn.Linear(u, u), nn.LeakyReLU(0.1),
-                                 nn.Linear(u, sum(HEADS.values())))
+        # generation g(c_n, psi(z_n)): a 3-layer MLP with one softmax head per output
+        self.gen_in = nn.Linear(cfg.c_dim + u, u)
+        self.gen_hidden = nn.Linear(u, u)
+        self.gen_out = nn.Linear(u, sum(HEADS.values()))
         self.state_in = nn.Linear(cfg.c_dim + 2 * u, cfg.state_in)
         self.cells = nn.ModuleList(nn.GRUCell(cfg.state_in if i == 0 else cfg.state_dim, cfg.state_dim)
                                    for i in range(cfg.state_layers))
@@ -221,6 +222,68 @@ class CVRNN(nn.Module):
             x = cell(x, h[i])
             out.append(x)
         return torch.stack(out)
+
+    # -- one step, shared by rendering (ml.inference), evaluation (ml.evaluate) and priming;
+    # ml/fastdecode.py mirrors it in numpy and is tested against it.
+    def precompute(self, c):
+        """The terms of a step that depend on c_n only, for all notes at once:
+        c (..., c_dim) -> (c_gen (..., U) into the generator, c_state (..., S) into the state)."""
+        cu = self.cfg.c_dim
+        return (F.linear(c, self.gen_in.weight[:, :cu], self.gen_in.bias),
+                F.linear(c, self.state_in.weight[:, :cu], self.state_in.bias))
+
+    def generate(self, c_gen, ps):
+        """Logits of every head: c_gen (..., U) from `precompute`, ps = psi(z) (..., U) ->
+        (..., sum(HEADS)). x_n sees h only through z_n (the paper's bottleneck)."""
+        hid = F.leaky_relu(c_gen + F.linear(ps, self.gen_in.weight[:, self.cfg.c_dim:]), 0.1)
+        return self.gen_out(F.leaky_relu(self.gen_hidden(hid), 0.1))
+
+    def update(self, h, c_state, x, ps):
+        """The state after note n: h (layers, V, H), c_state (V, S), x (V, heads) long, ps (V, U)."""
+        cu, u = self.cfg.c_dim, self.cfg.dense_units
+        W = self.state_in.weight
+        return self.step_state(h, c_state + F.linear(self.embed_x(x), W[:, cu:cu + u]) + F.linear(ps, W[:, cu + u:]))
+
+    def draw_z(self, h_top, mode: str, eps=None, delta=None, z_fixed=None):
+        """z_n for a rendering mode: 'prior' (mu + eps * sigma, eps (V, Z) standard normal draws),
+        'perturb' (the paper's mu + delta * exp(logvar)), 'prior_mean', 'zero', 'fixed' (z_fixed)."""
+        if mode == "fixed":
+            return z_fixed
+        if mode == "zero":
+            return torch.zeros(h_top.shape[:-1] + (self.cfg.z_dim,), device=h_top.device)
+        mu, lv = self.prior_params(h_top)
+        if mode == "prior":
+            return mu + eps * torch.exp(0.5 * lv)
+        if mode == "perturb":
+            return mu + delta * torch.exp(lv)
+        if mode == "prior_mean":
+            return mu
+        raise ValueError(f"unknown z mode {mode!r}")
+
+    def step(self, h, c_gen, c_state, z, u, temperature, keep=None, x_prev=None):
+        """Generate one note and update the state.
+
+        h (layers, V, H); c_gen, c_state (V, .) from `precompute`; z (V, Z); u (V, heads) uniform
+        draws; temperature (heads,) (0 = the most likely class); keep (heads,) or (V, heads) bool:
+        heads that repeat x_prev (V, heads) instead (the tempo within a beat, the pedal within a
+        chord). Returns x (V, heads) long and the new h.
+        """
+        ps = self.psi(z)
+        x = sample_heads(self.generate(c_gen, ps), u, temperature)
+        if keep is not None and x_prev is not None:
+            x = torch.where(keep, x_prev, x)
+        return x, self.update(h, c_state, x, ps)
+
+    @torch.inference_mode()
+    def prime(self, c, x, h):
+        """Teacher-forced inference network over a human performance, z = the posterior mean:
+        c (V, T, c_dim), x (V, T, heads) long, h (layers, V, H) -> h after the T notes."""
+        _, c_state = self.precompute(c)
+        phi = self.embed_x(x)
+        for t in range(x.shape[1]):
+            mq, _ = self.post_out(self.post(torch.cat([h[-1], phi[:, t]], -1))).chunk(2, -1)
+            h = self.update(h, c_state[:, t], x[:, t], self.psi(mq))
+        return h
 
     def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0):
         """Teacher-forced pass over a window, sampling z from the posterior (reparameterised).
@@ -256,9 +319,23 @@ class CVRNN(nn.Module):
             psis.append(ps), mqs.append(mq), lqs.append(lq)
         h_prev = torch.stack(h_prev, 1)
         mp, lp = self.prior_params(h_prev)
-        logits = self.gen(torch.cat([c, torch.stack(psis, 1)], -1))
+        logits = self.generate(self.precompute(c)[0], torch.stack(psis, 1))
         # Padded steps must not move the score GRU state either: windows end at piece ends.
         return logits, (torch.stack(mqs, 1), torch.stack(lqs, 1), mp, lp), (h, hs_new)
+
+
+def sample_heads(logits, u, temperature):
+    """One class per head by inverse CDF: logits (V, sum(HEADS)), u (V, heads) uniform,
+    temperature (heads,) numbers (0 = the most likely class) -> (V, heads) long."""
+    cls = []
+    for k, part in enumerate(logits.split(list(HEADS.values()), -1)):
+        t = float(temperature[k])
+        if t <= 0.0:
+            cls.append(part.argmax(-1))
+            continue
+        cdf = torch.softmax(part / t, -1).cumsum(-1)
+        cls.append((cdf < u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
+    return torch.stack(cls, -1)
 
 
 def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None):
@@ -312,6 +389,18 @@ def classes_to_targets(cls):
     return cls + offs
 
 
+def migrate_state_dict(sd: dict) -> dict:
+    """Weights saved before the generator's layers had names (``gen.0`` / ``gen.2`` / ``gen.4``)."""
+    names = {"gen.0.": "gen_in.", "gen.2.": "gen_hidden.", "gen.4.": "gen_out."}
+    out = {}
+    for k, v in sd.items():
+        for a, b in names.items():
+            if k.startswith(a):
+                k = b + k[len(a):]
+        out[k] = v
+    return out
+
+
 def save_checkpoint(path, model: CVRNN, **extra):
     """Weights (float32) and the config that rebuilds the model."""
     torch.save({"config": asdict(model.cfg), "model": model.state_dict(), **extra}, path)
@@ -325,6 +414,6 @@ def load_model(path, device="cpu") -> tuple[CVRNN, dict]:
     cfg["roll_windows"] = tuple(tuple(w) for w in cfg["roll_windows"])
     cfg["ctx_dilations"] = tuple(cfg.get("ctx_dilations", ModelConfig.ctx_dilations))
     model = CVRNN(ModelConfig(**cfg)).to(device)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(migrate_state_dict(ckpt["model"]))
     model.eval()
     return model, ckpt

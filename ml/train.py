@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ml.data import StreamBatcher, load_split, prefetch
-from ml.model import CVRNN, ModelConfig, elbo_loss, save_checkpoint, targets_to_classes
+from ml.model import CVRNN, ModelConfig, elbo_loss, migrate_state_dict, save_checkpoint, targets_to_classes
 
 
 @dataclass
@@ -137,7 +137,7 @@ def train(cfg: TrainConfig) -> dict:
     last = out / "last.pt"
     if cfg.resume and last.exists():
         ck = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(migrate_state_dict(ck["model"]))
         opt.load_state_dict(ck["optimizer"])
         step, epoch, plan, best = ck["step"], ck["epoch"], ck["plan"], ck["best"]
         elapsed0 = ck.get("elapsed", 0.0)

@@ -42,7 +42,7 @@ def test_numpy_step_matches_torch(model, tiny_config):
     with torch.no_grad():
         mu, lv = m.prior_params(h[-1])
         ps = m.psi(z)
-        logits = m.gen(torch.cat([c.expand(V, -1), ps], -1))
+        logits = m.generate(m.precompute(c.expand(V, -1))[0], ps)
         inp = m.state_in(torch.cat([c.expand(V, -1), m.embed_x(x), ps], -1))
         h_next = m.step_state(h, inp)
     mo = fast.prior(h[-1].numpy()) @ fast.prior_out[0] + fast.prior_out[1]
@@ -67,11 +67,11 @@ def test_sampling_follows_the_heads(tiny_config):
     m = CVRNN(tiny_config).eval()
     want = {"velocity": 64, "duration": 99, "deviation": 50, "tempo": 10, "sustain": 80, "soft": 1}
     with torch.no_grad():
-        m.gen[4].weight.zero_()
-        m.gen[4].bias.fill_(-20.0)
+        m.gen_out.weight.zero_()
+        m.gen_out.bias.fill_(-20.0)
         start = 0
         for h, k in HEADS.items():
-            m.gen[4].bias[start + want[h]] = 20.0
+            m.gen_out.bias[start + want[h]] = 20.0
             start += k
     fast = NumpyDecoder(m)
     c = np.random.default_rng(0).standard_normal((20, tiny_config.c_dim)).astype(np.float32)
@@ -86,7 +86,7 @@ def expected_argmax(model, c, z):
     """(n, V, H) most likely classes with z fixed: the logits depend on c_n and z only."""
     with torch.no_grad():
         V = z.shape[0]
-        logits = model.gen(torch.cat([c[:, None].expand(-1, V, -1), model.psi(z)[None].expand(len(c), -1, -1)], -1))
+        logits = model.generate(model.precompute(c[:, None].expand(-1, V, -1))[0], model.psi(z)[None].expand(len(c), -1, -1))
     return torch.stack([p.argmax(-1) for p in logits.split(list(HEADS.values()), -1)], -1).numpy()
 
 

@@ -48,7 +48,7 @@ def test_padded_steps_leave_the_state_alone(tiny_config):
 def test_network_inputs_keep_the_papers_assumptions(tiny_config):
     """Paper 3.3.1: generation reads [c_n, psi(z_n)], the prior h only, the posterior [h, phi(x)]."""
     m = CVRNN(tiny_config).eval()
-    assert m.gen[0].in_features == tiny_config.c_dim + tiny_config.dense_units
+    assert m.gen_in.in_features == tiny_config.c_dim + tiny_config.dense_units
     assert m.prior.layers[0].in_features == tiny_config.state_dim
     assert m.post.layers[0].in_features == tiny_config.state_dim + tiny_config.dense_units
 
@@ -216,3 +216,22 @@ def test_stream_batcher_covers_every_note_once():
         assert (batch["beat_pos"] < batch["beats"].shape[2]).all()
     assert seen == sum(p.n for p in pieces)
     assert scoped == sum(int(p.scope.sum()) for p in pieces)
+
+
+def test_checkpoint_with_unnamed_generator_layers_loads(tmp_path, tiny_config):
+    """Checkpoints written before the generator's layers had names (gen.0 / gen.2 / gen.4) load
+    into gen_in / gen_hidden / gen_out with the same weights."""
+    from dataclasses import asdict
+    torch.manual_seed(3)
+    m = CVRNN(tiny_config).eval()
+    old = {}
+    for k, v in m.state_dict().items():
+        for a, b in (("gen_in.", "gen.0."), ("gen_hidden.", "gen.2."), ("gen_out.", "gen.4.")):
+            if k.startswith(a):
+                k = b + k[len(a):]
+        old[k] = v
+    assert any(k.startswith("gen.4.") for k in old)
+    torch.save({"config": asdict(tiny_config), "model": old}, tmp_path / "old.pt")
+    loaded, _ = load_model(tmp_path / "old.pt")
+    for k, v in m.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
