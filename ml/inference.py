@@ -119,8 +119,9 @@ def written_tempi(score: Score, base_tempo_bpm: float | None) -> np.ndarray:
     """Written tempo per note (bpm). A user base tempo rescales the marks so the first is it."""
     w = score.notes["tempo_bpm"].astype(float)
     known = np.isfinite(w) & (w > 0)
-    if not known.any():
-        return np.full(len(w), float(base_tempo_bpm or DEFAULT_TEMPO_BPM))
+    if not known.any():  # no metronome mark nor tempo word: a tempo predicted from the score
+        from render.tempo import predict_tempo_bpm
+        return np.full(len(w), float(base_tempo_bpm or predict_tempo_bpm(score.notes)))
     first = w[np.argmax(known)]
     # Marks are already "in force" per note; only notes before the first mark lack one.
     w = np.where(known, w, first)

@@ -142,7 +142,8 @@ def train(cfg: TrainConfig) -> dict:
         step, epoch, plan, best = ck["step"], ck["epoch"], ck["plan"], ck["best"]
         elapsed0 = ck.get("elapsed", 0.0)
         state = tuple(s.to(device) for s in ck["state"])
-        if plan and max((max(st, default=-1) for st in plan["streams"]), default=-1) >= len(train_pieces):
+        if plan and (ck.get("n_train_pieces") != len(train_pieces)
+                     or max((max(st, default=-1) for st in plan["streams"]), default=-1) >= len(train_pieces)):
             plan = None  # the training folder changed since: start the epoch afresh
         print(f"resumed at epoch {epoch} step {step}", file=sys.stderr)
     n_params = sum(p.numel() for p in model.parameters())
@@ -152,6 +153,7 @@ def train(cfg: TrainConfig) -> dict:
 
     def save(path):
         save_checkpoint(path, model, optimizer=opt.state_dict(), step=step, epoch=epoch, plan=plan,
+                        n_train_pieces=len(train_pieces),
                         best=best, state=[s.cpu() for s in state], train_config=asdict(cfg),
                         elapsed=elapsed0 + time.time() - t_start)
 

@@ -6,7 +6,8 @@ note in score order: id, pitch, onset_sec, duration_sec, velocity, the local tem
 (``duration_100``, ``deviation_100``, ``tempo_log_50``; informative, clipped to the paper's
 ranges, while the seconds are exact). The first sounding note starts at 0 s.
 
-Deadpan: the written tempo (tempo marks in force; ``DEFAULT_TEMPO_BPM`` where there is none),
+Deadpan: the written tempo (tempo marks in force; where there is none, the tempo predicted from
+the score by `render.tempo.predict_tempo_bpm`),
 durations as written, velocities from the written dynamics (64 where none). Grace notes get
 ``GRACE_SEC`` each and are played just before their main note.
 
@@ -41,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from render.encoding import RANGES, RENDERED_DTYPE, onset_groups
-from render.score import DEFAULT_TEMPO_BPM, Score
+from render.score import Score
 
 GRACE_SEC = 0.06
 LEAD_SEC = 0.025
@@ -60,7 +61,7 @@ def deadpan(score: Score, *, tempo_bpm: float | None = None,
     tempo_bpm : float, optional
         Base tempo (quarters/min). Tempo marks are scaled so that the first one equals it;
         without marks it is the tempo throughout. Default: the written tempo, else
-        ``DEFAULT_TEMPO_BPM``.
+        the tempo predicted from the score (`render.tempo`).
     velocity : int, optional
         One velocity for every note. Default: the written dynamics, 64 where none.
 
@@ -254,7 +255,10 @@ def _written_bpm(score, tempo_bpm):
         first = score.written_tempo_bpm
         w = w * (tempo_bpm / first) if first else w
         return np.where(have, w, float(tempo_bpm))
-    return np.where(have, w, DEFAULT_TEMPO_BPM)
+    if have.any():  # notes before the first mark take the first mark
+        return np.where(have, w, w[np.argmax(have)])
+    from render.tempo import predict_tempo_bpm
+    return np.full(len(w), predict_tempo_bpm(score.notes))
 
 
 def _tempo_map(score, tempo_bpm):
@@ -263,7 +267,8 @@ def _tempo_map(score, tempo_bpm):
     marks = score.tempo_marks
     if len(marks) == 0:
         b = np.array([start])
-        bpm = np.array([float(tempo_bpm or DEFAULT_TEMPO_BPM)])
+        from render.tempo import predict_tempo_bpm
+        bpm = np.array([float(tempo_bpm or predict_tempo_bpm(score.notes))])
     else:
         scale = tempo_bpm / float(marks["bpm"][0]) if tempo_bpm else 1.0
         b = marks["onset_beat"].astype(float)

@@ -199,8 +199,10 @@ def test_written_tempi_follow_marks_and_base_tempo():
     score = make_score(8, tempo=90.0)
     assert np.allclose(written_tempi(score, None), 90.0)
     assert np.allclose(written_tempi(score, 120.0), 120.0)
-    score.notes["tempo_bpm"] = np.nan
-    assert np.allclose(written_tempi(score, None), 100.0)
+    score.notes["tempo_bpm"] = np.nan  # no mark, no word: the tempo predicted from the score
+    from render.tempo import predict_tempo_bpm
+    assert np.allclose(written_tempi(score, None), predict_tempo_bpm(score.notes))
+    assert np.allclose(written_tempi(score, 80.0), 80.0)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
