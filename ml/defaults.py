@@ -10,3 +10,8 @@ DEFAULT_TEMPERATURE = 0.6
 # duration, onset deviation and pedal as trained. Chosen on the val works (ml/MODEL_CARD.md).
 HEAD_TEMPERATURE = {"velocity": 0.5, "duration": 0.7, "deviation": 0.7, "tempo": 0.3, "sustain": 0.7,
                     "soft": 0.5}
+
+# Spread of z around the prior mean when takes are sampled (mode "prior"): z = mu + t * eps * sigma.
+# The prior's full spread (1) makes takes differ more than pianists' interpretations correlate
+# with the score; chosen on the val works with the per-head temperatures (ml/MODEL_CARD.md).
+DEFAULT_Z_TEMPERATURE = 1.0

@@ -224,7 +224,8 @@ def with_tempo(score, written: np.ndarray):
 
 
 def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, seed: int,
-               temperature: float | None = None, plot: Path | None = None, title: str = "") -> dict:
+               temperature: float | None = None, plot: Path | None = None, title: str = "",
+               z_temperature: float | None = None) -> dict:
     """Renderings of one work from the score alone against its pianists (ml.wholepiece)."""
     from render.baselines import deadpan, humanize
     n = score.notes
@@ -246,6 +247,8 @@ def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, s
         return WP.curves(n["id"], n["onset_beat"], r["onset_sec"], r["duration_sec"], r["velocity"], W, n["is_grace"])
 
     kw = {} if temperature is None else {"temperature": temperature}
+    if z_temperature is not None:
+        kw["z_temperature"] = z_temperature
     takes = np.concatenate(list(renderer.render(score, seed=seed, mode="prior", variations=seeds,
                                                 base_tempo_bpm=base, chunk_notes=4096, **kw)))
     point = np.concatenate(list(renderer.render(score, seed=seed, mode="perturb", delta=np.zeros(5),
@@ -274,7 +277,8 @@ KINDS = ("model", "model_point", "humanizer", "deadpan")
 
 
 def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, seed: int,
-                 temperature: float | None = None, plots: Path | None = None, n_plots: int = 6) -> dict:
+                 temperature: float | None = None, plots: Path | None = None, n_plots: int = 6,
+                 z_temperature: float | None = None) -> dict:
     """Run `whole_work` on every work; per-work results and means over works."""
     per_work = {}
     if plots is not None:
@@ -285,7 +289,7 @@ def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, see
         try:
             score, W = work_score(rows, data, cache)
             per_work[w] = whole_work(renderer, score, W, arrays, seeds, seed, temperature=temperature, plot=png,
-                                     title=w)
+                                     title=w, z_temperature=z_temperature)
         except ValueError as exc:  # RenderError included: a score that cannot be read or rendered
             print(f"warning: {w}: left out of the whole-piece comparison ({exc})", file=sys.stderr)
             per_work[w] = {"error": str(exc)[:300]}
@@ -305,6 +309,8 @@ def main(argv=None) -> int:
     ap.add_argument("--head-temperatures", default=None,
                     help="comma-separated sampling temperature per head (velocity, duration, deviation, tempo, "
                          "sustain, soft) for the whole-piece renderings (default: the renderer's)")
+    ap.add_argument("--z-temperature", type=float, default=None,
+                    help="spread of z around the prior mean in the sampled whole-piece renderings (default: the renderer's)")
     ap.add_argument("--plots", type=Path, default=None, help="draw tempo and velocity curves of a few works here (PNG)")
     ap.add_argument("--starts", type=int, default=100, help="start points per performance (Table 2)")
     ap.add_argument("--seeds", type=int, default=3, help="model and humanizer samples per work")
@@ -354,7 +360,7 @@ def main(argv=None) -> int:
            "checkpoint": str(args.checkpoint or "default"),
            "checkpoint_meta": {k: v for k, v in renderer.meta.items() if k in ("step", "epoch", "val")},
            "n_performances": len(usable), "n_starts": args.starts, "seeds": args.seeds, "seed": args.seed,
-           "temperature": args.temperature,
+           "temperature": args.temperature, "z_temperature": args.z_temperature,
            "problems": problems, "paper_table2": {p: {str(k): v for k, v in d.items()}
                                                   for p, d in M.PAPER_TABLE2.items()}}
     res["table2"] = None if args.no_table2 else table2(renderer.model, pieces, args.starts, args.seed)
@@ -366,7 +372,8 @@ def main(argv=None) -> int:
             works[r["work"]][0].append(r)
             works[r["work"]][1].append(load_arrays(p))
         res["whole_piece"] = whole_pieces(renderer, works, args.data, cache, args.seeds, args.seed,
-                                          temperature=args.temperature, plots=args.plots)
+                                          temperature=args.temperature, plots=args.plots,
+                                          z_temperature=args.z_temperature)
     res["targets"] = M.targets(res["table2"], res.get("whole_piece"))
     res["seconds"] = round(time.time() - t0, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)

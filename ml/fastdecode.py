@@ -101,19 +101,22 @@ class NumpyDecoder:
         return np.stack(out)
 
     def decode(self, c_gen: np.ndarray, c_state: np.ndarray, h: np.ndarray, rng: np.random.Generator,
-               *, mode: str = "prior", delta=None, z_fixed=None, temperature=1.0, scope=None, x_prev=None):
+               *, mode: str = "prior", delta=None, z_fixed=None, temperature=1.0, scope=None, x_prev=None,
+               z_temperature: float = 1.0):
         """Generate n notes. c_gen, c_state from `precompute`; h (layers, V, H) float32.
 
         delta / z_fixed: (V, Z) or (n, V, Z); temperature: one number or one per head (0 = the
         most likely class); scope (n, H) bool: where False the head repeats the previous note's
-        class, x_prev (V, H) the note before the first (see `Renderer.decode_steps`).
+        class, x_prev (V, H) the note before the first; z_temperature scales the prior's spread
+        in mode 'prior' (see `Renderer.decode_steps`).
         Returns classes (n, V, H) int64, z (n, V, Z), h.
         """
         # One BLAS thread: these products are tiny, and a second thread only adds hand-offs.
         with _blas_controller().limit(limits=1, user_api="blas"):
-            return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed, temperature, scope, x_prev)
+            return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed, temperature, scope, x_prev,
+                                z_temperature)
 
-    def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed, temperature, scope, x_prev):
+    def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed, temperature, scope, x_prev, z_temperature):
         n, V = len(c_gen), h.shape[1]
         Z, nh = self.cfg.z_dim, len(self.sizes)
         xs = np.empty((n, V, nh), np.int64)
@@ -129,7 +132,7 @@ class NumpyDecoder:
             eps = rng.standard_normal((V, Z), dtype=np.float32)
             u = rng.random((V, nh), dtype=np.float32)
             if mode == "prior":
-                z = mu + eps * np.exp(0.5 * lv)
+                z = mu + (z_temperature * eps) * np.exp(0.5 * lv)
             elif mode == "perturb":
                 z = mu + (delta if delta.ndim == 2 else delta[i]) * np.exp(lv)
             else:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
-from ml.defaults import DEFAULT_TEMPERATURE, HEAD_TEMPERATURE
+from ml.defaults import DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE
 from ml.fastdecode import NumpyDecoder
 from ml.model import HEADS, CVRNN, load_model, targets_to_classes
 from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, DecodeState, decode
@@ -189,13 +189,15 @@ class Renderer:
     @torch.inference_mode()
     def decode_steps(self, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, *, mode: str = "prior",
                      delta: torch.Tensor | None = None, z_fixed: torch.Tensor | None = None,
-                     temperature=1.0, scope: np.ndarray | None = None, x_prev: torch.Tensor | None = None):
+                     temperature=1.0, scope: np.ndarray | None = None, x_prev: torch.Tensor | None = None,
+                     z_temperature: float = 1.0):
         """Generate notes for features c (n, c_dim) from state h (layers, V, H) with `CVRNN.step`.
 
         delta: (V, Z) or (n, V, Z) for ``perturb``; z_fixed: (V, Z) or (n, V, Z) for ``fixed``;
         temperature: one number or (H,) per head (0 = the most likely class); scope (n, H) bool:
         where False the head repeats the previous note's class (the tempo within a beat, the
-        pedal within a chord), x_prev (V, H) the note before the first.
+        pedal within a chord), x_prev (V, H) the note before the first; z_temperature scales the
+        prior's spread in mode ``prior`` (z = mu + z_temperature * eps * sigma).
         Returns classes (n, V, H) long, z (n, V, Z), new h.
         """
         m = self.model
@@ -205,7 +207,8 @@ class Renderer:
         keep = None if scope is None else torch.from_numpy(~np.asarray(scope, bool)).to(c.device)
         xs, zs = [], []
         for i in range(n_notes):
-            eps = torch.randn((V, self.cfg.z_dim), generator=gen, device=c.device) if mode == "prior" else None
+            eps = (z_temperature * torch.randn((V, self.cfg.z_dim), generator=gen, device=c.device)
+                   if mode == "prior" else None)
             d = None if delta is None else delta if delta.dim() == 2 else delta[i]
             zf = None if z_fixed is None else z_fixed if z_fixed.dim() == 2 else z_fixed[i]
             z = m.draw_z(h[-1], mode, eps=eps, delta=d, z_fixed=zf)
@@ -219,7 +222,7 @@ class Renderer:
     def render(self, score: Score, *, seed: int = 0, mode: str = "prior", delta=None, z=None,
                reference: Reference | None = None, base_tempo_bpm: float | None = None,
                expressiveness: float = 1.0, temperature: float = DEFAULT_TEMPERATURE,
-               variations: int = 1, chunk_notes: int = 64,
+               variations: int = 1, chunk_notes: int = 64, z_temperature: float = DEFAULT_Z_TEMPERATURE,
                ) -> Iterator[np.ndarray]:
         """Render ``score``; yields RENDERED_CHUNK_DTYPE arrays of up to ``chunk_notes`` notes per
         variation (all variations of the same notes together), in score order.
@@ -230,7 +233,9 @@ class Renderer:
         note-level randomness: 0 takes each head's most likely class, the default the per-head
         temperatures of `ml.defaults.HEAD_TEMPERATURE`, others scale them. base_tempo_bpm sets
         the first marked tempo (the others keep their ratios); without it a ``reference`` sets the
-        speed (its pianist's overall ratio to the marking). Raises ValueError on a bad argument.
+        speed (its pianist's overall ratio to the marking). z_temperature scales the spread of
+        z around the prior mean in mode ``prior`` (`ml.defaults.DEFAULT_Z_TEMPERATURE`).
+        Raises ValueError on a bad argument.
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -250,6 +255,8 @@ class Renderer:
             raise ValueError("base tempo must be between 20 and 400 bpm")
         if chunk_notes < 1:
             raise ValueError("chunk_notes must be positive")
+        if not 0.0 <= z_temperature <= 2.0:
+            raise ValueError("z_temperature must be between 0 and 2")
         N, V, Z = score.n_notes, variations, self.cfg.z_dim
         delta_t = self._per_note(delta, N, V, "delta") if mode == "perturb" else None
         z_t = self._per_note(z if z is not None else np.zeros(Z), N, V, "z") if mode == "fixed" else None
@@ -292,11 +299,13 @@ class Renderer:
                 if self.fast is not None:
                     part = slice(s, s + len(idx))
                     x, zz, h = self.fast.decode(c_gen[part], c_state[part], h, rng, mode=mode, delta=d, z_fixed=zf,
-                                                 temperature=temps, scope=scope[sl], x_prev=x_prev)
+                                                 temperature=temps, scope=scope[sl], x_prev=x_prev,
+                                                 z_temperature=z_temperature)
                 else:
                     xp = None if x_prev is None else torch.from_numpy(x_prev).to(self.device)
                     x, zz, h = self.decode_steps(c[s:s + len(idx)], h, gen, mode=mode, delta=d, z_fixed=zf,
-                                                 temperature=temps, scope=scope[sl], x_prev=xp)
+                                                 temperature=temps, scope=scope[sl], x_prev=xp,
+                                                 z_temperature=z_temperature)
                     x, zz = x.cpu().numpy(), zz.cpu().numpy()
                 x_prev = x[-1]
                 yield self._to_notes(score, idx, written[idx], x, zz, states, expressiveness)

@@ -317,3 +317,15 @@ def test_reference_pedal_is_encoded(renderer):
                                                             match_index=np.arange(len(notes))))
     assert (bare.encoded["sustain"] == 0).all()
     assert len(render_all(renderer, score, seed=1, reference=ref)) == score.n_notes
+
+
+def test_z_temperature_zero_samples_the_prior_mean(renderer, score):
+    """z_temperature scales z's spread around the prior mean: at 0 a sampled take is the
+    point estimate's z (mu), whatever the seed."""
+    a = np.concatenate(list(renderer.render(score, seed=1, z_temperature=0.0, temperature=0.0)))
+    b = np.concatenate(list(renderer.render(score, seed=2, mode="perturb", delta=np.zeros(5), temperature=0.0)))
+    np.testing.assert_allclose(a["z"], b["z"], atol=1e-5)
+    c = np.concatenate(list(renderer.render(score, seed=1, z_temperature=1.0, temperature=0.0)))
+    assert not np.allclose(a["z"], c["z"])
+    with pytest.raises(ValueError, match="z_temperature"):
+        list(renderer.render(score, z_temperature=3.0))
