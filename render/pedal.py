@@ -71,9 +71,11 @@ def encode_pedal(group_sec: np.ndarray, end_sec: np.ndarray, pedal: np.ndarray |
         ia = np.searchsorted(st, a, side="right")
         ib = np.searchsorted(st, b, side="left")
         if len(sv):
-            # Range minimum over events ia..ib-1 with a sparse table would be faster; the ranges are short.
-            inside = [sv[x:y].min() if y > x else 999 for x, y in zip(ia, ib)]
-            low = np.minimum(low, np.array(inside))
+            # Lowest event inside each segment, one reduceat over all groups (empty ranges -> 999).
+            padded = np.append(sv, 999)
+            bounds = np.stack([np.minimum(ia, len(sv)), np.minimum(ib, len(sv))], 1).ravel()
+            inside = np.minimum.reduceat(padded, bounds)[::2]  # min of padded[ia:ib] where ib > ia
+            low = np.minimum(low, np.where(ib > ia, inside, 999))
         cls = cls * LEVELS + _level(low)
     soft = pedal[pedal["number"] == SOFT_CC]
     sf = (_value_at(soft["time_sec"].astype(float), soft["value"].astype(int), t0) >= 64).astype(np.int64)
