@@ -24,7 +24,7 @@ from itertools import combinations
 import numpy as np
 
 from ml.metrics import mae, pearson
-from render.encoding import encode, gp_tempo_curve, onset_groups, tempo_ratio
+from render.encoding import GP_FWHM_BEAT, encode, gp_tempo_curve, onset_groups, tempo_ratio
 
 CURVES = ("velocity", "velocity_beat", "tempo", "duration_100", "deviation_100")
 
@@ -64,8 +64,9 @@ def curves(keys: np.ndarray, onset_beat: np.ndarray, onset_sec: np.ndarray, dura
     ub, inv = np.unique(b, return_inverse=True)
     out["velocity_beat"] = (ub, np.bincount(inv, vel) / np.bincount(inv))
     g = tempo_ratio(onset_beat, onset_sec, marked_bpm, grace)
+    # the protocol's deviation is against the 2-beat curve, whatever the model's target uses
     enc, _, _ = encode(onset_beat, g * np.asarray(marked_bpm, float), np.asarray(onset_sec, float),
-                       np.asarray(duration_sec, float), vel, grace)
+                       np.asarray(duration_sec, float), vel, grace, tempo_fwhm_beat=GP_FWHM_BEAT)
     out["duration_100"] = (np.asarray(keys), enc["duration_100"].astype(float))
     out["deviation_100"] = (np.asarray(keys), enc["deviation_100"].astype(float))
     out["median_bpm"] = float(2.0 ** np.median(out["tempo"][1])) if len(out["tempo"][1]) else float("nan")

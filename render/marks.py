@@ -111,12 +111,13 @@ def marks_from_partitura(part) -> tuple[np.ndarray, np.ndarray]:
                 marks["accent"][i] = max(marks["accent"][i], ACCENT_CODES[a])
         if getattr(note, "fermata", None) is not None:
             marks["fermata"][i] = 1
-    # A fermata on a rest or a barline holds the last notes struck before it.
-    uniq = np.unique(onsets)
+    # A fermata on a rest or a barline holds the last notes struck before it (rests are not struck).
+    is_note = np.array([isinstance(n, pt.score.Note) for n in notes], bool)
+    uniq = np.unique(onsets[is_note])
     for f in part.iter_all(pt.score.Fermata):
         if not isinstance(getattr(f, "ref", None), pt.score.Note) and len(uniq):
             t = float(qmap(f.start.t))
-            k = np.searchsorted(uniq, t + 1e-6) - 1
+            k = np.searchsorted(uniq, t - 1e-6) - 1
             if k >= 0 and t - uniq[k] <= 8.0:
                 marks["fermata"][np.isclose(onsets, uniq[k])] = 1
 
@@ -143,10 +144,14 @@ def marks_from_partitura(part) -> tuple[np.ndarray, np.ndarray]:
     for s in part.iter_all(pt.score.Slur):
         start = float(qmap(s.start.t))
         end = float(qmap(s.end.t)) if s.end is not None else start
+        # partitura ends a slur where its last note ends: mark that note, not the next one
+        last = getattr(s, "end_note", None)
+        if last is not None and last.start is not None:
+            end = float(qmap(last.start.t))
         if end <= start:
             continue
         # Slurs are read across both staves: phrasing marks span the texture.
-        inside = (onsets > start + 1e-6) & (onsets < end - 1e-6)
+        inside = (onsets > start + 1e-6) & (onsets < end - 1e-6) & is_note
         marks["slur"][inside & (marks["slur"] == 0)] = 2
         marks["slur"][np.isclose(onsets, start)] = 1
         marks["slur"][np.isclose(onsets, end)] = 3

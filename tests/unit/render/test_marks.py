@@ -101,16 +101,12 @@ def test_each_mark_on_its_notes(marked):
     assert all(m[i]["slur"] == 0 for i in ("n6", "n7", "n8", "n9"))
 
 
-@pytest.mark.xfail(strict=True, reason=("known defect kept for the shipped checkpoint: its training features were computed this way; "
-                   "fix with the next retrain (partitura puts a slur end at the last note's end)"))
 def test_a_slur_ends_on_its_last_note(marked):
     """The slur stop is on n3 (beat 2); n4 (beat 3) is after the slur."""
     m = by_id(marked)
     assert [int(m[i]["slur"]) for i in ("n1", "n2", "n3", "n4")] == [1, 2, 3, 0]
 
 
-@pytest.mark.xfail(strict=True, reason=("known defect kept for the shipped checkpoint: its training features were computed this way; "
-                   "fix with the next retrain (a fermata on a rest is not moved to the notes before it)"))
 def test_other_markings_and_a_fermata_on_a_rest(tmp_path):
     rest = ('<note><rest/><duration>2</duration><voice>1</voice><type>quarter</type><staff>1</staff>'
             '<notations><fermata/></notations></note>\n')
