@@ -68,11 +68,15 @@ class RedisServer:
     Parameters
     ----------
     data_dir : Path
-        Working directory of the server: its log (``redis.log``) and, with ``persist``, ``dump.rdb``.
+        Working directory of the server: its log (``redis.log``), its append-only file
+        (``appendonlydir/``) and, with ``persist``, ``dump.rdb``.
     port : int, optional
         TCP port; default a free one.
     persist : bool
-        Keep Redis' default snapshotting (the run command); tests keep nothing on disk.
+        Also keep Redis' default snapshotting (the run command).
+
+    Every write is appended to the append-only file and synced before Redis answers, so that a
+    restart (or a crash) of the server loses no queued render job.
     """
 
     def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = False,
@@ -104,7 +108,8 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [redis_server_binary(), "--bind", self.host, "--port", str(self.port),
                "--dir", str(self.data_dir.resolve()), "--logfile", str(self.log_path.resolve()),
-               "--daemonize", "no", "--appendonly", "no", "--protected-mode", "yes"]
+               "--daemonize", "no", "--appendonly", "yes", "--appendfsync", "always",
+               "--protected-mode", "yes"]
         if not self.persist:
             cmd += ["--save", ""]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -131,6 +136,11 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def restart(self, timeout_s: float = 15.0) -> "RedisServer":
+        """Stop the server and start it again on the same port and data directory."""
+        self.stop()
+        return self.start(timeout_s)
 
     def __enter__(self) -> "RedisServer":
         return self.start()
