@@ -3,7 +3,8 @@
 The owner is the session's user (browsers) or the API token's (scripts, see webapp.ws_auth).
 Refusals, with nothing relayed: 4400 bad URL, 4401 bad token, 4403 no such job or not yours. A
 token client gets the code in the close frame (the socket is accepted, then closed); a browser's
-handshake is refused (HTTP 403).
+handshake is refused (HTTP 403). Once the job has ended (after ``done``, or a failed or cancelled
+state) the server closes the socket (1000).
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-WATCHDOG_EVERY_S = 5.0
+WATCHDOG_EVERY_S = 2.0
+SWEEP_EVERY_TICKS = 3   # the stale-job sweep runs every third watchdog tick
 
 
 @database_sync_to_async
@@ -36,14 +38,22 @@ def _snapshot(job_id, from_seq):
 
 
 @database_sync_to_async
-def _fail_if_stale(job_id):
+def _tick(job_id, sweep: bool):
+    """The job's state and message, and its queue position while queued (sweeping it first)."""
+    from webapp.models import RenderJob
+    from webapp.selectors import job_queue_position
     from webapp.services import render_jobs_fail_stale
 
-    return render_jobs_fail_stale(job_ids=[job_id])
+    if sweep:
+        render_jobs_fail_stale(job_ids=[job_id])
+    job = RenderJob.objects.get(id=job_id)
+    queue = job_queue_position(job=job) if job.state == RenderJob.State.QUEUED else None
+    return job.state, job.message or None, queue
 
 
 class JobConsumer(AsyncJsonWebsocketConsumer):
-    """Messages out: state, notes (seq 0, 1, ... without gaps or repeats), done."""
+    """Messages out: state, queue (position and estimated wait, while queued), notes (seq 0, 1,
+    ... without gaps or repeats), done."""
 
     async def connect(self):
         if self.scope.get("token_auth") == "invalid":
@@ -63,17 +73,21 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse(4403)
             return
         self.job_id, self.group = job.id, job.group_name
-        self.next_seq, self.ended = max(0, from_seq), False
+        self.next_seq, self.ended, self.queue = max(0, from_seq), False, None
+        self.lock = asyncio.Lock()  # events and the watchdog send in turn
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        state, message, chunks, done = await _snapshot(job.id, self.next_seq)
-        await self.send_json({"type": "state", "state": state, "message": message})
-        for c in chunks:
-            await self._send_chunk(c["seq"], c["notes"])
-        if done is not None:
-            await self._send_done(done)
-        elif state in ("failed", "cancelled"):
-            self.ended = True
+        async with self.lock:
+            state, message, chunks, done = await _snapshot(job.id, self.next_seq)
+            await self.send_json({"type": "state", "state": state, "message": message})
+            for c in chunks:
+                await self._send_chunk(c["seq"], c["notes"])
+            if done is not None:
+                await self._send_done(done)
+                return
+            if state in ("failed", "cancelled"):
+                await self._end()
+                return
         self.watchdog = asyncio.ensure_future(self._watch())
 
     async def _refuse(self, code: int) -> None:
@@ -89,10 +103,37 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             self.watchdog.cancel()
 
     async def _watch(self):
-        """Notice a worker that died: its running job is failed (and announced) by the sweep."""
+        """Tell a queued job's listener its place in the queue; notice a worker that died (the
+        sweep fails its job) and an end whose event was lost (Redis blip): read from the rows."""
+        tick = 0
         while not self.ended:
+            state, message, queue = await _tick(self.job_id, tick % SWEEP_EVERY_TICKS == 1)
+            async with self.lock:
+                if self.ended:
+                    return
+                if queue is not None and queue != self.queue:
+                    self.queue = queue
+                    await self.send_json({"type": "queue", **queue})
+                if state == "done":
+                    await self._catch_up_and_finish()
+                elif state in ("failed", "cancelled"):
+                    await self.send_json({"type": "state", "state": state, "message": message})
+                    await self._end()
+            tick += 1
             await asyncio.sleep(WATCHDOG_EVERY_S)
-            await _fail_if_stale(self.job_id)
+
+    async def _end(self) -> None:
+        """The job has ended: nothing more to relay, close the socket."""
+        self.ended = True
+        await self.close(code=1000)
+
+    async def _catch_up_and_finish(self) -> None:
+        """Send the chunks this socket has not relayed, then 'done' (and close)."""
+        _, _, missing, done = await _snapshot(self.job_id, self.next_seq)
+        for c in missing:
+            await self._send_chunk(c["seq"], c["notes"])
+        if done is not None:
+            await self._send_done(done)
 
     async def _send_chunk(self, seq: int, notes: list) -> None:
         if seq < self.next_seq or self.ended:
@@ -111,25 +152,28 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     async def _send_done(self, summary: dict) -> None:
         if self.ended:
             return
-        self.ended = True
         await self.send_json({"type": "done", **summary})
+        await self._end()
 
     # channel-layer events
     async def job_notes(self, event):
-        await self._send_chunk(event["seq"], event["notes"])
+        async with self.lock:
+            await self._send_chunk(event["seq"], event["notes"])
 
     async def job_state(self, event):
-        if self.ended:
-            return
-        if event["state"] in ("failed", "cancelled"):
-            self.ended = True
-        await self.send_json({"type": "state", "state": event["state"],
-                              "message": event.get("message")})
+        async with self.lock:
+            if self.ended:
+                return
+            await self.send_json({"type": "state", "state": event["state"],
+                                  "message": event.get("message")})
+            if event["state"] in ("failed", "cancelled"):
+                await self._end()
 
     async def job_done(self, event):
         summary = {k: v for k, v in event.items() if k != "type"}
-        # Chunks the relay may have missed come before 'done'.
-        _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
-        for c in missing:
-            await self._send_chunk(c["seq"], c["notes"])
-        await self._send_done(summary)
+        async with self.lock:
+            # Chunks the relay may have missed come before 'done'.
+            _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
+            for c in missing:
+                await self._send_chunk(c["seq"], c["notes"])
+            await self._send_done(summary)

@@ -75,6 +75,11 @@ class RenderJob(models.Model):
     n_notes_done = models.PositiveIntegerField(default=0)
     n_chunks = models.PositiveIntegerField(default=0)
     celery_task_id = models.CharField(max_length=64, blank=True, default="")
+    # The requester's network address (anonymous renders are limited per address too).
+    client_addr = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # When its task was last sent to the queue, and how many times (webapp.jobqueue's sweep).
+    enqueued = models.DateTimeField(null=True, blank=True)
+    n_enqueued = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True, default="")
     heartbeat = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)

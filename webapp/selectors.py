@@ -61,6 +61,36 @@ def job_summary(*, job: RenderJob) -> dict:
                                 .order_by("variation").values_list("id", flat=True)]}
 
 
+def render_speed() -> float:
+    """Notes per second of one worker, from the last 20 finished jobs (else RENDER_NOTES_PER_S)."""
+    from django.conf import settings
+
+    rows = (RenderJob.objects.filter(state=RenderJob.State.DONE, started__isnull=False,
+                                     finished__isnull=False)
+            .order_by("-finished").values_list("n_notes_total", "started", "finished")[:20])
+    notes = sum(n for n, _, _ in rows)
+    secs = sum((f - s).total_seconds() for _, s, f in rows)
+    return notes / secs if notes and secs > 0 else settings.RENDER_NOTES_PER_S
+
+
+def job_queue_position(*, job: RenderJob) -> dict:
+    """Where a queued job stands: ``position`` (1 = next to start), ``ahead`` (queued jobs
+    before it), ``running`` (jobs being rendered) and ``eta_s``, the estimated seconds until it
+    starts (the notes left before it over the workers' speed). Position 0 once it has left the
+    queue."""
+    if job.state != RenderJob.State.QUEUED:
+        return {"position": 0, "ahead": 0, "running": 0, "eta_s": 0}
+    ahead = RenderJob.objects.filter(state=RenderJob.State.QUEUED, created__lt=job.created)
+    running = RenderJob.objects.filter(state=RenderJob.State.RUNNING)
+    run_rows = list(running.values_list("n_notes_total", "n_notes_done", "worker"))
+    notes_left = sum(max(0, t - d) for t, d, _ in run_rows)
+    notes_left += sum(ahead.values_list("n_notes_total", flat=True))
+    workers = max(1, len({w for _, _, w in run_rows}))
+    n_ahead = ahead.count()
+    return {"position": n_ahead + 1, "ahead": n_ahead, "running": len(run_rows),
+            "eta_s": round(notes_left / (render_speed() * workers), 1)}
+
+
 def _perf_id(job: RenderJob) -> str | None:
     perf = (Performance.objects.filter(job=job).order_by("variation")
             .values_list("id", flat=True).first())

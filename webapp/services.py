@@ -15,15 +15,17 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.errors import JobNotActive, RenderLimitReached, ScoreError, ScoreInUse
+from webapp.errors import (JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError,
+                           ScoreInUse)
 from webapp.filesave import row_save_with_files
+# The queue's writes live in webapp.jobqueue; these names stay importable from here.
+from webapp.jobqueue import (job_group_send, job_state_event, render_job_enqueue,  # noqa: F401
+                             render_job_fail, render_jobs_sweep_queued)
 from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 
 log = logging.getLogger(__name__)
@@ -165,20 +167,9 @@ def score_delete(*, score: Score) -> None:
 
 # --- render jobs ------------------------------------------------------------------------------
 
-def job_group_send(job: RenderJob, event: dict) -> None:
-    """Send a channel-layer event to everyone listening to the job."""
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(job.group_name, event)
-
-
-def job_state_event(job: RenderJob) -> dict:
-    """Channel-layer event announcing a job's state (consumers relay it as a 'state' message)."""
-    return {"type": "job.state", "state": job.state, "message": job.message or None}
-
-
 def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
-    """End as failed the running jobs whose worker stopped sending heartbeats.
+    """End as failed the running jobs whose worker stopped sending heartbeats; send again, or
+    fail, the queued jobs that no worker took (webapp.jobqueue.render_jobs_sweep_queued).
 
     Parameters
     ----------
@@ -190,12 +181,15 @@ def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
     Returns
     -------
     int
-        How many jobs were failed.
+        How many jobs were failed or sent again.
     """
+    if job_ids is not None:
+        job_ids = list(job_ids)
+    swept = render_jobs_sweep_queued(job_ids=job_ids)
     limit = timezone.now() - timedelta(seconds=settings.RENDER_STALE_AFTER_S)
     qs = RenderJob.objects.filter(state=RenderJob.State.RUNNING)
     if job_ids is not None:
-        qs = qs.filter(id__in=list(job_ids))
+        qs = qs.filter(id__in=job_ids)
     cond = Q(heartbeat__lt=limit) | Q(heartbeat__isnull=True, started__lt=limit)
     if worker:
         cond |= Q(worker=worker)
@@ -208,21 +202,11 @@ def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
             job.state, job.message = RenderJob.State.FAILED, STALE_MESSAGE
             log.warning("job %s failed: worker %s stopped", job.id, job.worker or "?")
             job_group_send(job, job_state_event(job))
-    return failed
-
-
-def render_job_fail(*, job_id, message: str) -> bool:
-    """End a queued or running job as failed with ``message``; False if it had already ended."""
-    n = RenderJob.objects.filter(id=job_id, state__in=RenderJob.ACTIVE).update(
-        state=RenderJob.State.FAILED, message=message, finished=timezone.now())
-    if n:
-        job_group_send(RenderJob.objects.get(id=job_id),
-                       {"type": "job.state", "state": "failed", "message": message})
-    return bool(n)
+    return failed + swept
 
 
 def render_job_create(*, score: Score, user, session_key: str, seed: int | None = None,
-                      controls: dict | None = None) -> RenderJob:
+                      controls: dict | None = None, client_addr: str = "") -> RenderJob:
     """Queue a render of ``score`` for a user (or an anonymous session) on the ``render`` queue.
 
     Parameters
@@ -231,11 +215,17 @@ def render_job_create(*, score: Score, user, session_key: str, seed: int | None 
         Interpretation controls (webapp.controls); validated and stored normalised. A
         ``reference_id`` must name an existing reference performance that the caller has
         already checked the requester may use (selectors.reference_get_visible).
+    client_addr : str, optional
+        The requester's network address; anonymous requesters from one address share
+        RENDER_MAX_CONCURRENT_PER_ADDRESS (a client without cookies gets a new session each time).
 
     Raises
     ------
     RenderLimitReached
-        When the requester already has RENDER_MAX_CONCURRENT_PER_USER queued or running jobs.
+        When the requester already has RENDER_MAX_CONCURRENT_PER_USER queued or running jobs, or
+        anonymous requesters from ``client_addr`` have RENDER_MAX_CONCURRENT_PER_ADDRESS.
+    RenderServiceUnavailable
+        When the render queue cannot be reached; no job is left behind.
     ControlError
         (a ValueError) for controls that cannot be used, with a message naming the control.
     """
@@ -252,23 +242,46 @@ def render_job_create(*, score: Score, user, session_key: str, seed: int | None 
             id=controls["reference_id"]).exists():
         raise ControlError("no such reference performance")
     owner = user if user is not None and user.is_authenticated else None
-    mine = RenderJob.objects.filter(state__in=RenderJob.ACTIVE)
-    mine = mine.filter(owner=owner) if owner else mine.filter(owner=None, session_key=session_key)
+    active = RenderJob.objects.filter(state__in=RenderJob.ACTIVE)
+    mine = active.filter(owner=owner) if owner else active.filter(owner=None,
+                                                                  session_key=session_key)
     render_jobs_fail_stale(job_ids=mine.values_list("id", flat=True))
     limit = settings.RENDER_MAX_CONCURRENT_PER_USER
     if mine.count() >= limit:
         raise RenderLimitReached(
             f"you already have {limit} renders in progress; wait for one to finish or cancel it")
+    if owner is None and client_addr:
+        same_addr = active.filter(owner=None, client_addr=client_addr)
+        render_jobs_fail_stale(job_ids=same_addr.values_list("id", flat=True))
+        if same_addr.count() >= settings.RENDER_MAX_CONCURRENT_PER_ADDRESS:
+            raise RenderLimitReached(
+                f"{settings.RENDER_MAX_CONCURRENT_PER_ADDRESS} renders from your network address "
+                "are already in progress; wait for one to finish, or sign in")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     n_total = score.n_notes * int(controls.get("variations", 1))
     job = RenderJob.objects.create(score=score, owner=owner, session_key=session_key or "",
                                    seed=int(seed), controls=controls, n_notes_total=n_total,
-                                   celery_task_id=uuid.uuid4().hex)
-    from webapp.tasks import render_job
-    transaction.on_commit(lambda: render_job.apply_async(
-        args=[str(job.id)], task_id=job.celery_task_id, queue="render"))
+                                   celery_task_id=uuid.uuid4().hex, client_addr=client_addr,
+                                   enqueued=timezone.now(), n_enqueued=1)
+    if transaction.get_connection().in_atomic_block:
+        # The worker must find the row: send once it is committed; then a failed send can only
+        # end the job with a message.
+        transaction.on_commit(lambda: _enqueue_or_fail(job))
+        return job
+    try:
+        render_job_enqueue(job=job)
+    except RenderServiceUnavailable:
+        RenderJob.objects.filter(id=job.id).delete()
+        raise
     return job
+
+
+def _enqueue_or_fail(job: RenderJob) -> None:
+    try:
+        render_job_enqueue(job=job)
+    except RenderServiceUnavailable as exc:
+        render_job_fail(job_id=job.id, message=str(exc))
 
 
 def render_job_cancel(*, job: RenderJob) -> RenderJob:
@@ -284,10 +297,9 @@ def render_job_cancel(*, job: RenderJob) -> RenderJob:
     job.refresh_from_db()
     if not n:
         raise JobNotActive(f"the job has already ended ({job.state})")
+    # No Celery revoke: a queued job's task finds it cancelled and does nothing, and a revoke
+    # makes the worker ask the (absent) result backend for the task's state and log an error.
     job_group_send(job, job_state_event(job))
-    if job.celery_task_id:
-        from config.celery import app
-        app.control.revoke(job.celery_task_id)  # a queued job never starts
     return job
 
 

@@ -20,15 +20,18 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from webapp.controls import controls_render_kwargs
+from webapp.errors import RenderStopped
+from webapp.jobqueue import job_group_send, job_state_event, render_time_limit
 from webapp.models import Performance, ReferencePerformance, RenderChunk, RenderJob
 from webapp.notes import chunk_to_notes, notes_to_array, performance_duration
-from webapp.services import job_group_send, job_state_event
 
 log = logging.getLogger(__name__)
 _renderer = None
 _renderer_lock = threading.Lock()
 FLUSH_EVERY_S = 0.05      # send a chunk at least this often once the first one has gone out
 HEARTBEAT_EVERY_S = 2.0
+STREAM_LOST_MESSAGE = ("the connection to the live stream was lost (the message service did not "
+                       "answer); the notes rendered so far are kept; press Render to try again")
 
 
 def get_renderer():
@@ -97,8 +100,7 @@ def render_job_run(*, job_id: uuid.UUID | str, worker: str | None = None) -> str
     try:
         state = _stream(job)
     except Exception as exc:
-        log.exception("job %s failed", job_id)
-        msg = _user_message(exc)
+        msg = render_failure_message(exc=exc, job_id=job_id)
         RenderJob.objects.filter(id=job.id, state=RenderJob.State.RUNNING).update(
             state=RenderJob.State.FAILED, message=msg, finished=timezone.now())
         job.refresh_from_db()
@@ -110,12 +112,21 @@ def render_job_run(*, job_id: uuid.UUID | str, worker: str | None = None) -> str
     return state
 
 
-def _user_message(exc: Exception) -> str:
+def render_failure_message(*, exc: BaseException, job_id) -> str:
+    """The user's one line for a render that raised ``exc`` (never the raw text of a crash)."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
     from render.errors import RenderError
 
-    if isinstance(exc, RenderError):
-        return str(exc)
-    return f"the render failed ({type(exc).__name__}: {exc})"[:500]
+    if isinstance(exc, (RenderError, RenderStopped)):
+        log.warning("job %s failed: %s", job_id, exc)
+        return str(exc)[:500]
+    if isinstance(exc, SoftTimeLimitExceeded):
+        log.warning("job %s stopped by its Celery time limit", job_id)
+        return "the render took longer than its time limit; try fewer takes or a shorter score"
+    log.error("job %s failed", job_id, exc_info=exc)
+    return (f"the render failed (an internal error, {type(exc).__name__}); press Render to try "
+            "again")
 
 
 def _stream(job: RenderJob) -> str:
@@ -134,7 +145,12 @@ def _stream(job: RenderJob) -> str:
     beats = score.notes["onset_beat"]
     seq, pending, all_notes = 0, [], []
     last_flush = None
+    limit = render_time_limit(n_notes=job.n_notes_total)
+    deadline = time.monotonic() + limit
     for chunk in chunks:
+        if time.monotonic() > deadline:  # enforced here too: the solo pool ignores Celery's
+            raise RenderStopped(f"the render took longer than its time limit ({limit:.0f} s for "
+                                f"{job.n_notes_total} notes); try fewer takes or a shorter score")
         pending.extend(chunk_to_notes(np.asarray(chunk), beats=beats))
         now = time.monotonic()
         if last_flush is None or now - last_flush >= FLUSH_EVERY_S:
@@ -165,7 +181,13 @@ def _load_reference(reference_id):
 
 
 def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
-    """Store and send one chunk; False when the job was ended meanwhile (nothing sent)."""
+    """Store and send one chunk; False when the job was ended meanwhile (nothing sent).
+
+    Raises
+    ------
+    RenderStopped
+        When the chunk (stored) could not be sent after the retries of job_group_send.
+    """
     if not _still_running(job.id):
         log.info("job %s ended by someone else at chunk %d", job.id, seq)
         return False
@@ -176,7 +198,8 @@ def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
         RenderJob.objects.filter(id=job.id).update(n_notes_done=job.n_notes_done,
                                                    n_chunks=job.n_chunks,
                                                    heartbeat=timezone.now())
-    job_group_send(job, {"type": "job.notes", "seq": seq, "notes": notes})
+    if not job_group_send(job, {"type": "job.notes", "seq": seq, "notes": notes}):
+        raise RenderStopped(STREAM_LOST_MESSAGE)
     return True
 
 

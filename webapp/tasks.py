@@ -9,17 +9,23 @@ from celery.signals import worker_ready
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="webapp.tasks.render_job", ignore_result=True)
+@shared_task(name="webapp.tasks.render_job", ignore_result=True, acks_late=True,
+             reject_on_worker_lost=True)
 def render_job(job_id: str) -> str:
-    """Render one RenderJob (streams its chunks, stores its performance)."""
+    """Render one RenderJob (streams its chunks, stores its performance).
+
+    Acknowledged once it ends, and delivered again if its worker dies: it starts the job only
+    while the job is queued, so a second delivery does nothing.
+    """
     try:
         from webapp.streaming import render_job_run
 
         return render_job_run(job_id=job_id)
     except Exception as exc:  # never leave the job queued or running when the task dies
+        from webapp.streaming import render_failure_message
         from webapp.services import render_job_fail
 
-        render_job_fail(job_id=job_id, message=f"the render worker failed ({type(exc).__name__})")
+        render_job_fail(job_id=job_id, message=render_failure_message(exc=exc, job_id=job_id))
         raise
 
 

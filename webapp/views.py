@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp import selectors, services
-from webapp.errors import JobNotActive, RenderLimitReached, ScoreError, ScoreInUse
+from webapp.errors import (JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError,
+                           ScoreInUse)
 from webapp.controls import default_temperature, max_variations
 from webapp.downloads import AudioUnavailable, performance_file_response
 from webapp.forms import SignUpForm, UploadForm
@@ -26,6 +27,12 @@ def _session_key(request, *, create: bool = False) -> str:
         request.session["renders"] = True  # a non-empty session gets its cookie
         request.session.save()
     return request.session.session_key or ""
+
+
+def client_addr(request) -> str:
+    """The requester's network address (Daphne's peer; behind a proxy, start Daphne with
+    --proxy-headers so that it is the client's)."""
+    return (request.META.get("REMOTE_ADDR") or "")[:64]
 
 
 def _score_or_404(request, score_id):
@@ -150,11 +157,14 @@ def score_render(request, score_id):
     try:
         params = _render_params(request, session_key=session_key)
         job = services.render_job_create(score=score, user=request.user,
-                                         session_key=session_key, **params)
+                                         session_key=session_key,
+                                         client_addr=client_addr(request), **params)
     except ValueError as exc:
         return _error(str(exc), 400)
     except RenderLimitReached as exc:
         return _error(str(exc), 429)
+    except RenderServiceUnavailable as exc:
+        return _error(str(exc), 503)
     return JsonResponse(selectors.job_summary(job=job), status=201)
 
 

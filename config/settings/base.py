@@ -120,13 +120,15 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ROUTES = {"webapp.tasks.render_job": {"queue": "render"}}
-# A job is acknowledged when it starts and never redelivered; a worker that dies mid-job leaves a
-# "running" row whose heartbeat stops: the stale-job sweep (webapp.services) ends it as failed.
-# Workers take one message at a time, so a dead worker holds no queued job hostage.
+# Render tasks acknowledge late (webapp.tasks): a message taken by a worker that dies before it
+# ends is delivered again, and the task, which starts a job only while it is queued, does nothing
+# for a job already started (the stale-job sweep fails a running job whose heartbeat stops).
+# Workers take one message at a time, so a dead worker holds no queued job hostage. The visibility
+# timeout (when Redis hands an unacknowledged message out again) is above the longest time limit.
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_DISABLE_PREFETCH = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -138,6 +140,19 @@ UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 5_000_000))
 UPLOAD_MAX_NOTES = int(os.environ.get("UPLOAD_MAX_NOTES", 20_000))
 UPLOAD_PARSE_TIMEOUT_S = float(os.environ.get("UPLOAD_PARSE_TIMEOUT_S", 60))
 RENDER_MAX_CONCURRENT_PER_USER = int(os.environ.get("RENDER_MAX_CONCURRENT_PER_USER", 2))
+# Anonymous renders in progress from one network address (sessions without cookies are free).
+RENDER_MAX_CONCURRENT_PER_ADDRESS = int(os.environ.get("RENDER_MAX_CONCURRENT_PER_ADDRESS", 4))
+# A render's time limit: a base plus a time per note (all takes; renders run at ~2,000 notes/s on
+# one CPU thread, so 50 notes/s is far from a normal render; 8 takes of 20,000 notes stay under
+# the visibility timeout). Also Celery's soft limit.
+RENDER_TIME_LIMIT_BASE_S = float(os.environ.get("RENDER_TIME_LIMIT_BASE_S", 60))
+RENDER_TIME_LIMIT_PER_NOTE_S = float(os.environ.get("RENDER_TIME_LIMIT_PER_NOTE_S", 0.02))
+# A queued job that no worker took this long (plus its estimated wait) after it was sent is sent
+# again, at most RENDER_MAX_REQUEUES times, then failed with a message.
+RENDER_QUEUED_STALE_AFTER_S = float(os.environ.get("RENDER_QUEUED_STALE_AFTER_S", 120))
+RENDER_MAX_REQUEUES = int(os.environ.get("RENDER_MAX_REQUEUES", 1))
+# Render speed (notes per second per worker) for the queue estimate until jobs have been timed.
+RENDER_NOTES_PER_S = float(os.environ.get("RENDER_NOTES_PER_S", 1000))
 RENDER_CHUNK_NOTES = int(os.environ.get("RENDER_CHUNK_NOTES", 16))
 # A running job whose worker has not written a heartbeat for this long is failed by the sweep.
 RENDER_STALE_AFTER_S = float(os.environ.get("RENDER_STALE_AFTER_S", 60))

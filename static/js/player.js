@@ -169,6 +169,7 @@ export class Player {
     this.takes.markCurrent(null);
     this.stream = new JobStream(job.ws_url, {
       onState: (state, message) => this.onState(state, message),
+      onQueue: (q) => this.onQueue(q),
       onNotes: (notes) => this.onNotes(notes),
       onDone: (msg) => this.onDone(msg),
       onError: (text) => { this.endStream(); this.fail(text); },
@@ -195,6 +196,13 @@ export class Player {
       this.transport.markComplete();
       this.loadTakes();
     }
+  }
+
+  /** While queued: the server's place in the queue and estimated wait ({position, eta_s}). */
+  onQueue(q) {
+    if (this.stats.notesReceived > 0 || !Number.isInteger(q.position) || q.position < 1) return;
+    const eta = q.eta_s >= 90 ? `about ${Math.round(q.eta_s / 60)} min` : `about ${Math.max(1, Math.round(q.eta_s))} s`;
+    this.setStatus(`Queued… position ${q.position}, ${eta}`);
   }
 
   async onNotes(notes) {

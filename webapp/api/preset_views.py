@@ -119,7 +119,7 @@ class PresetApplyView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="presets_apply", request=s.ApplySerializer,
-                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)},
+                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429, 503)},
                    summary="Render a score with the preset's seed, controls and reference")
     def post(self, request, preset_id):
         preset = preset_owned_or_404(request, preset_id)
@@ -168,7 +168,7 @@ class SharedPresetApplyView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="shared_presets_apply", request=s.ApplySerializer,
-                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)},
+                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429, 503)},
                    summary="Render a score with a shared preset")
     def post(self, request, token):
         return _apply(request, preset_shared_or_404(token))

@@ -20,12 +20,13 @@ from webapp import selectors as webapp_selectors
 from webapp import services as webapp_services
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
-from webapp.errors import JobNotActive, RenderLimitReached, ScoreError
+from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
     400: "Invalid input", 401: "Not signed in, or a bad token", 403: "Not allowed",
     404: "Not found (or not yours)", 409: "Conflict", 415: "Not multipart/form-data",
-    429: "Too many renders in progress"}.items()}
+    429: "Too many renders in progress",
+    503: "The render service is unavailable (nothing was queued); try again"}.items()}
 
 
 def _errors(*codes):
@@ -58,11 +59,14 @@ def _job_created(job) -> Response:
 
 
 def _render_refusals(call):
-    """Run a render-creating call; its refusals as API errors (400 controls, 429 limit)."""
+    """Run a render-creating call; its refusals as API errors (400 controls, 429 limit, 503 the
+    render queue is unreachable)."""
     try:
         return call()
     except RenderLimitReached as exc:
         return Response({"error": str(exc)}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+    except RenderServiceUnavailable as exc:
+        return Response({"error": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     except ValueError as exc:  # ControlError, PresetError
         return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
 
@@ -127,7 +131,7 @@ class ScoreRenderView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="scores_render", request=s.RenderRequestSerializer,
-                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429)},
+                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429, 503)},
                    summary="Render the score with any controls; stream ws_url or poll the job")
     def post(self, request, score_id):
         score = _score_or_404(request, score_id)

@@ -187,7 +187,7 @@ def preset_delete(*, preset: Preset) -> None:
 
 
 def preset_apply(*, preset: Preset, score: Score, user, session_key: str,
-                 variation: dict | None = None) -> RenderJob:
+                 variation: dict | None = None, client_addr: str = "") -> RenderJob:
     """Queue a render of ``score`` with the preset's seed, controls and reference.
 
     The requester may use the preset's reference because the preset is visible to them (the
@@ -200,6 +200,8 @@ def preset_apply(*, preset: Preset, score: Score, user, session_key: str,
         (changed by the user: a variation of the preset). They replace the preset's seed and
         controls (a missing seed: a fresh one); the preset's reference is kept, and
         ``reference_id`` is refused in them.
+    client_addr : str, optional
+        The requester's network address (the per-address limit of anonymous renders).
 
     Raises
     ------
@@ -209,6 +211,8 @@ def preset_apply(*, preset: Preset, score: Score, user, session_key: str,
         When the controls do not fit this score (e.g. a section past its last bar).
     RenderLimitReached
         When the requester has too many renders in progress.
+    RenderServiceUnavailable
+        When the render queue cannot be reached (nothing is queued).
     """
     from webapp.services import render_job_create
 
@@ -224,5 +228,5 @@ def preset_apply(*, preset: Preset, score: Score, user, session_key: str,
     if preset.reference_id is not None:
         controls["reference_id"] = str(preset.reference_id)
     return render_job_create(score=score, user=user, session_key=session_key, seed=seed,
-                             controls=controls)
+                             controls=controls, client_addr=client_addr)
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp import selectors as webapp_selectors
-from webapp.errors import RenderLimitReached
+from webapp.errors import RenderLimitReached, RenderServiceUnavailable
 from webapp.presets import selectors, services
 from webapp.presets.services import PresetError
 
@@ -205,9 +205,12 @@ def _apply(request, preset, score_id) -> JsonResponse:
     try:
         job = services.preset_apply(preset=preset, score=score, user=request.user,
                                     session_key=_session_key(request, create=True),
-                                    variation=_variation(request))
+                                    variation=_variation(request),
+                                    client_addr=(request.META.get("REMOTE_ADDR") or "")[:64])
     except RenderLimitReached as exc:
         return _error(str(exc), 429)
+    except RenderServiceUnavailable as exc:
+        return _error(str(exc), 503)
     except ValueError as exc:
         return _error(str(exc), 400)
     return JsonResponse(webapp_selectors.job_summary(job=job), status=201)

@@ -5,7 +5,7 @@ import { wsURL } from './api.js';
 export class JobStream {
   /**
    * @param {string} path  ws path from the render response, e.g. "/ws/jobs/<uuid>/"
-   * @param {object} handlers  onNotes(notes, seq), onState(state, message), onDone(msg), onError(text)
+   * @param {object} handlers  onNotes(notes, seq), onState(state, message), onQueue(msg), onDone(msg), onError(text)
    */
   constructor(path, handlers, { maxRetries = 8 } = {}) {
     this.path = path;
@@ -50,6 +50,8 @@ export class JobStream {
     else if (msg.type === 'state') {
       this.h.onState?.(msg.state, msg.message || null);
       if (['failed', 'cancelled'].includes(msg.state)) this.finish();
+    } else if (msg.type === 'queue') {
+      this.h.onQueue?.(msg);
     } else if (msg.type === 'done') {
       this.doneMsg = msg;
       this.maybeDone();
