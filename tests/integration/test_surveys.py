@@ -310,12 +310,16 @@ def test_external_id_resumes_and_submits_once(stack, mos):
     st = state(c, token)
     time.sleep(listen_time(st))
     assert post_answer(c, token, st, right_answers(st)).status_code == 200
-    # The tab is closed; the link with the same id, in another browser, resumes.
+    # The tab is closed; the link with the same id, in the same browser, resumes.
+    r = c.get(f"/surveys/s/{sid}/?pid={pid}", allow_redirects=False)
+    assert r.status_code == 302 and token in r.headers["Location"]
+    assert state(c, token)["answered"] == 1
+    # In another browser the id is refused with a message, never the participant's state.
     other = Client(stack)
     r = other.get(f"/surveys/s/{sid}/?pid={pid}", allow_redirects=False)
-    assert r.status_code == 302 and token in r.headers["Location"]
-    assert state(other, token)["answered"] == 1
-    # The same browser without the id also resumes (session).
+    assert r.status_code == 409 and "another browser" in r.text and token not in r.text
+    assert other.get(f"/surveys/p/{token}/state.json").status_code == 404
+    # The same browser without the id also resumes (its signed browser cookie).
     r = c.get(f"/surveys/s/{sid}/", allow_redirects=False)
     assert r.status_code == 302 and token in r.headers["Location"]
     st = state(c, token)

@@ -31,6 +31,9 @@ class SurveyForm(forms.Form):
                                                 "platform's code); random when empty.")
     instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False,
                                    help_text="Empty: the default instructions of the test.")
+    require_external_id = forms.BooleanField(
+        required=False, label="Require a participant id",
+        help_text="For panels: only links with ?pid=ID (or PROLIFIC_PID) are taken, once per id.")
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)

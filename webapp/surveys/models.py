@@ -42,6 +42,8 @@ class Survey(models.Model):
     seed = models.BigIntegerField()
     instructions = models.TextField(blank=True, default="")
     completion_code = models.CharField(max_length=40)
+    # Panel surveys: a participant must come with an external id (one take per id).
+    require_external_id = models.BooleanField(default=False)
     message = models.TextField(blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
     opened = models.DateTimeField(null=True, blank=True)
@@ -137,7 +139,8 @@ class ItemClip(models.Model):
 
 
 class Participant(models.Model):
-    """One person taking a survey. ``token`` is their secret (in their session and URL).
+    """One person taking a survey. ``token`` is their secret (in their URL); ``browser`` the
+    hash of the signed browser id of the browser that consented, the only one that may go on.
 
     ``preview`` marks a researcher trying the survey before (or while) it is open: the same
     pages and rules, left out of the counts, statistics and exports."""
@@ -146,6 +149,7 @@ class Participant(models.Model):
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="participants")
     token = models.CharField(max_length=64, unique=True)
     external_id = models.CharField(max_length=100, blank=True, default="")
+    browser = models.CharField(max_length=64, blank=True, default="", db_index=True)
     order = models.JSONField(default=list)       # item ids: practice first, then shuffled
     served = models.JSONField(default=dict)      # position -> unix time the item was first shown
     n_answered = models.PositiveIntegerField(default=0)

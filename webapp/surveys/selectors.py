@@ -1,6 +1,8 @@
 """Reads of the listening tests: what researchers and participants see, results and exports."""
 from __future__ import annotations
 
+import hashlib
+import logging
 import uuid
 from collections import defaultdict
 
@@ -8,8 +10,11 @@ from django.db.models import Count, Q
 from django.urls import reverse
 
 from webapp.surveys import design, stats
+from webapp.surveys.errors import SurveyRefused
 from webapp.surveys.models import Item, Participant, Response, Stimulus, Survey
 from webapp.surveys.services import item_key
+
+log = logging.getLogger(__name__)
 
 
 def survey_list(*, user):
@@ -54,6 +59,51 @@ def stimulus_counts(*, survey: Survey) -> dict:
 
 def stimulus_audio_url(stimulus: Stimulus) -> str:
     return reverse("surveys:audio", args=[stimulus.id])
+
+
+def browser_hash(browser_id: str) -> str:
+    """What a participant row keeps of a browser's signed id (the id itself stays secret)."""
+    return hashlib.sha256(f"surveys.browser:{browser_id}".encode()).hexdigest() if browser_id else ""
+
+
+def participant_for_browser(*, survey: Survey, browser: str,
+                            external_id: str = "") -> Participant | None:
+    """The participant this browser may resume in ``survey`` (None: it may consent anew).
+
+    Parameters
+    ----------
+    browser : str
+        browser_hash of the requesting browser's signed id ("" for none).
+    external_id : str
+        The external id the request carries ("" for none).
+
+    Raises
+    ------
+    SurveyRefused
+        409 when the external id has completed the survey or belongs to another browser, or
+        this browser has taken part under another id (the attempt is logged).
+    """
+    mine = (Participant.objects.select_related("survey")
+            .filter(survey=survey, preview=False, browser=browser).first() if browser else None)
+    if mine is not None:
+        if not external_id or mine.external_id == external_id:
+            return mine
+        log.warning("survey %s: a browser that took part as %r came back as %r", survey.id,
+                    mine.external_id, external_id)
+        raise SurveyRefused("you have already taken part in this listening test in this browser "
+                            "(with another participant id)", 409)
+    if not external_id:
+        return None
+    other = Participant.objects.filter(survey=survey, external_id=external_id).first()
+    if other is None:
+        return None
+    if other.submitted:
+        raise SurveyRefused("this participant id has already completed the survey", 409)
+    log.warning("survey %s: participant id %r was opened in another browser than the one that "
+                "consented; refused", survey.id, external_id)
+    raise SurveyRefused("this participant id is already in use in another browser: please "
+                        "continue in the browser where you started, or contact the researcher",
+                        409)
 
 
 def participant_by_token(*, token: str) -> Participant | None:

@@ -28,6 +28,8 @@ from webapp.surveys.models import Item, Participant, Response, Stimulus, Survey,
 
 log = logging.getLogger(__name__)
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$")
+REQUIRED_ID_MESSAGE = ("this listening test needs your participant id: open it with the link "
+                       "your panel gave you")
 MIN_LISTEN_FRACTION = 0.9  # of the item's total audio length, between showing it and the answer
 DEFAULT_INSTRUCTIONS = {
     "mos": "You will hear short piano performances, one at a time. Listen to each one to the end, "
@@ -45,7 +47,7 @@ DEFAULT_INSTRUCTIONS = {
 def survey_create(*, owner, title: str, kind: str, scores: list[Score], segment_sec: float = 15.0,
                   conditions: list[str] | None = None, pairs_per_piece: int = 1,
                   n_attention: int = 2, instructions: str = "", completion_code: str = "",
-                  seed: int | None = None) -> Survey:
+                  seed: int | None = None, require_external_id: bool = False) -> Survey:
     """Create a draft survey over ``scores`` (in that order).
 
     Raises
@@ -73,7 +75,8 @@ def survey_create(*, owner, title: str, kind: str, scores: list[Score], segment_
             pairs_per_piece=max(1, int(pairs_per_piece)), n_attention=max(0, int(n_attention)),
             seed=seed if seed is not None else secrets.randbelow(2**31),
             instructions=instructions.strip() or DEFAULT_INSTRUCTIONS[kind],
-            completion_code=(completion_code.strip() or secrets.token_hex(4).upper())[:40])
+            completion_code=(completion_code.strip() or secrets.token_hex(4).upper())[:40],
+            require_external_id=bool(require_external_id))
         for k, score in enumerate(scores):
             SurveyPiece.objects.create(survey=survey, score=score, order=k)
     return survey
@@ -244,18 +247,28 @@ def item_key(*, participant: Participant, position: int) -> str:
     return signer.signature(f"{position}:{participant.order[position]}")
 
 
-def participant_start(*, survey: Survey, external_id: str = "", preview: bool = False
-                      ) -> Participant:
+def participant_start(*, survey: Survey, external_id: str = "", preview: bool = False,
+                      browser: str = "") -> Participant:
     """Consent given: a new participant with a random order of the items (practice first), or
-    the unfinished participant with this external id (resume). ``preview``: a researcher trying
-    the survey, also before it opens (rendered stimuli are enough); not counted in the results.
+    this browser's unfinished participant (resume). ``preview``: a researcher trying the
+    survey, also before it opens (rendered stimuli are enough); not counted in the results.
+
+    Parameters
+    ----------
+    browser : str
+        Hash of the consenting browser's signed id (selectors.browser_hash); the participant is
+        bound to it. One take per browser and survey; an external id taken in another browser
+        is refused (and logged), never handed over.
 
     Raises
     ------
     SurveyRefused
-        Survey not open (for a preview: stimuli not rendered, or closed), a malformed external
-        id, or that id has already submitted.
+        Survey not open (for a preview: stimuli not rendered, or closed), a malformed or
+        missing (required) external id, that id has already submitted or is in use in another
+        browser, or this browser has already taken part with another id.
     """
+    from webapp.surveys.selectors import participant_for_browser
+
     if preview:
         _require_state(survey, Survey.State.READY, Survey.State.OPEN, action="try the survey")
         external_id = ""
@@ -265,24 +278,24 @@ def participant_start(*, survey: Survey, external_id: str = "", preview: bool = 
     if external_id and not EXTERNAL_ID_RE.match(external_id):
         raise SurveyRefused("the participant id must start with a letter or digit and have only "
                             "letters, digits and _ . : @ -")
-    if external_id:
-        old = Participant.objects.filter(survey=survey, external_id=external_id).first()
+    if not preview:
+        if survey.require_external_id and not external_id:
+            raise SurveyRefused(REQUIRED_ID_MESSAGE)
+        old = participant_for_browser(survey=survey, browser=browser, external_id=external_id)
         if old is not None:
-            if old.submitted:
-                raise SurveyRefused("this participant id has already completed the survey", 409)
             return old
     items = list(survey.items.values_list("id", "role"))
     practice = [i for i, r in items if r == Item.Role.PRACTICE]
     rest = [i for i, r in items if r != Item.Role.PRACTICE]
     p = Participant(survey=survey, token=secrets.token_urlsafe(24), external_id=external_id,
-                    consented=timezone.now(), preview=preview)
+                    consented=timezone.now(), preview=preview, browser=browser)
     random.Random(p.id.int).shuffle(rest)
     p.order = practice + rest
     try:
         with transaction.atomic():
             p.save()
-    except IntegrityError:  # the same external id consented twice at once: resume that one
-        return Participant.objects.get(survey=survey, external_id=external_id)
+    except IntegrityError:  # the same external id consented twice at once
+        return participant_for_browser(survey=survey, browser=browser, external_id=external_id)
     return p
 
 

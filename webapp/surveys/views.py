@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import secrets
 
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
@@ -18,7 +20,10 @@ from webapp.surveys.forms import ConsentForm, PieceForm, SurveyForm
 from webapp.surveys.models import Stimulus, Survey
 from webapp.surveys.services import SurveyRefused
 
-SESSION_KEY = "survey_tokens"
+log = logging.getLogger(__name__)
+BROWSER_COOKIE = "survey_browser"   # a signed random id: participants are bound to it
+BROWSER_SALT = "surveys.browser"
+BROWSER_MAX_AGE_S = 365 * 24 * 3600
 EXTERNAL_ID_PARAMS = ("pid", "PROLIFIC_PID", "participant")
 
 
@@ -66,7 +71,8 @@ def survey_new(request):
                 owner=request.user, title=d["title"], kind=d["kind"], scores=list(d["scores"]),
                 segment_sec=d["segment_sec"], conditions=d["conditions"],
                 pairs_per_piece=d["pairs_per_piece"], n_attention=d["n_attention"],
-                instructions=d["instructions"], completion_code=d["completion_code"])
+                instructions=d["instructions"], completion_code=d["completion_code"],
+                require_external_id=d["require_external_id"])
         except SurveyRefused as exc:
             form.add_error(None, str(exc))
         else:
@@ -128,12 +134,14 @@ def survey_try(request, survey_id):
     """The researcher takes the survey as a participant would (a preview participant: the same
     pages and rules, not counted); also before it opens."""
     survey = _survey_or_404(request, survey_id)
+    browser_id = _browser_id(request)
     try:
-        p = services.participant_start(survey=survey, preview=True)
+        p = services.participant_start(survey=survey, preview=True,
+                                       browser=selectors.browser_hash(browser_id))
     except SurveyRefused as exc:
         messages.error(request, str(exc))
         return redirect("surveys:detail", survey_id=survey.id)
-    return redirect("surveys:run", token=p.token)
+    return _bind(redirect("surveys:run", token=p.token), browser_id)
 
 
 @require_POST
@@ -232,14 +240,22 @@ def stimulus_audio(request, stimulus_id):
 
 # --- participants ---------------------------------------------------------------------------
 
-def _tokens(request) -> dict:
-    return dict(request.session.get(SESSION_KEY) or {})
+def _browser_id(request) -> str:
+    """This browser's signed id (a new one when it has none yet; _bind stores it)."""
+    bid = request.get_signed_cookie(BROWSER_COOKIE, default="", salt=BROWSER_SALT,
+                                    max_age=BROWSER_MAX_AGE_S)
+    return bid or secrets.token_urlsafe(18)
 
 
-def _remember(request, survey, participant) -> None:
-    tokens = _tokens(request)
-    tokens[str(survey.id)] = participant.token
-    request.session[SESSION_KEY] = tokens
+def _bind(response, browser_id: str):
+    response.set_signed_cookie(BROWSER_COOKIE, browser_id, salt=BROWSER_SALT,
+                               max_age=BROWSER_MAX_AGE_S, httponly=True, samesite="Lax")
+    return response
+
+
+def _refused(request, survey, exc: SurveyRefused):
+    return render(request, "surveys/message.html", {"title": survey.title, "text": str(exc)},
+                  status=exc.status)
 
 
 def _external_id(request) -> str:
@@ -255,18 +271,21 @@ def take(request, survey_id):
     if survey is None:
         raise Http404("no such survey")
     ext = _external_id(request)
-    token = _tokens(request).get(str(survey.id))
-    p = selectors.participant_by_token(token=token) if token else None
-    if ext and (p is None or p.external_id != ext):
-        p = survey.participants.filter(external_id=ext).first()
+    browser_id = _browser_id(request)
+    try:
+        p = selectors.participant_for_browser(survey=survey, external_id=ext,
+                                              browser=selectors.browser_hash(browser_id))
+    except SurveyRefused as exc:
+        return _refused(request, survey, exc)
     if p is not None:
-        _remember(request, survey, p)
-        return redirect("surveys:run", token=p.token)
+        return _bind(redirect("surveys:run", token=p.token), browser_id)
     if survey.state != Survey.State.OPEN:
         return render(request, "surveys/message.html", {
             "title": survey.title, "text": "This listening test is not open."}, status=409)
-    return render(request, "surveys/consent.html", {
-        "survey": survey, "form": ConsentForm(initial={"external_id": ext})})
+    if survey.require_external_id and not ext:
+        return _refused(request, survey, SurveyRefused(services.REQUIRED_ID_MESSAGE))
+    return _bind(render(request, "surveys/consent.html", {
+        "survey": survey, "form": ConsentForm(initial={"external_id": ext})}), browser_id)
 
 
 @require_POST
@@ -275,20 +294,29 @@ def consent(request, survey_id):
     if survey is None:
         raise Http404("no such survey")
     form = ConsentForm(request.POST)
+    browser_id = _browser_id(request)
     if form.is_valid():
         try:
             p = services.participant_start(survey=survey,
-                                           external_id=form.cleaned_data["external_id"])
+                                           external_id=form.cleaned_data["external_id"],
+                                           browser=selectors.browser_hash(browser_id))
         except SurveyRefused as exc:
             form.add_error(None, str(exc))
         else:
-            _remember(request, survey, p)
-            return redirect("surveys:run", token=p.token)
-    return render(request, "surveys/consent.html", {"survey": survey, "form": form}, status=400)
+            return _bind(redirect("surveys:run", token=p.token), browser_id)
+    return _bind(render(request, "surveys/consent.html", {"survey": survey, "form": form},
+                        status=400), browser_id)
 
 
-def _participant_or_404(token):
+def _participant_or_404(request, token):
+    """The participant of ``token``, for the browser that consented only (404 for another)."""
     p = selectors.participant_by_token(token=token)
+    if p is not None and p.browser and p.browser != selectors.browser_hash(
+            request.get_signed_cookie(BROWSER_COOKIE, default="", salt=BROWSER_SALT,
+                                      max_age=BROWSER_MAX_AGE_S)):
+        log.warning("survey participant %s: its link was opened in another browser; refused",
+                    p.id)
+        p = None
     if p is None:
         raise Http404("no such participant")
     return p
@@ -297,7 +325,7 @@ def _participant_or_404(token):
 @require_GET
 @ensure_csrf_cookie
 def run(request, token):
-    p = _participant_or_404(token)
+    p = _participant_or_404(request, token)
     return render(request, "surveys/run.html", {
         "survey": p.survey, "token": token,
         "config": {"state_url": reverse("surveys:state", args=[token]),
@@ -310,7 +338,7 @@ def run(request, token):
 
 @require_GET
 def state(request, token):
-    p = _participant_or_404(token)
+    p = _participant_or_404(request, token)
     services.participant_serve(participant=p)
     return JsonResponse(selectors.participant_state(participant=p))
 
@@ -325,8 +353,19 @@ def _json_body(request) -> dict:
     return body
 
 
+def _bound_or_404(request, token):
+    """A JSON 404 unless this browser is the participant's; None when it is."""
+    try:
+        _participant_or_404(request, token)
+    except Http404:
+        return JsonResponse({"error": "unknown participant"}, status=404)
+    return None
+
+
 @require_POST
 def answer(request, token):
+    if (refused := _bound_or_404(request, token)) is not None:
+        return refused
     try:
         body = _json_body(request)
         p = services.response_submit(token=token, position=body.get("position"),
@@ -339,6 +378,8 @@ def answer(request, token):
 
 @require_POST
 def submit(request, token):
+    if (refused := _bound_or_404(request, token)) is not None:
+        return refused
     try:
         body = _json_body(request)
         p = services.participant_submit(token=token, age_band=str(body.get("age_band", "")),
