@@ -1,0 +1,160 @@
+"""The live stream of a render under Redis faults and at its end, with real Redis servers.
+
+A channel-layer send survives a Redis restart (retried with backoff); when Redis stays down the
+stored chunk is kept and the job ends with a plain message; a render past its time limit ends
+with a message; the WebSocket gives a waiting user the queue position and closes once the job
+has ended (done, cancelled).
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+
+from scripts.services import RedisServer
+from webapp.errors import RenderStopped
+from webapp.jobqueue import job_group_send
+from webapp.models import Performance, RenderChunk, RenderJob, Score
+from webapp.routing import websocket_urlpatterns
+from webapp.services import render_job_cancel
+from webapp.streaming import STREAM_LOST_MESSAGE, _flush, render_job_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _layer(settings, url: str) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": [url]}}}
+
+
+@pytest.fixture
+def own_redis(tmp_path, settings):
+    """A Redis of this test only (it is stopped and restarted), used by the channel layer."""
+    with RedisServer(tmp_path / "redis") as server:
+        _layer(settings, server.url)
+        yield server
+
+
+def _score(**kw) -> Score:
+    return Score.objects.create(title="Etude", original_filename="s.mid", file="scores/s.mid",
+                                parsed="parsed/s.npz", format="midi", n_notes=20,
+                                duration_beat=8.0, mei="", **kw)
+
+
+def _job(state="running", **kw) -> RenderJob:
+    kw.setdefault("n_notes_total", 20)
+    return RenderJob.objects.create(score=_score(), seed=1, state=state, **kw)
+
+
+def test_a_send_survives_a_redis_restart(own_redis):
+    job = RenderJob(id=uuid.uuid4())
+    assert job_group_send(job, {"type": "job.state", "state": "running"})
+    own_redis.stop()
+    threading.Timer(0.3, own_redis.start).start()
+    assert job_group_send(job, {"type": "job.state", "state": "running"})
+
+
+def test_redis_down_keeps_the_chunk_and_ends_with_a_plain_message(own_redis):
+    job = _job()
+    own_redis.stop()
+    t0 = time.monotonic()
+    assert not job_group_send(job, {"type": "job.state", "state": "running"})  # no exception
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(RenderStopped, match="the notes rendered so far are kept"):
+        _flush(job, 0, [{"id": "n1", "p": 60}])
+    assert RenderChunk.objects.filter(job=job, seq=0).exists()
+
+
+@pytest.fixture
+def real_score(tmp_path, settings) -> Score:
+    from tests.data.corpus import make_midi
+    from webapp.services import score_create
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    notes = [(60 + i % 12, i * 0.5, 0.5, 70) for i in range(40)]
+    return score_create(path=make_midi(tmp_path / "s.mid", notes), original_filename="s.mid",
+                        is_demo=True, demo_key="s")
+
+
+def test_a_render_whose_stream_is_lost_or_too_long_ends_with_a_message(own_redis, real_score,
+                                                                        settings):
+    settings.RENDER_CHUNK_NOTES = 8
+    own_redis.stop()
+    job = RenderJob.objects.create(score=real_score, seed=1, n_notes_total=real_score.n_notes)
+    assert render_job_run(job_id=job.id) == "failed"
+    job.refresh_from_db()
+    assert job.message == STREAM_LOST_MESSAGE
+    assert RenderChunk.objects.filter(job=job).count() == 1  # the chunk stored before the fault
+    own_redis.start()
+    settings.RENDER_TIME_LIMIT_BASE_S, settings.RENDER_TIME_LIMIT_PER_NOTE_S = 0.0, 0.0
+    job = RenderJob.objects.create(score=real_score, seed=1, n_notes_total=real_score.n_notes)
+    assert render_job_run(job_id=job.id) == "failed"
+    job.refresh_from_db()
+    assert job.message.startswith("the render took longer than its time limit")
+
+
+# --- the WebSocket ----------------------------------------------------------------------------
+
+def _ws(user, job_id) -> WebsocketCommunicator:
+    c = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/jobs/{job_id}/")
+    c.scope["user"] = user
+    return c
+
+
+async def _until_closed(c: WebsocketCommunicator, timeout: float = 10) -> list[dict]:
+    """Every JSON message until the server closes the socket (fails if it does not)."""
+    import json
+
+    out = []
+    while True:
+        msg = await c.receive_output(timeout)
+        if msg["type"] == "websocket.close":
+            return out
+        out.append(json.loads(msg["text"]))
+
+
+@pytest.fixture
+def owner():
+    return get_user_model().objects.create_user(f"u{uuid.uuid4().hex[:8]}", password="x")
+
+
+def test_the_socket_closes_after_done(own_redis, owner, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    job = _job(state="done", owner=owner, n_chunks=1)
+    RenderChunk.objects.create(job=job, seq=0, notes=[{"id": "n1"}])
+    Performance.objects.create(job=job, score=job.score, seed=1, notes=[{"id": "n1"}], n_notes=1,
+                               duration_sec=1.0, midi="performances/p.mid")
+
+    async def run():
+        c = _ws(owner, job.id)
+        assert (await c.connect())[0]
+        msgs = await _until_closed(c)
+        assert [m["type"] for m in msgs] == ["state", "notes", "done"]
+
+    async_to_sync(run)()
+
+
+def test_a_queued_job_shows_its_place_and_the_socket_closes_after_a_cancel(own_redis, owner):
+    ahead = _job(state="queued", owner=None, n_notes_total=5000)
+    job = _job(state="queued", owner=owner)
+    assert ahead.created < job.created
+
+    async def run():
+        c = _ws(owner, job.id)
+        assert (await c.connect())[0]
+        assert (await c.receive_json_from(5))["state"] == "queued"
+        queue = await c.receive_json_from(5)
+        assert queue["type"] == "queue" and queue["position"] == 2 and queue["eta_s"] >= 1
+        await database_sync_to_async(render_job_cancel)(job=job)
+        msgs = await _until_closed(c)
+        assert msgs[-1] == {"type": "state", "state": "cancelled",
+                            "message": "cancelled by the user"}
+
+    async_to_sync(run)()
