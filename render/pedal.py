@@ -134,6 +134,54 @@ def pedal_down_fraction(events: np.ndarray, t: np.ndarray) -> np.ndarray:
     return _value_at(sus["time_sec"].astype(float), sus["value"].astype(int), np.asarray(t, float)) / 127.0
 
 
+class PedalStream:
+    """Pedal events of one take while its notes arrive in score order, chunk by chunk.
+
+    A group's events need the next group's onset, which is final only once a later group has
+    begun (a chord split over two chunks can still start earlier): the last two groups of each
+    chunk wait for the next chunk or for `close`. Feeding a take in any chunking and closing
+    gives the same events as feeding it whole (`pedal_for_take`).
+    """
+
+    def __init__(self):
+        self._open = []            # [onset_beat, onset_sec, sustain, soft] of groups held back
+        self._prev = (-1, -1)      # CC values in force (decode_pedal's carry)
+        self._last_t = -np.inf     # group times never go back (deviations can cross)
+        self._end = 0.0            # latest note end seen, seconds
+
+    def feed(self, onset_beat, onset_sec, duration_sec, sustain, soft) -> np.ndarray:
+        """Notes of the next chunk, in score order: (K,) arrays each. Returns the PEDAL_DTYPE
+        events of the groups this chunk completes (sorted)."""
+        u = np.asarray(onset_beat, float)
+        if len(u) == 0:
+            return np.zeros(0, PEDAL_DTYPE)
+        t = np.asarray(onset_sec, float)
+        self._end = max(self._end, float(np.max(t + np.asarray(duration_sec, float))))
+        first = np.flatnonzero(np.concatenate([[True], np.diff(u) > 1e-9]))
+        tg = np.minimum.reduceat(t, first)
+        groups = [[u[i], tg[k], int(sustain[i]), int(soft[i])] for k, i in enumerate(first)]
+        if self._open and abs(groups[0][0] - self._open[-1][0]) <= 1e-9:
+            self._open[-1][1] = min(self._open[-1][1], groups[0][1])
+            groups = groups[1:]
+        groups = self._open + groups
+        self._open = groups[-2:]
+        return self._decode(groups[:-2], groups[-2][1]) if len(groups) > 2 else np.zeros(0, PEDAL_DTYPE)
+
+    def close(self) -> np.ndarray:
+        """Events of the groups held back (the last interval ends with the take's last note)."""
+        groups, self._open = self._open, []
+        return self._decode(groups, self._end)
+
+    def _decode(self, groups, end_sec) -> np.ndarray:
+        if not groups:
+            return np.zeros(0, PEDAL_DTYPE)
+        t = np.maximum.accumulate(np.maximum([g[1] for g in groups], self._last_t))
+        self._last_t = float(t[-1])
+        ev, self._prev = decode_pedal(t, max(float(end_sec), self._last_t),
+                                      np.array([g[2] for g in groups]), np.array([g[3] for g in groups]), self._prev)
+        return ev
+
+
 def pedal_for_take(onset_beat: np.ndarray, take: np.ndarray) -> np.ndarray:
     """Pedal events of a rendered take (rows with index, onset_sec, duration_sec, sustain, soft).
 
@@ -144,12 +192,7 @@ def pedal_for_take(onset_beat: np.ndarray, take: np.ndarray) -> np.ndarray:
     if len(take) == 0:
         return np.zeros(0, PEDAL_DTYPE)
     take = np.sort(take, order="index")
-    u = np.asarray(onset_beat, float)[take["index"]]
-    first = np.flatnonzero(np.concatenate([[True], np.diff(u) > 1e-9]))
-    grp = np.cumsum(np.concatenate([[True], np.diff(u) > 1e-9])) - 1
-    t = np.full(len(first), np.inf)
-    np.minimum.at(t, grp, take["onset_sec"].astype(float))
-    end = float(np.max(take["onset_sec"] + take["duration_sec"]))
-    t = np.maximum.accumulate(t)  # deviations can cross: keep group times in order
-    ev, _ = decode_pedal(t, end, take["sustain"][first], take["soft"][first])
-    return ev
+    stream = PedalStream()
+    ev = stream.feed(np.asarray(onset_beat, float)[take["index"]], take["onset_sec"], take["duration_sec"],
+                     take["sustain"], take["soft"])
+    return np.concatenate([ev, stream.close()])

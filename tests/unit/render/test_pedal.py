@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from render.encoding import encode, encode_aligned, onset_groups, roundtrip_report
-from render.pedal import (LEVELS, N_SUSTAIN, SEGMENTS, decode_pedal, encode_pedal, pedal_down_fraction,
-                          sustain_levels)
+from render.pedal import (LEVELS, N_SUSTAIN, SEGMENTS, PedalStream, decode_pedal, encode_pedal,
+                          pedal_down_fraction, pedal_for_take, sustain_levels)
 from render.performance import PEDAL_DTYPE
 from tests.unit.render.conftest import BACH_PRELUDE, MOZART_KV282_1
 
@@ -176,3 +176,30 @@ def test_lifts_of_real_performances_move_by_a_quarter_of_their_interval(aligned,
         k = np.searchsorted(s["time_sec"], t, side="right") - 1
         truth = np.where(k >= 0, s["value"][np.maximum(k, 0)] >= 64, False)
         assert np.array_equal(enc["soft"][first].astype(bool), truth)
+
+
+@pytest.mark.data
+def test_streamed_pedal_equals_the_whole_take_in_any_chunking(aligned):
+    """The worker sends each chunk's pedal events with its notes; chords split over two chunks
+    are joined, and the events are those of the whole take."""
+    perf = aligned(MOZART_KV282_1)
+    idx, enc, _, _, _, _ = encode_aligned(perf)
+    played = perf.notes[perf.match_index[idx]]
+    take = np.zeros(len(idx), [("index", "i4"), ("onset_sec", "f8"), ("duration_sec", "f8"),
+                               ("sustain", "i2"), ("soft", "i2")])
+    take["index"], take["onset_sec"], take["duration_sec"] = idx, played["onset_sec"], played["duration_sec"]
+    take["sustain"], take["soft"] = enc["sustain"], enc["soft"]
+    whole = pedal_for_take(perf.score.notes["onset_beat"], take)
+    assert (whole["number"] == 64).sum() > 100 and np.all(np.diff(whole["time_sec"]) >= 0)
+    u = perf.score.notes["onset_beat"][idx]
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        edges = np.unique(np.r_[0, np.cumsum(rng.integers(1, 9, len(idx))), len(idx)].clip(0, len(idx)))
+        stream, parts = PedalStream(), []
+        for a, b in zip(edges[:-1], edges[1:]):
+            parts.append(stream.feed(u[a:b], take["onset_sec"][a:b], take["duration_sec"][a:b],
+                                     take["sustain"][a:b], take["soft"][a:b]))
+        parts.append(stream.close())
+        got = np.concatenate(parts)
+        assert np.array_equal(got["number"], whole["number"]) and np.array_equal(got["value"], whole["value"])
+        np.testing.assert_allclose(got["time_sec"], whole["time_sec"], atol=1e-9)
