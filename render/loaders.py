@@ -13,16 +13,17 @@ notes, a drum-only MIDI, a score over ``max_notes`` notes.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import io
 import re
-import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from render.errors import ScoreError
+from render.meiprep import prepare_mei
+from render.readers import quiet, read_with_music21, reason, scrub, verovio_mei
+from render.xmlrepair import repair_musicxml
 
 MAX_UNZIPPED_BYTES = 100_000_000
 FORMAT_NAMES = {"musicxml": "MusicXML", "mxl": "compressed MusicXML (.mxl)", "midi": "MIDI",
@@ -65,20 +66,30 @@ def load_score(path, *, unfold: bool = True, max_notes: int = 50_000,
     from render.score import score_from_partitura  # imports partitura lazily
 
     warn: list[str] = []
-    with _silenced():
-        pt_score = _parse(path, fmt, label, warn, max_notes)
-        n_written = sum(len(p.notes_tied) for p in _parts(pt_score))
-        if n_written > max_notes:
-            raise ScoreError(f"the score has {n_written} notes, over the limit of {max_notes}",
-                             path=label)
-        try:
-            score = score_from_partitura(pt_score, fmt=fmt, source=label, unfold=unfold,
-                                         title=_title(pt_score, fmt, data), warnings=warn)
-        except ScoreError:
-            raise
-        except Exception as exc:
-            raise ScoreError(f"could not convert the {FORMAT_NAMES[fmt]} score: {_one_line(exc)}",
-                             path=label) from exc
+    first_error = None
+    with quiet():
+        for how, read in _readers(path, fmt, label, warn, max_notes):
+            try:
+                pt_score = read()
+                n_written = sum(len(p.notes_tied) for p in _parts(pt_score))
+                if n_written > max_notes:
+                    raise ScoreError(f"the score has {n_written} notes, over the limit of "
+                                     f"{max_notes}", path=label)
+                score = score_from_partitura(pt_score, fmt=fmt, source=label, unfold=unfold,
+                                             title=_title(pt_score, fmt, data),
+                                             warnings=list(warn))
+            except ScoreError:
+                raise
+            except (Exception, RecursionError) as exc:  # partitura's failures come in many types
+                first_error = first_error or exc
+                continue
+            if how:
+                score.warnings.append(f"read {how}: the {FORMAT_NAMES[fmt]} reader could not "
+                                      "read the file as written")
+            break
+        else:
+            raise ScoreError(scrub(reason(first_error, FORMAT_NAMES[fmt]), path, label),
+                             path=label) from first_error
     if score.n_notes > max_notes:
         raise ScoreError(f"the score has {score.n_notes} notes with its repeats played, over the "
                          f"limit of {max_notes}", path=label)
@@ -115,7 +126,7 @@ def sniff_format(head: bytes, label: str = "") -> str:
         root = _xml_root(stripped)
         if root in ("score-partwise", "score-timewise"):
             return "musicxml"
-        if root == "mei":
+        if root in ("mei", "meiCorpus"):
             return "mei"
         if root is None:
             raise ScoreError("invalid XML: no root element", path=label or None)
@@ -167,46 +178,78 @@ def _xml_root(text: str) -> str | None:
     return m.group(1).split(":")[-1] if m else None
 
 
-def _parse(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
-    """Parse with partitura (music21 as a fallback for valid files partitura cannot read)."""
+def _readers(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
+    """(how, thunk) pairs to try in turn: partitura first, then the same file repaired
+    (`render.xmlrepair`), then music21 (`render.readers`). ``how`` is empty for the first."""
     import partitura as pt
     from lxml import etree
 
-    try:
-        if fmt == "musicxml":
-            with open(path, "rb") as f:
-                return pt.load_musicxml(f, quiet=True)
-        if fmt == "mxl":
-            root_name, xml = _read_mxl(path, label)
-            if b"<!ENTITY" in xml[:_SNIFF_BYTES]:
-                raise ScoreError("XML entity declarations are not allowed", path=label)
-            if _xml_root((_decode(xml[:_SNIFF_BYTES]) or "").lstrip()) not in (
-                    "score-partwise", "score-timewise"):
-                raise ScoreError(f"the .mxl member {root_name} is not MusicXML", path=label)
-            return pt.load_musicxml(io.BytesIO(xml), quiet=True)
-        if fmt == "midi":
+    if fmt == "midi":
+        def midi():
             mid, piano_only = _read_midi(path, label, warn, max_notes)
             # piano tracks (hands) become voices of one part; other instruments stay parts
             return pt.load_score_midi(mid, part_voice_assign_mode=2 if piano_only else 0,
                                       quiet=True)
-        if fmt == "mei":  # partitura's MEI reader does not report broken XML as such
-            etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
-            return pt.load_mei(str(path), quiet=True)
+        yield "", midi
+        return
+    if fmt == "kern":
         if not _kern_has_notes(path):
             raise ScoreError("the score has no notes", path=label)
-        return pt.load_kern(str(path), force_same_part=True, quiet=True)
-    except ScoreError:
-        raise
+        yield "", lambda: pt.load_kern(str(path), force_same_part=True, quiet=True)
+        yield "with music21", lambda: read_with_music21(path.read_bytes(), ".krn")
+        return
+    if fmt == "mei":
+        try:
+            data, notes = prepare_mei(path.read_bytes())
+        except etree.XMLSyntaxError as exc:
+            raise ScoreError(_xml_reason(exc, path), path=label) from exc
+        warn.extend(notes)
+        yield "", lambda: _load_mei_bytes(verovio_mei(data))
+        yield "with music21", lambda: read_with_music21(data, ".mei")
+        return
+    xml = path.read_bytes() if fmt == "musicxml" else _mxl_score(path, label)
+    yield "", lambda: pt.load_musicxml(io.BytesIO(xml), quiet=True)
+    try:
+        fixed, notes = repair_musicxml(xml)
     except etree.XMLSyntaxError as exc:
-        raise ScoreError(f"invalid XML: {_one_line(exc)}", path=label) from exc
-    except Exception as exc:  # partitura's failures come in many types
-        if fmt in ("musicxml", "mei", "kern"):
-            m21 = _parse_music21(path)
-            if m21 is not None:
-                warn.append(f"read with music21 because partitura could not ({_one_line(exc)})")
-                return m21
-        raise ScoreError(f"could not read the {FORMAT_NAMES[fmt]} file: {_one_line(exc)}",
-                         path=label) from exc
+        raise ScoreError(_xml_reason(exc, path), path=label) from exc
+    if fixed is not xml:
+        def repaired():
+            warn.extend(notes)
+            return pt.load_musicxml(io.BytesIO(fixed), quiet=True)
+        yield "after repairs", repaired
+    yield "with music21", lambda: read_with_music21(fixed, ".musicxml")
+
+
+def _mxl_score(path: Path, label: str) -> bytes:
+    root_name, xml = _read_mxl(path, label)
+    if b"<!ENTITY" in xml[:_SNIFF_BYTES]:
+        raise ScoreError("XML entity declarations are not allowed", path=label)
+    if _xml_root((_decode(xml[:_SNIFF_BYTES]) or "").lstrip()) not in (
+            "score-partwise", "score-timewise"):
+        raise ScoreError(f"the .mxl member {root_name} is not MusicXML", path=label)
+    return xml
+
+
+def _load_mei_bytes(data: bytes):
+    """partitura's MEI reader wants a file name: a private temporary copy."""
+    import tempfile
+
+    import partitura as pt
+
+    with tempfile.TemporaryDirectory(prefix="render-mei-") as tmp:
+        src = Path(tmp) / "score.mei"
+        src.write_bytes(data)
+        return pt.load_mei(str(src), quiet=True)
+
+
+def _xml_reason(exc, path: Path) -> str:
+    """'invalid XML: ...' with the line, never the (server-side) file name."""
+    msg = getattr(exc, "msg", None) or str(exc)
+    msg = re.sub(r"\s*\([^()]*, line \d+\)\s*$", "", " ".join(msg.split()))
+    if getattr(exc, "lineno", None) and "line" not in msg:
+        msg += f", line {exc.lineno}"
+    return scrub(f"invalid XML: {msg}", path)
 
 
 _KERN_NOTE = re.compile(r"^[\[({&]*\d+\.*[a-gA-G]+")
@@ -220,22 +263,6 @@ def _kern_has_notes(path: Path) -> bool:
         if any(_KERN_NOTE.match(tok) for field in line.split("\t") for tok in field.split()):
             return True
     return False
-
-
-def _parse_music21(path: Path):
-    """music21 reads the file and writes MusicXML, which partitura then reads; None on failure."""
-    try:
-        import tempfile
-
-        import music21
-        import partitura as pt
-
-        with tempfile.TemporaryDirectory(prefix="render-m21-") as tmp, \
-                contextlib.redirect_stderr(io.StringIO()):  # music21 prints its warnings
-            out = music21.converter.parse(str(path)).write("musicxml", fp=Path(tmp) / "s.musicxml")
-            return pt.load_musicxml(str(out), quiet=True)
-    except Exception:
-        return None
 
 
 def _read_mxl(path: Path, label: str) -> tuple[str, bytes]:
@@ -262,25 +289,45 @@ def _read_mxl(path: Path, label: str) -> tuple[str, bytes]:
         if total > MAX_UNZIPPED_BYTES:
             raise ScoreError(f"the .mxl archive unpacks to {total / 1e6:.0f} MB, over the limit "
                              f"of {MAX_UNZIPPED_BYTES / 1e6:.0f} MB", path=label)
-        names = zf.namelist()
-        root_name = None
-        try:
-            if "META-INF/container.xml" in names:
-                container = etree.fromstring(_read_member(zf, "META-INF/container.xml", label),
-                                             etree.XMLParser(resolve_entities=False,
-                                                             no_network=True))
-                el = container.find(".//{*}rootfile")
-                root_name = el.get("full-path") if el is not None else None
-        except etree.XMLSyntaxError as exc:
-            raise ScoreError(f"the .mxl container file is invalid XML: {_one_line(exc)}",
-                             path=label) from exc
-        if root_name is None:  # no container: the first score-like member
-            cands = [n for n in names if not n.startswith("META-INF/")
-                     and n.lower().endswith((".xml", ".musicxml"))]
-            root_name = cands[0] if cands else None
-        if root_name is None or root_name not in names:
+        root_name = _mxl_rootfile(zf, label)
+        if root_name is None:
             raise ScoreError("the .mxl archive holds no MusicXML score", path=label)
         return root_name, _read_member(zf, root_name, label)
+
+
+def _mxl_rootfile(zf: zipfile.ZipFile, label: str) -> str | None:
+    """The archive member holding the score: the container's first MusicXML rootfile (paths
+    matched leniently: ``./``, ``/``, ``%20``, backslashes, letter case), else the first member
+    whose content is MusicXML."""
+    from urllib.parse import unquote
+
+    from lxml import etree
+
+    def norm(name: str) -> str:
+        return unquote(name.replace("\\", "/")).lstrip("./").lower()
+
+    names = zf.namelist()
+    by_norm = {}
+    for n in names:
+        by_norm.setdefault(norm(n), n)
+    wanted = []
+    if "meta-inf/container.xml" in by_norm:
+        try:
+            container = etree.fromstring(_read_member(zf, by_norm["meta-inf/container.xml"], label),
+                                         etree.XMLParser(resolve_entities=False, no_network=True))
+            roots = container.findall(".//{*}rootfile")
+        except etree.XMLSyntaxError:  # a broken container: look at the members themselves
+            roots = []
+        roots.sort(key=lambda e: "musicxml" not in (e.get("media-type") or "musicxml"))
+        wanted = [by_norm.get(norm(e.get("full-path") or "")) for e in roots]
+    rest = [n for n in names if not norm(n).startswith("meta-inf/") and not n.endswith("/")]
+    rest.sort(key=lambda n: not n.lower().endswith((".xml", ".musicxml")))
+    for n in [w for w in wanted if w] + rest:
+        with zf.open(n) as f:
+            head = f.read(4096)
+        if _xml_root((_decode(head) or "").lstrip()) in ("score-partwise", "score-timewise"):
+            return n
+    return next((w for w in wanted if w), None)
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, label: str) -> bytes:
@@ -357,16 +404,8 @@ def _parts(pt_score):
     return list(pt.score.iter_parts(pt_score))
 
 
-@contextlib.contextmanager
-def _silenced():
-    """Keep partitura's warnings and stdout prints out of ours."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
-
-
 def _one_line(exc: BaseException, limit: int = 160) -> str:
     text = " ".join(str(exc).split())
     if not text or isinstance(exc, (KeyError, IndexError, AttributeError, TypeError)):
-        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        text = "its data is malformed"  # never a Python exception's name
     return text if len(text) <= limit else text[: limit - 3] + "..."

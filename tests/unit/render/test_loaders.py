@@ -81,13 +81,13 @@ def test_mei_and_kern_agree(good):
     assert mei.title in ("Two Bars MEI", "two_bars")  # partitura may not read MEI titles
 
 
-def test_music21_reads_what_partitura_cannot(tmp_path):
-    """partitura's MEI reader needs <grpSym symbol>; music21 reads the file without it."""
+def test_staff_group_without_symbol_reads(tmp_path):
+    """partitura's MEI reader needs <grpSym symbol>: render.meiprep supplies one (issue 12)."""
     mei = tmp_path / "no_grpsym.mei"
     mei.write_text((SCORES / "two_bars.mei").read_text().replace('<grpSym symbol="brace"/>', ""))
     s = load_score(mei)
     assert s.format == "mei" and list(s.notes["pitch"]) == [43, 67, 71, 74, 50, 66, 72]
-    assert any("music21" in w and "KeyError" in w for w in s.warnings)
+    assert not any("KeyError" in w for w in s.warnings)
 
 
 def test_midi_reads_as_quantised_score(good):
