@@ -36,6 +36,17 @@ def verovio_input(path: str | Path, fmt: str) -> str:
     """Path of a file Verovio can load for a score of format ``fmt`` (MIDI goes via MusicXML)."""
     if fmt == "mxl":
         return _mxl_member(path)
+    if fmt == "mei":  # the same rewrites as the loader (meiCorpus, ids, editorial markup ...)
+        from render.meiprep import prepare_mei
+
+        data = Path(path).read_bytes()
+        fixed, _ = prepare_mei(data)
+        if fixed is data:
+            return str(path)
+        out = tempfile.NamedTemporaryFile(suffix=".mei", delete=False)
+        out.write(fixed)
+        out.close()
+        return out.name
     if fmt != "midi":
         return str(path)
     import partitura as pt

@@ -36,6 +36,7 @@ def prepare(path: Path, outdir: Path, *, name: str, max_notes: int, max_bytes: i
     """
     from render.errors import ScoreError
     from render.loaders import load_score
+    from render.readers import quiet
     from webapp.engraving import engrave
 
     score = load_score(path, unfold=True, max_notes=max_notes, max_bytes=max_bytes, name=name)
@@ -43,10 +44,11 @@ def prepare(path: Path, outdir: Path, *, name: str, max_notes: int, max_bytes: i
     if len(set(ids.tolist())) != len(ids):
         raise ScoreError("the score's notes have no distinct ids", path=name)
     try:
-        mei, notemap, coverage = engrave(
-            path, score.format, score.notes,
-            written_notes=lambda: load_score(path, unfold=False, max_notes=max_notes,
-                                             max_bytes=max_bytes, name=name).notes)
+        with quiet():  # Verovio logs on stderr: the command line prints one line
+            mei, notemap, coverage = engrave(
+                path, score.format, score.notes,
+                written_notes=lambda: load_score(path, unfold=False, max_notes=max_notes,
+                                                 max_bytes=max_bytes, name=name).notes)
     except Exception as exc:  # Verovio failing is not the user's fault: play without engraving
         mei, notemap, coverage = "", {}, 0.0
         score.warnings.append(f"the score could not be engraved ({exc}); it can still be played")
