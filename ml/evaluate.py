@@ -84,6 +84,7 @@ def ensure_cache(data: Path, rows: list[dict], cache: Path, jobs: int = 1,
 def load_arrays(path: Path) -> dict:
     with np.load(path) as z:
         d = {k: z[k] for k in ("target", "onset_beat", "marked_bpm", "score_id", "perf")}
+        d["pedal"] = z["pedal"] if "pedal" in z.files else None
         d["meta"] = json.loads(str(z["meta"]))
     return d
 
@@ -228,6 +229,8 @@ def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, s
                z_temperature: float | None = None) -> dict:
     """Renderings of one work from the score alone against its pianists (ml.wholepiece)."""
     from render.baselines import deadpan, humanize
+    from render.pedal import pedal_for_take
+    from render.performance import PEDAL_DTYPE
     n = score.notes
     pianists = []
     grace_of = dict(zip(n["id"].tolist(), n["is_grace"].tolist()))
@@ -235,16 +238,19 @@ def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, s
         ok = np.isfinite(h["marked_bpm"])
         h["is_grace"] = np.array([grace_of.get(i, False) for i in h["score_id"].tolist()], bool)
         pianists.append(WP.curves(h["score_id"][ok], h["onset_beat"][ok], h["perf"][ok, 0], h["perf"][ok, 1],
-                                  h["perf"][ok, 2], h["marked_bpm"][ok], h["is_grace"][ok]))
+                                  h["perf"][ok, 2], h["marked_bpm"][ok], h["is_grace"][ok], pedal=h.get("pedal")))
     gs = [tempo_g(h) for h in humans]
     speed = float(np.median(gs))                       # the one scalar taken from the pianists
     written = W * speed
     base = float(np.clip(written[0], 20.0, 400.0))
     sw = with_tempo(score, written)
 
-    def as_curves(r):
+    def as_curves(r, pedal=True):
         r = np.sort(r, order="index") if "index" in r.dtype.names else r
-        return WP.curves(n["id"], n["onset_beat"], r["onset_sec"], r["duration_sec"], r["velocity"], W, n["is_grace"])
+        take = r if "index" in r.dtype.names else _with_index(r)
+        ev = pedal_for_take(n["onset_beat"], take) if pedal else np.zeros(0, PEDAL_DTYPE)
+        return WP.curves(n["id"], n["onset_beat"], r["onset_sec"], r["duration_sec"], r["velocity"], W, n["is_grace"],
+                         pedal=ev)
 
     kw = {} if temperature is None else {"temperature": temperature}
     if z_temperature is not None:
@@ -256,13 +262,19 @@ def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, s
     rend = {"model": [as_curves(takes[takes["variation"] == v]) for v in range(seeds)],
             "model_point": [as_curves(point)],
             "humanizer": [as_curves(humanize(sw, seed=seed + s)) for s in range(seeds)],
-            "deadpan": [as_curves(deadpan(sw))]}
+            "deadpan": [as_curves(deadpan(sw), pedal=False)]}   # and no pedal
     res = WP.work_figures(rend, pianists)
     res["n_notes"], res["speed_g"] = int(len(n)), speed
     res["pianist_median_bpm"] = float(np.median([p["median_bpm"] for p in pianists]))
     if plot is not None:
         WP.plot_work(plot, f"{title} ({len(pianists)} pianists; model sampled at the default settings)", rend, pianists)
     return res
+
+
+def _with_index(r: np.ndarray) -> np.ndarray:
+    """A baseline's rows (one per score note, in score order) with their score index."""
+    from numpy.lib import recfunctions as rfn
+    return rfn.append_fields(r, "index", np.arange(len(r), dtype=np.int32), usemask=False)
 
 
 def tempo_g(h: dict) -> float:

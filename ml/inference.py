@@ -37,6 +37,7 @@ def head_temperatures(temperature: float) -> np.ndarray:
     the defaults of `ml.defaults.HEAD_TEMPERATURE` at DEFAULT_TEMPERATURE, scaled in proportion."""
     return np.array([HEAD_TEMPERATURE[h] for h in HEADS], np.float32) * float(temperature) / DEFAULT_TEMPERATURE
 MODES = ("prior", "perturb", "fixed")
+PEDAL_MODES = ("model", "none", "reference")  # whose sustain and soft pedal a render plays
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cvrnn.pt"
 LEAD_IN_SEC = 0.3
 
@@ -223,7 +224,7 @@ class Renderer:
                reference: Reference | None = None, base_tempo_bpm: float | None = None,
                expressiveness: float = 1.0, temperature: float = DEFAULT_TEMPERATURE,
                variations: int = 1, chunk_notes: int = 64, z_temperature: float = DEFAULT_Z_TEMPERATURE,
-               ) -> Iterator[np.ndarray]:
+               pedal: str = "model") -> Iterator[np.ndarray]:
         """Render ``score``; yields RENDERED_CHUNK_DTYPE arrays of up to ``chunk_notes`` notes per
         variation (all variations of the same notes together), in score order.
 
@@ -235,6 +236,9 @@ class Renderer:
         the first marked tempo (the others keep their ratios); without it a ``reference`` sets the
         speed (its pianist's overall ratio to the marking). z_temperature scales the spread of
         z around the prior mean in mode ``prior`` (`ml.defaults.DEFAULT_Z_TEMPERATURE`).
+        pedal: ``model`` (the model's sustain and soft pedal), ``none`` (no pedal) or
+        ``reference`` (the reference pianist's pedal on the notes it played, the model's
+        elsewhere; needs a reference of this score's own notes, else the model's throughout).
         Raises ValueError on a bad argument.
         """
         if mode not in MODES:
@@ -257,7 +261,12 @@ class Renderer:
             raise ValueError("chunk_notes must be positive")
         if not 0.0 <= z_temperature <= 2.0:
             raise ValueError("z_temperature must be between 0 and 2")
+        if pedal not in PEDAL_MODES:
+            raise ValueError(f"pedal must be one of {', '.join(PEDAL_MODES)} (got {pedal!r})")
+        if pedal == "reference" and reference is None:
+            raise ValueError("pedal 'reference' needs a reference performance")
         N, V, Z = score.n_notes, variations, self.cfg.z_dim
+        pedal_fixed = np.full((N, 2), -1 if pedal != "none" else 0, np.int64)  # -1: the model's
         delta_t = self._per_note(delta, N, V, "delta") if mode == "perturb" else None
         z_t = self._per_note(z if z is not None else np.zeros(Z), N, V, "z") if mode == "fixed" else None
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -279,6 +288,9 @@ class Renderer:
                 rs = reference.score
                 c_all = torch.cat([c for _, c in self.score_blocks(rs, written_tempi(rs, None) * reference.tempo_ratio)])
             h = self.prime(c_all[torch.from_numpy(reference.index).to(self.device)], x_ref, h)
+            if pedal == "reference" and own:
+                pedal_fixed[reference.index, 0] = reference.encoded["sustain"]
+                pedal_fixed[reference.index, 1] = reference.encoded["soft"]
         states = [None] * V
         pedal_prev = [(-1, -1)] * V
         rng = np.random.default_rng(int(seed))
@@ -308,7 +320,7 @@ class Renderer:
                                                  z_temperature=z_temperature)
                     x, zz = x.cpu().numpy(), zz.cpu().numpy()
                 x_prev = x[-1]
-                yield self._to_notes(score, idx, written[idx], x, zz, states, expressiveness)
+                yield self._to_notes(score, idx, written[idx], x, zz, states, expressiveness, pedal_fixed[idx])
 
     def _per_note(self, value, N, V, name):
         a = np.asarray(value, np.float32)
@@ -319,8 +331,9 @@ class Renderer:
         raise ValueError(f"{name} must be {self.cfg.z_dim} numbers or one row of {self.cfg.z_dim} per note "
                          f"({N} x {self.cfg.z_dim}); got shape {a.shape}")
 
-    def _to_notes(self, score, idx, written, x, z, states, e):
-        """Classes (n, V, H) -> RENDERED_CHUNK_DTYPE rows, variation-major within the chunk."""
+    def _to_notes(self, score, idx, written, x, z, states, e, pedal_fixed):
+        """Classes (n, V, H) -> RENDERED_CHUNK_DTYPE rows, variation-major within the chunk;
+        pedal_fixed (n, 2) sustain and soft classes that replace the model's where >= 0."""
         notes = score.notes[idx]
         out = []
         for v in range(x.shape[1]):
@@ -334,7 +347,8 @@ class Renderer:
             enc["duration_100"] = np.clip(np.round(np.where(written_100 > 0, scaled, dur)), 1, 800)
             enc["deviation_100"] = np.round((x[:, v, 2] - 50) * e)
             enc["tempo_log_50"] = np.round((x[:, v, 3] - 50) * e)
-            enc["sustain"], enc["soft"] = x[:, v, 4], x[:, v, 5]
+            enc["sustain"] = np.where(pedal_fixed[:, 0] >= 0, pedal_fixed[:, 0], x[:, v, 4])
+            enc["soft"] = np.where(pedal_fixed[:, 1] >= 0, pedal_fixed[:, 1], x[:, v, 5])
             onset, duration, tempo, states[v] = decode(notes["onset_beat"], written, enc, states[v])
             r = np.zeros(len(idx), RENDERED_CHUNK_DTYPE)
             r["id"], r["pitch"], r["index"], r["variation"] = notes["id"], notes["pitch"], idx, v

@@ -172,6 +172,11 @@ def targets(a: dict, b: dict) -> dict:
                                                        for p in four)
         out["point_90pct_of_pianist_pairs"] = all(pt[p]["r"] >= 0.9 * hp[p]["r"] for p in key)
         out["variety_ratio_0.5_to_2"] = all(0.5 <= v["geo_mean_ratio"] <= 2.0 for v in b["mean"]["variety"].values())
+        if "pedal_beat" in m and "pedal_lifts" in m:   # the pedal issue's targets
+            out["pedal_3_4_of_pianist_pairs"] = (m["pedal_beat"]["r"] >= 0.75 * hp["pedal_beat"]["r"]
+                                                 and m["pedal_lifts"]["f1"] >= 0.75 * hp["pedal_lifts"]["f1"])
+            out["pedal_above_humanizer"] = (m["pedal_beat"]["r"] > hz["pedal_beat"]["r"]
+                                            and m["pedal_lifts"]["f1"] > hz["pedal_lifts"]["f1"])
     return out
 
 
@@ -212,6 +217,17 @@ def format_report(res: dict) -> str:
                      + ", ".join(f"{names[c]} r {mb['model'][c]['r']:.2f}" for c in curves))
         lines.append("Variety (model takes / pianists, spread ratio, geometric mean over works): "
                      + ", ".join(f"{k} {v['geo_mean_ratio']:.2f}" for k, v in mb["variety"].items()))
+        lines.append("")
+        lines.append("Sustain pedal (same works): fraction of each beat down, r / MAE; lifts within 1/4 beat, "
+                     "precision / recall / F1")
+        for label, key in rows[:5]:
+            row = mb[key]
+            if "pedal_beat" not in row:
+                continue
+            pl = row.get("pedal_lifts", {})
+            label = "no pedal (deadpan)" if key == "deadpan_pair_works" else label
+            lines.append(f"{label:26}{row['pedal_beat']['r']:>8.2f}{row['pedal_beat']['mae']:>8.2f}"
+                         + "".join(f"{pl.get(m, float('nan')):>8.2f}" for m in ("precision", "recall", "f1")))
     lines.append("")
     lines.append("Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in res["targets"].items()))
     return "\n".join(lines)

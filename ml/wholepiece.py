@@ -10,7 +10,10 @@ point estimate (z at the prior mean, each head's most likely class), the rule-ba
 - ``tempo``: the beat-level log2 tempo curve (arcs included): the GP fit of performed time on
   score position (render.encoding.gp_tempo_curve) read at every beat (quarter), 60 / its step;
 - ``velocity`` per note and ``velocity_beat``, its mean per beat;
-- ``duration_100`` and ``deviation_100`` per note, encoded against the rendering's own speed.
+- ``duration_100`` and ``deviation_100`` per note, encoded against the rendering's own speed;
+- ``pedal_beat``: the fraction of each score beat with the sustain down, and ``pedal_lifts``,
+  the score positions of its lifts, compared as precision / recall / F1 within a quarter beat
+  (render.pedal.pedal_on_beats, lift_agreement); a rendering without pedal has it up throughout.
 
 Each rendering is compared with each pianist on what both have (Pearson r, MAE; tempo MAE in bpm
 after scaling the rendering to that pianist's median tempo: the comparison with one pianist
@@ -25,18 +28,22 @@ import numpy as np
 
 from ml.metrics import mae, pearson
 from render.encoding import GP_FWHM_BEAT, encode, gp_tempo_curve, onset_groups, tempo_ratio
+from render.pedal import lift_agreement, pedal_on_beats
 
-CURVES = ("velocity", "velocity_beat", "tempo", "duration_100", "deviation_100")
+CURVES = ("velocity", "velocity_beat", "tempo", "duration_100", "deviation_100", "pedal_beat")
+LIFT_METRICS = ("precision", "recall", "f1")
 
 
 def curves(keys: np.ndarray, onset_beat: np.ndarray, onset_sec: np.ndarray, duration_sec: np.ndarray,
-           velocity: np.ndarray, marked_bpm: np.ndarray, is_grace: np.ndarray | None = None) -> dict:
+           velocity: np.ndarray, marked_bpm: np.ndarray, is_grace: np.ndarray | None = None,
+           pedal: np.ndarray | None = None) -> dict:
     """One performance (or rendering) as curves keyed by note id or beat.
 
     Parameters
     ----------
     keys : (M,) note ids; onset_beat (M,) score positions (sorted); onset_sec, duration_sec,
-    velocity : (M,) the performance; marked_bpm : (M,) W; is_grace : (M,) bool or None.
+    velocity : (M,) the performance; marked_bpm : (M,) W; is_grace : (M,) bool or None;
+    pedal : PEDAL_DTYPE events (an empty array: no pedal; None: the pedal is not compared).
 
     Returns
     -------
@@ -70,6 +77,10 @@ def curves(keys: np.ndarray, onset_beat: np.ndarray, onset_sec: np.ndarray, dura
     out["duration_100"] = (np.asarray(keys), enc["duration_100"].astype(float))
     out["deviation_100"] = (np.asarray(keys), enc["deviation_100"].astype(float))
     out["median_bpm"] = float(2.0 ** np.median(out["tempo"][1])) if len(out["tempo"][1]) else float("nan")
+    out["pedal_beat"], out["pedal_lifts"] = (np.zeros(0, np.int64), np.zeros(0)), None
+    if pedal is not None:
+        beats, down, lifts = pedal_on_beats(onset_beat, onset_sec, pedal)
+        out["pedal_beat"], out["pedal_lifts"] = (beats, down), lifts
     return out
 
 
@@ -92,6 +103,9 @@ def compare(a: dict, b: dict) -> dict:
         else:
             out[name] = {"r": pearson(x, y) if len(x) >= 2 else float("nan"),
                          "mae": mae(x, y) if len(x) else float("nan")}
+    la, lb = a.get("pedal_lifts"), b.get("pedal_lifts")
+    out["pedal_lifts"] = (lift_agreement(la, lb) if la is not None and lb is not None
+                          else dict.fromkeys(LIFT_METRICS, float("nan")))
     return out
 
 
@@ -103,7 +117,14 @@ def mean_results(results: list[dict]) -> dict:
         m = np.array([x[name]["mae"] for x in results], float)
         out[name] = {"r": float(r.mean()) if len(r) else float("nan"),
                      "mae": float(np.nanmean(m)) if np.isfinite(m).any() else float("nan")}
+    out["pedal_lifts"] = {k: _nanmean([x["pedal_lifts"][k] for x in results if "pedal_lifts" in x])
+                          for k in LIFT_METRICS}
     return out
+
+
+def _nanmean(values) -> float:
+    v = np.array(values, float)
+    return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
 
 
 def mean_curve(perfs: list[dict]) -> dict:
@@ -166,8 +187,10 @@ def average_works(per_work: dict, kinds: list[str]) -> dict:
            "performances_in_pair_works": int(sum(done[w]["n_pianists"] for w in multi))}
 
     def avg(results):
-        return {n: {m: float(np.nanmean([r[n][m] for r in results])) if results else float("nan")
-                    for m in ("r", "mae")} for n in CURVES}
+        out = {n: {m: _nanmean([r[n][m] for r in results]) for m in ("r", "mae")} for n in CURVES}
+        out["pedal_lifts"] = {m: _nanmean([r["pedal_lifts"][m] for r in results if "pedal_lifts" in r])
+                              for m in LIFT_METRICS}
+        return out
 
     for k in kinds:
         out[k] = avg([done[w][k] for w in done])

@@ -36,6 +36,11 @@ The humanizer applies published performance rules, each scaled by ``amount``:
    Computer Music Journal 15(2)): notes shorter than 0.6 s are played shorter (down to 80 %)
    and softer (down to 4 steps), in proportion to how short they are.
 7. Seeded random jitter: onset N(0, 6 ms) per note, velocity N(0, 2.5) per note.
+8. *Pedal* (``pedal=True``): the legato sustain pedal of piano method books, changed where the
+   bass changes: the bass of a beat is its lowest note; the first chord of a beat with a new
+   bass lifts the pedal in the first quarter of its interval and presses it again (class 26 of
+   `render.pedal`), the other chords keep it down (80); chords followed by a rest, or
+   staccato, are played without it (0). No soft pedal.
 """
 from __future__ import annotations
 
@@ -85,7 +90,7 @@ def deadpan(score: Score, *, tempo_bpm: float | None = None,
 def humanize(score: Score, *, seed: int = 0, tempo_bpm: float | None = None,
              amount: float = 1.0, phrase_tempo: float = 0.12, phrase_velocity: float = 14.0,
              final_tempo: float = 0.5, ritard_curvature: float = 3.0,
-             jitter_sec: float = 0.006, jitter_velocity: float = 2.5) -> np.ndarray:
+             jitter_sec: float = 0.006, jitter_velocity: float = 2.5, pedal: bool = True) -> np.ndarray:
     """A rule-based expressive performance (see the module docstring for the rules).
 
     Parameters
@@ -105,6 +110,8 @@ def humanize(score: Score, *, seed: int = 0, tempo_bpm: float | None = None,
         w and q of the final ritardando model.
     jitter_sec, jitter_velocity : float
         Standard deviations of the random onset (s) and velocity jitter.
+    pedal : bool
+        Apply the pedal rule (else no pedal).
 
     Returns
     -------
@@ -152,7 +159,44 @@ def humanize(score: Score, *, seed: int = 0, tempo_bpm: float | None = None,
     vel = vel + amount * rng.normal(0.0, jitter_velocity, N)
     onset, dur = _place_grace(n, onset, dur)
     vel = np.where(n["is_grace"], vel - 6.0, vel)
-    return _assemble(score, onset, dur, vel, tempo_g[grp], ideal, written)
+    out = _assemble(score, onset, dur, vel, tempo_g[grp], ideal, written)
+    if pedal:
+        out["sustain"] = pedal_rule(score)
+    return out
+
+
+def pedal_rule(score: Score) -> np.ndarray:
+    """The humanizer's sustain pedal class per note (rule 8 of the module docstring), (N,)."""
+    n = score.notes
+    if len(n) == 0:
+        return np.zeros(0, np.int64)
+    grp, first = onset_groups(n["onset_beat"])
+    G = len(first)
+    u = n["onset_beat"][first]
+    beat = np.floor(u + 1e-6).astype(np.int64)
+    _, beat_id = np.unique(beat, return_inverse=True)
+    # the bass of a beat: the lowest note sounding in it (struck there or held into it)
+    ub = np.unique(beat)
+    real = ~n["is_grace"]
+    b0 = np.floor(n["onset_beat"][real] + 1e-6).astype(np.int64)
+    b1 = np.maximum(np.ceil(n["onset_beat"][real] + n["duration_beat"][real] - 1e-6).astype(np.int64), b0 + 1)
+    span = np.minimum(b1 - b0, 64)
+    cover = np.repeat(b0, span) + (np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span))
+    k = np.searchsorted(ub, cover)
+    ok = (k < len(ub)) & (ub[np.minimum(k, len(ub) - 1)] == cover)
+    bass_b = np.full(len(ub), 10_000)
+    np.minimum.at(bass_b, k[ok], np.repeat(n["pitch"][real], span)[ok])
+    beat_first = np.r_[True, beat_id[1:] != beat_id[:-1]]
+    new_bass = beat_first & np.r_[True, bass_b[beat_id][1:] != bass_b[beat_id][:-1]]
+    cls = np.where(new_bass, 26, 80)
+    cls[0] = 80                                     # down from the first chord
+    end_g = np.zeros(G)
+    np.maximum.at(end_g, grp, n["onset_beat"] + n["duration_beat"])
+    rest_after = np.r_[end_g[:-1] < u[1:] - 1e-6, False]
+    staccato = np.zeros(G, bool)
+    np.logical_or.at(staccato, grp, np.isin(score.marks["artic"], (1, 2)) if score.marks is not None else False)
+    cls[rest_after | staccato] = 0
+    return cls[grp]
 
 
 # --- rules -----------------------------------------------------------------------------------

@@ -196,3 +196,64 @@ def pedal_for_take(onset_beat: np.ndarray, take: np.ndarray) -> np.ndarray:
     ev = stream.feed(np.asarray(onset_beat, float)[take["index"]], take["onset_sec"], take["duration_sec"],
                      take["sustain"], take["soft"])
     return np.concatenate([ev, stream.close()])
+
+
+def pedal_on_beats(onset_beat: np.ndarray, onset_sec: np.ndarray, events: np.ndarray,
+                   *, per_beat: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A performance's sustain pedal on the score's beat axis (the whole-piece pedal figures).
+
+    Performed time is mapped to score position through the notes (each onset group's earliest
+    note, kept in order), linearly in between.
+
+    Parameters
+    ----------
+    onset_beat, onset_sec : (M,) the performed notes: score onsets (beats) and onsets (s).
+    events : PEDAL_DTYPE events (only CC64 is read); down is CC64 >= 64.
+    per_beat : sample points per beat for the down fraction.
+
+    Returns
+    -------
+    beats : (B,) whole beats (quarters) from the first onset to the last.
+    down : (B,) fraction of each beat with the sustain down (0..1).
+    lifts : (L,) score positions (beats) where the sustain goes from down to up.
+    """
+    u_all = np.asarray(onset_beat, float)
+    order = np.argsort(u_all, kind="stable")
+    u_all, t_all = u_all[order], np.asarray(onset_sec, float)[order]
+    first = np.flatnonzero(np.concatenate([[True], np.diff(u_all) > 1e-9])) if len(u_all) else np.zeros(0, int)
+    if len(first) < 2:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    u = u_all[first]
+    t = np.maximum.accumulate(np.minimum.reduceat(t_all, first))
+    beats = np.arange(np.ceil(u[0] - 1e-6), np.floor(u[-1] + 1e-6)).astype(np.int64)
+    pos = beats[:, None] + (np.arange(per_beat)[None, :] + 0.5) / per_beat
+    sus = np.sort(events[events["number"] == SUSTAIN_CC], order="time_sec") if len(events) else events
+    if len(sus) == 0:
+        return beats, np.zeros(len(beats)), np.zeros(0)
+    times, values = sus["time_sec"].astype(float), sus["value"].astype(int)
+    down = _value_at(times, values, np.interp(pos.ravel(), u, t)).reshape(pos.shape) >= 64
+    is_down = values >= 64
+    lift_t = times[1:][is_down[:-1] & ~is_down[1:]]
+    lift_t = lift_t[(lift_t >= t[0]) & (lift_t <= t[-1])]
+    # time -> score position: the inverse of the same piecewise-linear map (t may repeat)
+    lifts = np.interp(lift_t, t + np.arange(len(t)) * 1e-9, u)
+    return beats, down.mean(1), lifts
+
+
+def lift_agreement(a: np.ndarray, b: np.ndarray, *, within_beat: float = 0.25) -> dict:
+    """Precision, recall and F1 of lifts ``a`` against reference lifts ``b`` (score beats): a
+    lift matches one of the other's within ``within_beat`` (each matched once, greedily in order)."""
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    if len(a) == 0 or len(b) == 0:
+        f = 1.0 if len(a) == len(b) else 0.0
+        return {"precision": f if len(a) else float("nan"), "recall": f if len(b) else float("nan"), "f1": f}
+    used = np.zeros(len(b), bool)
+    hit = 0
+    for x in a:
+        lo, hi = np.searchsorted(b, x - within_beat), np.searchsorted(b, x + within_beat, side="right")
+        free = [k for k in range(lo, hi) if not used[k]]
+        if free:
+            used[min(free, key=lambda k: abs(b[k] - x))] = True
+            hit += 1
+    p, r = hit / len(a), hit / len(b)
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}

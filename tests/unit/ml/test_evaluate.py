@@ -240,7 +240,11 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
         assert mean["variety"][name]["geo_mean_ratio"] > 0
     assert set(res["targets"]) == {"table2_beats_prime_mean", "sampled_3_4_of_pianist_pairs",
                                    "sampled_above_humanizer_r_and_mae", "point_90pct_of_pianist_pairs",
-                                   "variety_ratio_0.5_to_2"}
+                                   "variety_ratio_0.5_to_2", "pedal_3_4_of_pianist_pairs",
+                                   "pedal_above_humanizer"}
+    assert 0 <= mean["pianist_pairs"]["pedal_lifts"]["f1"] <= 1
+    assert 0 < mean["humanizer_pair_works"]["pedal_beat"]["mae"] < 1     # the rule pedals; a prelude barely
+    assert "Sustain pedal" in printed and "no pedal (deadpan)" in printed
     assert [p.name for p in plots.iterdir()] == ["Bach_Prelude_bwv_858.png"]
     # prime-mean is computed from the human values: at 10 notes its MAE must be modest
     assert res["table2"]["prime_mean"]["velocity"]["10"]["mae"] < 30

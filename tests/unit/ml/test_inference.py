@@ -330,3 +330,37 @@ def test_z_temperature_zero_samples_the_prior_mean(renderer, score):
     assert not np.allclose(a["z"], c["z"])
     with pytest.raises(ValueError, match="z_temperature"):
         list(renderer.render(score, z_temperature=3.0))
+
+
+def test_pedal_none_and_as_the_reference(renderer):
+    """pedal='none' plays no pedal; pedal='reference' plays the reference pianist's classes on the
+    notes it played (the model's elsewhere); the notes themselves are the same render."""
+    score = make_score(8)
+    notes = score.notes
+    played = np.zeros(len(notes), PERF_NOTE_DTYPE)
+    played["id"] = [f"p{i}" for i in range(len(notes))]
+    played["pitch"], played["velocity"] = notes["pitch"], 64
+    played["onset_sec"] = notes["onset_beat"] * 0.6
+    played["duration_sec"] = notes["duration_beat"] * 0.5
+    pedal = np.array([(0.0, 64, 127), (2.3, 64, 0), (2.4, 64, 127), (9.0, 64, 0), (0.0, 67, 127)], PEDAL_DTYPE)
+    half = np.arange(len(notes) // 2)   # the reference played the first half only
+    perf = AlignedPerformance(score=score, notes=played[half], match_index=np.r_[half, np.full(len(notes) - len(half), -1)],
+                              pedal=pedal)
+    ref = reference_from_aligned(score, perf)
+    model = render_all(renderer, score, seed=3, reference=ref, temperature=1.5)
+    none = render_all(renderer, score, seed=3, reference=ref, temperature=1.5, pedal="none")
+    as_ref = render_all(renderer, score, seed=3, reference=ref, temperature=1.5, pedal="reference")
+    assert (none["sustain"] == 0).all() and (none["soft"] == 0).all()
+    for k in ("velocity", "onset_sec", "duration_sec"):
+        np.testing.assert_array_equal(none[k], model[k])
+    by_index = np.argsort(as_ref["index"], kind="stable")
+    got = as_ref[by_index]
+    np.testing.assert_array_equal(got["sustain"][ref.index], ref.encoded["sustain"])
+    np.testing.assert_array_equal(got["soft"][ref.index], ref.encoded["soft"])
+    rest = np.setdiff1d(np.arange(len(notes)), ref.index)
+    np.testing.assert_array_equal(got["sustain"][rest], model[by_index]["sustain"][rest])
+    assert ref.encoded["sustain"].max() > 0 and ref.encoded["soft"].max() == 1
+    with pytest.raises(ValueError, match="needs a reference"):
+        list(renderer.render(score, pedal="reference"))
+    with pytest.raises(ValueError, match="pedal must be one of"):
+        list(renderer.render(score, pedal="half"))

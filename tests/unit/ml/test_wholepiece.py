@@ -56,7 +56,8 @@ def test_curves_follow_a_tempo_arc():
 def test_compare_with_itself_gives_r_1_and_mae_0():
     c = performance(arc, velocity=40 + (np.arange(N) * 7) % 50)
     res = WP.compare(c, c)
-    assert set(res) == set(WP.CURVES)
+    assert set(res) == set(WP.CURVES) | {"pedal_lifts"}
+    assert math.isnan(res.pop("pedal_lifts")["f1"]) and math.isnan(res.pop("pedal_beat")["mae"])  # no pedal given
     for name, v in res.items():
         assert v["mae"] == pytest.approx(0.0, abs=1e-9), name
         assert v["r"] == pytest.approx(1.0) or (name == "deviation_100" and math.isnan(v["r"])), name
@@ -127,7 +128,7 @@ def test_work_figures_and_average_works():
     assert res["n_pianists"] == 3
     for key in ("model", "model_vs_mean", "model_point", "model_point_vs_mean", "pianist_pairs",
                 "pianist_vs_others_mean"):
-        assert set(res[key]) == set(WP.CURVES), key
+        assert set(res[key]) == set(WP.CURVES) | {"pedal_lifts"}, key
     assert res["model_point_vs_mean"]["velocity"]["r"] == pytest.approx(1.0)
     assert res["model_point_vs_mean"]["velocity"]["mae"] == pytest.approx(0.0)
     assert res["deadpan"]["velocity"]["r"] == 0.0  # a constant series counts as r = 0
@@ -153,3 +154,33 @@ def test_plot_work_writes_a_png(tmp_path):
     WP.plot_work(path, "synthetic", {"model": ps[:2], "model_point": [ps[2]]}, ps)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_pedal_on_the_beat_axis_and_lift_agreement():
+    """A pianist who holds the pedal through each bar of 4 beats and changes at every bar line,
+    against one who changes every 2 beats and one who never pedals."""
+    from render.pedal import lift_agreement, pedal_on_beats
+    from render.performance import PEDAL_DTYPE
+
+    onset_beat = np.arange(32.0)
+    onset_sec = onset_beat * 0.5                         # 120 bpm: a beat is 0.5 s
+    def changes(every):
+        rows = [(0.0, 64, 127)]
+        for b in range(every, 32, every):
+            rows += [(b * 0.5 + 0.02, 64, 0), (b * 0.5 + 0.1, 64, 127)]
+        return np.array(rows, PEDAL_DTYPE)
+    beats, down, lifts = pedal_on_beats(onset_beat, onset_sec, changes(4))
+    assert list(beats) == list(range(31)) and np.all(down > 0.7) and down.mean() > 0.9
+    np.testing.assert_allclose(lifts, np.arange(4, 32, 4) + 0.04, atol=1e-6)
+    _, _, lifts2 = pedal_on_beats(onset_beat, onset_sec, changes(2))
+    agree = lift_agreement(lifts, lifts2)
+    assert agree["precision"] == 1.0 and agree["recall"] == pytest.approx(0.5, abs=0.04)
+    none = pedal_on_beats(onset_beat, onset_sec, np.zeros(0, PEDAL_DTYPE))
+    assert (none[1] == 0).all() and lift_agreement(none[2], lifts)["f1"] == 0.0
+    c1 = WP.curves(np.arange(32), onset_beat, onset_sec, np.full(32, 0.4), np.full(32, 60), np.full(32, 120.0),
+                   pedal=changes(4))
+    c2 = WP.curves(np.arange(32), onset_beat, onset_sec, np.full(32, 0.4), np.full(32, 60), np.full(32, 120.0),
+                   pedal=changes(2))
+    res = WP.compare(c2, c1)
+    assert res["pedal_lifts"]["recall"] == 1.0 and res["pedal_lifts"]["precision"] == pytest.approx(0.5, abs=0.04)
+    assert res["pedal_beat"]["mae"] < 0.1

@@ -177,3 +177,29 @@ def test_humanize_accents_and_terraced_dynamics():
     v = {b: float(p["velocity"][mel & (on == b)][0]) for b in (8.0, 9.0, 10.0, 17.0, 18.0, 19.0)}
     assert v[9.0] > v[8.0] + 30 and v[9.0] > v[10.0] + 30  # sf is an accent, not a level
     assert v[17.0] > v[18.0] + 30 and v[19.0] < v[17.0] - 30  # f-p-f two beats apart: no ramp
+
+
+def test_the_pedal_rule_changes_with_the_bass_and_lifts_at_rests_and_staccato():
+    from render.baselines import pedal_rule
+    from render.marks import empty_marks
+    from render.pedal import pedal_for_take
+
+    score = make_score(4)                     # C3 + G3 half notes under the melody: one bass throughout
+    cls = pedal_rule(score)
+    assert set(cls.tolist()) == {80}          # held: the bass never changes
+    n = score.notes
+    moved = n.copy()
+    moved["pitch"] = np.where((moved["pitch"] == 48) & (moved["onset_beat"] >= 8), 43, moved["pitch"])  # G2 from bar 3
+    cls = pedal_rule(Score(notes=moved, format="test"))
+    first_of_bar3 = (moved["onset_beat"] == 8)
+    assert (cls[first_of_bar3] == 26).all() and (cls[moved["onset_beat"] == 9] == 80).all()
+    marks = empty_marks(len(n))
+    marks["artic"][n["onset_beat"] == 5] = 1      # a staccato note: no pedal over it
+    cls = pedal_rule(Score(notes=n, marks=marks, format="test"))
+    assert (cls[n["onset_beat"] == 5] == 0).all()
+    perf = humanize(score, seed=1)
+    assert (perf["sustain"] == 80).all() and (humanize(score, pedal=False)["sustain"] == 0).all()
+    take = perf.copy()
+    ev = pedal_for_take(n["onset_beat"], np.lib.recfunctions.append_fields(
+        take, "index", np.arange(len(take)), usemask=False))
+    assert ev[0]["number"] == 64 and ev[0]["value"] == 127 and len(ev) <= 2
