@@ -53,7 +53,7 @@ def _tick(job_id, sweep: bool):
 
 class JobConsumer(AsyncJsonWebsocketConsumer):
     """Messages out: state, queue (position and estimated wait, while queued), notes (seq 0, 1,
-    ... without gaps or repeats), done."""
+    ... without gaps or repeats; with the pedal events those notes complete), done."""
 
     async def connect(self):
         if self.scope.get("token_auth") == "invalid":
@@ -81,7 +81,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             state, message, chunks, done = await _snapshot(job.id, self.next_seq)
             await self.send_json({"type": "state", "state": state, "message": message})
             for c in chunks:
-                await self._send_chunk(c["seq"], c["notes"])
+                await self._send_chunk(c["seq"], c["notes"], c.get("pedal") or [])
             if done is not None:
                 await self._send_done(done)
                 return
@@ -131,22 +131,23 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         """Send the chunks this socket has not relayed, then 'done' (and close)."""
         _, _, missing, done = await _snapshot(self.job_id, self.next_seq)
         for c in missing:
-            await self._send_chunk(c["seq"], c["notes"])
+            await self._send_chunk(c["seq"], c["notes"], c.get("pedal") or [])
         if done is not None:
             await self._send_done(done)
 
-    async def _send_chunk(self, seq: int, notes: list) -> None:
+    async def _send_chunk(self, seq: int, notes: list, pedal: list) -> None:
         if seq < self.next_seq or self.ended:
             return  # already sent (replay and live overlap)
         if seq > self.next_seq:  # missed some live messages: fill the gap from the database
             _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
             for c in missing:
                 if self.next_seq <= c["seq"] < seq:
-                    await self.send_json({"type": "notes", "seq": c["seq"], "notes": c["notes"]})
+                    await self.send_json({"type": "notes", "seq": c["seq"], "notes": c["notes"],
+                                          "pedal": c.get("pedal") or []})
                     self.next_seq = c["seq"] + 1
             if seq != self.next_seq:
                 return
-        await self.send_json({"type": "notes", "seq": seq, "notes": notes})
+        await self.send_json({"type": "notes", "seq": seq, "notes": notes, "pedal": pedal})
         self.next_seq = seq + 1
 
     async def _send_done(self, summary: dict) -> None:
@@ -158,7 +159,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     # channel-layer events
     async def job_notes(self, event):
         async with self.lock:
-            await self._send_chunk(event["seq"], event["notes"])
+            await self._send_chunk(event["seq"], event["notes"], event.get("pedal") or [])
 
     async def job_state(self, event):
         async with self.lock:
@@ -175,5 +176,5 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             # Chunks the relay may have missed come before 'done'.
             _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
             for c in missing:
-                await self._send_chunk(c["seq"], c["notes"])
+                await self._send_chunk(c["seq"], c["notes"], c.get("pedal") or [])
             await self._send_done(summary)

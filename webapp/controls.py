@@ -4,7 +4,7 @@ A job's ``controls`` are stored compactly, as the user gave them::
 
     {"mode": "perturb", "delta": [5 floats], "sections": [{"from_bar": 9, "to_bar": 16,
      "delta": [5 floats]}], "base_tempo_bpm": 96, "expressiveness": 1.2, "temperature": 0.5,
-     "variations": 3, "reference_id": "<uuid>"}
+     "variations": 3, "reference_id": "<uuid>", "pedal": "model"}
 
 Delta is the paper's perturbation in units of the prior's spread (z = mu + Delta * exp(gamma));
 0 is the prior mean. Sections set Delta on a range of bars (numbered 1.. in the order the score
@@ -26,6 +26,7 @@ MAX_SECTIONS = 32
 TEMPO_RANGE = (20.0, 400.0)
 EXPRESSIVENESS_RANGE = (0.0, 3.0)
 TEMPERATURE_RANGE = (0.0, 2.0)
+PEDAL_CHOICES = ("model", "none", "reference")  # ml.inference.PEDAL_MODES (no torch in the web process)
 
 
 class ControlError(ValueError):
@@ -102,7 +103,7 @@ def controls_clean(*, controls, n_bars: int | None = None) -> dict:
     controls : dict
         As received (JSON). Keys: mode, delta, sections, z, base_tempo_bpm, expressiveness,
         temperature (note-level randomness of the model's sampling, 0..2), variations,
-        reference_id; all optional.
+        reference_id, pedal (whose sustain and soft pedal: model, none, reference); all optional.
     n_bars : int, optional
         Bars of the score (sections must lie within them).
 
@@ -160,6 +161,13 @@ def controls_clean(*, controls, n_bars: int | None = None) -> dict:
             out["reference_id"] = str(uuid.UUID(str(c["reference_id"])))
         except ValueError:
             raise ControlError("reference_id is not the id of a reference performance") from None
+    if "pedal" in c:
+        if c["pedal"] not in PEDAL_CHOICES:
+            raise ControlError(f"pedal must be one of {', '.join(PEDAL_CHOICES)} (got {c['pedal']!r})")
+        if c["pedal"] == "reference" and "reference_id" not in out:
+            raise ControlError("pedal 'as the reference' needs a reference performance")
+        if c["pedal"] != "model":   # the default is not stored
+            out["pedal"] = c["pedal"]
     return out
 
 
@@ -189,7 +197,7 @@ def controls_render_kwargs(*, controls: dict, notes: np.ndarray) -> dict:
     """Keyword arguments of ml.inference.Renderer.render for stored controls (without
     ``reference``, which the worker loads from ``reference_id``)."""
     kw = {k: controls[k] for k in ("mode", "delta", "z", "base_tempo_bpm", "expressiveness",
-                                    "temperature", "variations") if k in controls}
+                                    "temperature", "variations", "pedal") if k in controls}
     curve = delta_curve(controls=controls, notes=notes)
     if curve is not None:
         kw["delta"] = curve

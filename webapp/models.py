@@ -103,6 +103,7 @@ class RenderChunk(models.Model):
     job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="chunks")
     seq = models.PositiveIntegerField()
     notes = models.JSONField()
+    pedal = models.JSONField(default=list, blank=True)  # PEDAL events of the web contract (webapp.notes)
 
     class Meta:
         ordering = ["job", "seq"]
@@ -123,6 +124,7 @@ class Performance(models.Model):
     seed = models.BigIntegerField()
     controls = models.JSONField(default=dict, blank=True)
     notes = models.JSONField()
+    pedal = models.JSONField(default=list, blank=True)  # sustain / soft events (webapp.notes)
     n_notes = models.PositiveIntegerField()
     duration_sec = models.FloatField()
     midi = models.FileField(upload_to="performances/%Y/%m/")

@@ -2,7 +2,11 @@
 
 NOTE = {"i": score note index, "id": partitura note id, "pitch": MIDI pitch, "onset": s,
 "duration": s, "velocity": 1..127, "tempo": bpm, "z": [5 floats], "v": variation,
-"b": score onset in quarter notes (when the score is known)}.
+"b": score onset in quarter notes (when the score is known), "sp": the sustain pedal class of
+the note's chord (render.pedal, 0..80), "sf": the soft pedal (0/1)}.
+
+PEDAL = {"t": s, "cc": 64 sustain or 67 soft, "value": 0..127, "v": variation}: the controller
+changes of a take, sent with the chunk whose notes complete them (render.pedal.PedalStream).
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ def chunk_to_notes(chunk: np.ndarray, *, beats: np.ndarray | None = None) -> lis
             "tempo": _f(row["tempo_bpm"], 2),
             "z": [_f(v, 4) for v in np.atleast_1d(row["z"])] if "z" in names else [],
         }
+        if "sustain" in names:
+            note["sp"], note["sf"] = int(row["sustain"]), int(row["soft"])
         note["v"] = int(row["variation"]) if "variation" in names else 0
         if beats is not None:
             note["b"] = _f(beats[note["i"]], 4)
@@ -51,23 +57,38 @@ def chunk_to_notes(chunk: np.ndarray, *, beats: np.ndarray | None = None) -> lis
 
 PERF_ARRAY_DTYPE = np.dtype([("id", "U32"), ("pitch", "i2"), ("onset_sec", "f8"),
                              ("duration_sec", "f8"), ("velocity", "i2"), ("tempo_bpm", "f4"),
+                             ("sustain", "i2"), ("soft", "i2"),
                              ("variation", "i2"), ("index", "i4"), ("z", "f4", (5,))])
 
 
 def notes_to_array(notes: list[dict]) -> np.ndarray:
     """NOTE dicts as a structured array (PERF_ARRAY_DTYPE, shape (N,)) sorted by onset.
 
-    The fields are those of render.performance.PERF_NOTE_DTYPE plus tempo_bpm, variation,
-    index and z, which render.export's MIDI and CSV writers read.
+    The fields are those of render.performance.PERF_NOTE_DTYPE plus tempo_bpm, sustain and soft
+    (the pedal classes), variation, index and z, which render.export's MIDI and CSV writers read.
     """
     arr = np.zeros(len(notes), PERF_ARRAY_DTYPE)
     for k, n in enumerate(notes):
         z = (list(n.get("z") or []) + [0.0] * 5)[:5]
         arr[k] = (n["id"], n["pitch"], n["onset"], max(n["duration"], 0.0), n["velocity"],
-                  n.get("tempo", 0.0), n.get("v", 0), n["i"], z)
+                  n.get("tempo", 0.0), n.get("sp", 0), n.get("sf", 0), n.get("v", 0), n["i"], z)
     return arr[np.argsort(arr["onset_sec"], kind="stable")]
 
 
 def performance_duration(notes: list[dict]) -> float:
     """Seconds from the performance's start to the end of its last note."""
     return max((n["onset"] + n["duration"] for n in notes), default=0.0)
+
+
+def pedal_to_events(events: np.ndarray, *, variation: int) -> list[dict]:
+    """PEDAL dicts of render.performance.PEDAL_DTYPE events (K,) of one take."""
+    return [{"t": _f(e["time_sec"], 4), "cc": int(e["number"]), "value": int(e["value"]), "v": int(variation)}
+            for e in events]
+
+
+def events_to_pedal(pedal: list[dict]) -> np.ndarray:
+    """PEDAL dicts as render.performance.PEDAL_DTYPE (K,) sorted by time (for MIDI export)."""
+    arr = np.zeros(len(pedal), [("time_sec", "f8"), ("number", "i2"), ("value", "i2")])
+    for k, e in enumerate(pedal):
+        arr[k] = (max(float(e["t"]), 0.0), int(e["cc"]), int(e["value"]))
+    return arr[np.argsort(arr["time_sec"], kind="stable")]

@@ -46,7 +46,7 @@ def job_get_for_requester(*, job_id: uuid.UUID, user, session_key: str) -> Rende
 def job_chunks(*, job_id: uuid.UUID, from_seq: int = 0) -> list[dict]:
     """Stored chunks of a job from ``from_seq`` on, as [{"seq", "notes"}] in seq order."""
     rows = (RenderChunk.objects.filter(job_id=job_id, seq__gte=max(0, from_seq))
-            .order_by("seq").values("seq", "notes"))
+            .order_by("seq").values("seq", "notes", "pedal"))
     return list(rows)
 
 

@@ -31,7 +31,7 @@ from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 log = logging.getLogger(__name__)
 # Interpretation controls a job may carry (webapp.controls validates and expands them).
 CONTROL_KEYS = ("mode", "delta", "sections", "z", "base_tempo_bpm", "expressiveness",
-                "temperature", "variations", "reference_id")
+                "temperature", "variations", "reference_id", "pedal")
 STALE_MESSAGE = ("the render worker stopped (it crashed or was shut down) before finishing; "
                  "press Render to try again")
 

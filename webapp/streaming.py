@@ -23,7 +23,7 @@ from webapp.controls import controls_render_kwargs
 from webapp.errors import RenderStopped
 from webapp.jobqueue import job_group_send, job_state_event, render_time_limit
 from webapp.models import Performance, ReferencePerformance, RenderChunk, RenderJob
-from webapp.notes import chunk_to_notes, notes_to_array, performance_duration
+from webapp.notes import chunk_to_notes, events_to_pedal, notes_to_array, pedal_to_events, performance_duration
 
 log = logging.getLogger(__name__)
 _renderer = None
@@ -144,6 +144,7 @@ def _stream(job: RenderJob) -> str:
                              **kwargs)
     beats = score.notes["onset_beat"]
     seq, pending, all_notes = 0, [], []
+    pedal_pending, all_pedal, pedals = [], [], {}   # pedals: variation -> render.pedal.PedalStream
     last_flush = None
     limit = render_time_limit(n_notes=job.n_notes_total)
     deadline = time.monotonic() + limit
@@ -151,19 +152,39 @@ def _stream(job: RenderJob) -> str:
         if time.monotonic() > deadline:  # enforced here too: the solo pool ignores Celery's
             raise RenderStopped(f"the render took longer than its time limit ({limit:.0f} s for "
                                 f"{job.n_notes_total} notes); try fewer takes or a shorter score")
-        pending.extend(chunk_to_notes(np.asarray(chunk), beats=beats))
+        chunk = np.asarray(chunk)
+        pending.extend(chunk_to_notes(chunk, beats=beats))
+        pedal_pending.extend(_chunk_pedal(pedals, chunk, beats))
         now = time.monotonic()
         if last_flush is None or now - last_flush >= FLUSH_EVERY_S:
-            if not _flush(job, seq, pending):
+            if not _flush(job, seq, pending, pedal_pending):
                 return RenderJob.objects.get(id=job.id).state
             all_notes.extend(pending)
-            seq, pending, last_flush = seq + 1, [], now
-    if pending:
-        if not _flush(job, seq, pending):
+            all_pedal.extend(pedal_pending)
+            seq, pending, pedal_pending, last_flush = seq + 1, [], [], now
+    for v, stream in sorted(pedals.items()):   # each take's last chords: their notes have all come
+        pedal_pending.extend(pedal_to_events(stream.close(), variation=v))
+    if pending or pedal_pending:
+        if not _flush(job, seq, pending, pedal_pending):
             return RenderJob.objects.get(id=job.id).state
         all_notes.extend(pending)
+        all_pedal.extend(pedal_pending)
         seq += 1
-    return _finish(job, all_notes, seq)
+    return _finish(job, all_notes, seq, all_pedal)
+
+
+def _chunk_pedal(pedals: dict, chunk: np.ndarray, beats: np.ndarray) -> list[dict]:
+    """PEDAL dicts that the notes of ``chunk`` complete, per take (render.pedal.PedalStream)."""
+    from render.pedal import PedalStream
+
+    out = []
+    variations = chunk["variation"] if "variation" in chunk.dtype.names else np.zeros(len(chunk), int)
+    for v in np.unique(variations):
+        rows = chunk[variations == v]
+        stream = pedals.setdefault(int(v), PedalStream())
+        ev = stream.feed(beats[rows["index"]], rows["onset_sec"], rows["duration_sec"], rows["sustain"], rows["soft"])
+        out.extend(pedal_to_events(ev, variation=int(v)))
+    return out
 
 
 def _load_reference(reference_id):
@@ -180,8 +201,9 @@ def _load_reference(reference_id):
         raise RenderError(f"the reference performance could not be read ({exc})") from exc
 
 
-def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
-    """Store and send one chunk; False when the job was ended meanwhile (nothing sent).
+def _flush(job: RenderJob, seq: int, notes: list[dict], pedal: list[dict]) -> bool:
+    """Store and send one chunk (notes and the pedal events they complete); False when the job
+    was ended meanwhile (nothing sent).
 
     Raises
     ------
@@ -192,19 +214,20 @@ def _flush(job: RenderJob, seq: int, notes: list[dict]) -> bool:
         log.info("job %s ended by someone else at chunk %d", job.id, seq)
         return False
     with transaction.atomic():
-        RenderChunk.objects.create(job=job, seq=seq, notes=notes)
+        RenderChunk.objects.create(job=job, seq=seq, notes=notes, pedal=pedal)
         job.n_notes_done += len(notes)
         job.n_chunks = seq + 1
         RenderJob.objects.filter(id=job.id).update(n_notes_done=job.n_notes_done,
                                                    n_chunks=job.n_chunks,
                                                    heartbeat=timezone.now())
-    if not job_group_send(job, {"type": "job.notes", "seq": seq, "notes": notes}):
+    if not job_group_send(job, {"type": "job.notes", "seq": seq, "notes": notes, "pedal": pedal}):
         raise RenderStopped(STREAM_LOST_MESSAGE)
     return True
 
 
-def _finish(job: RenderJob, notes: list[dict], n_chunks: int) -> str:
-    """Store the performances (one per variation: MIDI + notes) and mark the job done."""
+def _finish(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict]) -> str:
+    """Store the performances (one per variation: MIDI with its pedal, notes, pedal events) and
+    mark the job done."""
     import tempfile
 
     from render.export import save_midi
@@ -217,9 +240,10 @@ def _finish(job: RenderJob, notes: list[dict], n_chunks: int) -> str:
             return RenderJob.objects.get(id=job.id).state
         for v, vnotes in sorted(by_variation.items()):
             midi_path = Path(tmp) / f"performance-{v}.mid"
-            save_midi(notes_to_array(vnotes), midi_path)
+            vpedal = [e for e in pedal if e["v"] == v]
+            save_midi(notes_to_array(vnotes), midi_path, pedal=events_to_pedal(vpedal))
             perf = Performance(job=job, variation=v, score=job.score, seed=job.seed,
-                               controls=job.controls, notes=vnotes, n_notes=len(vnotes),
+                               controls=job.controls, notes=vnotes, pedal=vpedal, n_notes=len(vnotes),
                                duration_sec=performance_duration(vnotes))
             with open(midi_path, "rb") as f:
                 perf.midi.save(f"{perf.id.hex}.mid", File(f), save=False)

@@ -262,7 +262,7 @@ def performance_notes(request, performance_id):
     perf = _perf_or_404(request, performance_id)
     return JsonResponse({"performance_id": str(perf.id), "seed": perf.seed,
                          "variation": perf.variation, "job_id": str(perf.job_id),
-                         "controls": perf.controls, "notes": perf.notes})
+                         "controls": perf.controls, "notes": perf.notes, "pedal": perf.pedal})
 
 
 @require_GET

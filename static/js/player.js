@@ -9,6 +9,7 @@
 // timeline (ms after the Render click: posted, queued, running, firstChunk, firstSound,
 // done), chunkLog, peakLevel; audioTime(), position(), level(), notes(); and `player`, the
 // Player itself (renderParams/paramsHook for render controls, replay(take, {at}) for A/B);
+// voices({held}) (sampler voices sounding; held: kept by the sustain pedal), pedalEvents;
 // liveVariation, compared (performance ids ticked), plots (what the plots drew). Comparing
 // takes (A/B, where they differ, playing a reference) is in player/compare.js.
 import { getJSON, getText, postJSON } from './player/api.js';
@@ -40,7 +41,9 @@ export class Player {
     this.paramsHook = () => this.controls.params();
     this.plots = new PlotsPanel(this.ui.plots);
     this.noteCache = new Map();   // performance id -> notes
+    this.pedalCache = new Map();  // performance id -> pedal events
     this.live = new Map();        // variation -> notes of the take streaming now
+    this.livePedal = new Map();   // variation -> its pedal events so far
     this.liveVariation = 0;
     if (this.cfg.referencesUrl) {
       this.references = new ReferencesPanel(this.ui.references, {
@@ -148,6 +151,7 @@ export class Player {
     this.chunkLog = [];
     this.timeline = {};
     this.live = new Map();
+    this.livePedal = new Map();
     this.liveVariation = 0;
     this.ui.render.disabled = true;
     this.setStatus('Starting…');
@@ -170,7 +174,7 @@ export class Player {
     this.stream = new JobStream(job.ws_url, {
       onState: (state, message) => this.onState(state, message),
       onQueue: (q) => this.onQueue(q),
-      onNotes: (notes) => this.onNotes(notes),
+      onNotes: (notes, seq, pedal) => this.onNotes(notes, pedal),
       onDone: (msg) => this.onDone(msg),
       onError: (text) => { this.endStream(); this.fail(text); },
     });
@@ -205,7 +209,7 @@ export class Player {
     this.setStatus(`Queued… position ${q.position}, ${eta}`);
   }
 
-  async onNotes(notes) {
+  async onNotes(notes, pedal = []) {
     this.mark('firstChunk');
     this.stats.chunks += 1;
     if (this.chunkLog.length < 5000) {
@@ -217,6 +221,12 @@ export class Player {
       if (!this.live.has(v)) this.live.set(v, []);
       this.live.get(v).push(n);
     }
+    for (const e of pedal) {
+      const v = e.v || 0;
+      if (!this.livePedal.has(v)) this.livePedal.set(v, []);
+      this.livePedal.get(v).push(e);
+    }
+    this.transport.addPedal(pedal.filter((e) => (e.v || 0) === this.liveVariation));
     this.transport.add(notes.filter((n) => (n.v || 0) === this.liveVariation));
     this.refreshAB();
     const n = this.stats.notesReceived;
@@ -254,7 +264,11 @@ export class Player {
     const perfs = msg.performances || [{ performance_id: msg.performance_id, variation: 0 }];
     const mine = perfs.find((p) => p.variation === this.liveVariation) || perfs[0];
     this.performanceId = mine.performance_id;
-    for (const p of perfs) if (this.live.has(p.variation)) this.noteCache.set(p.performance_id, this.live.get(p.variation));
+    for (const p of perfs) {
+      if (!this.live.has(p.variation)) continue;
+      this.noteCache.set(p.performance_id, this.live.get(p.variation));
+      this.pedalCache.set(p.performance_id, this.livePedal.get(p.variation) || []);
+    }
     this.plots.show(this.live.get(mine.variation) || [], `This take (${this.describeTake(mine.performance_id) || 'just rendered'})`);
     this.loadTakes().then(() => {
       this.takes.markCurrent(mine.performance_id);
@@ -305,6 +319,7 @@ export class Player {
     try {
       const notes = await this.takeNotes(take);
       await this.sampler.ready;
+      this.transport.addPedal(this.pedalCache.get(take.performance_id) || []);
       this.transport.add(notes);
       this.transport.markComplete();
       this.stats.notesReceived = this.transport.notes.length;
@@ -408,6 +423,8 @@ export class Player {
       audioTime: () => p.ctx.currentTime,
       level: () => p.sampler.level(),
       get peakLevel() { return p.stats.peak || 0; },
+      voices: ({ held = false } = {}) => p.sampler.voiceCount({ held }),
+      get pedalEvents() { return p.transport.pedal.length; },
       audioState: () => p.ctx.state,
       position: () => p.transport.position(),
       notes: () => p.transport.notes.map(({ id, onset }) => ({ id, onset })),

@@ -64,7 +64,29 @@ def test_render_streams_every_note_in_order_and_keeps_the_take(stack, user, scor
     n_on = sum(1 for t in midi.tracks for m in t if m.type == "note_on" and m.velocity > 0)
     assert n_on == n_notes
     rows = list(csv.DictReader(io.StringIO(user.get(done["downloads"]["csv"]).text)))
-    assert len(rows) == n_notes and {"score_note_id", "onset_sec", "velocity", "z0"} <= set(rows[0])
+    assert len(rows) == n_notes and {"score_note_id", "onset_sec", "velocity", "z0", "sustain", "soft"} <= set(rows[0])
+    # Pedal: streamed with the notes, in time order per take, stored with the take, in the MIDI.
+    pedal = [e for c in _notes_msgs(msgs) for e in c["pedal"]]
+    assert stored["pedal"] == pedal
+    assert all(set(e) == {"t", "cc", "value", "v"} and e["cc"] in (64, 67) for e in pedal)
+    times = [e["t"] for e in pedal]
+    assert times == sorted(times)
+    assert all(n["sp"] in range(81) and n["sf"] in (0, 1) for n in notes)
+    cc = [(m.control, m.value) for t in midi.tracks for m in t if m.type == "control_change"]
+    assert len(cc) == len(pedal) and [c for c, _ in cc].count(64) == sum(e["cc"] == 64 for e in pedal)
+    assert {e["cc"] for e in pedal} == {64, 67}       # each take states both pedals from its start
+
+
+def test_pedal_none_renders_without_pedal(stack, user, score):
+    r = user.render(score, seed=7, controls={"pedal": "none"})
+    assert r.status_code == 201, r.text
+    with user.socket(r.json()["job_id"]) as ws:
+        msgs = ws.messages_until_end()
+    notes = [n for c in _notes_msgs(msgs) for n in c["notes"]]
+    assert notes and all(n["sp"] == 0 and n["sf"] == 0 for n in notes)
+    assert all(e["value"] == 0 for c in _notes_msgs(msgs) for e in c["pedal"])
+    bad = user.render(score, seed=7, controls={"pedal": "reference"})
+    assert bad.status_code == 400 and "needs a reference" in bad.text
 
 
 def test_second_render_is_another_take_and_same_seed_reproduces(stack, user, score):

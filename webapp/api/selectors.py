@@ -48,7 +48,8 @@ def api_performance_summary(*, performance: Performance) -> dict:
 
 def api_performance(*, performance: Performance) -> dict:
     return {**api_performance_summary(performance=performance),
-            "score_id": str(performance.score_id), "notes": performance.notes}
+            "score_id": str(performance.score_id), "notes": performance.notes,
+            "pedal": performance.pedal}
 
 
 def api_performances_for_score(*, score: Score, user) -> list[dict]:

@@ -97,7 +97,8 @@ class JobSerializer(serializers.Serializer):
         "WebSocket path streaming the render (ws://<host><ws_url>): scripts authenticate with "
         "the header 'Authorization: Token <key>' (or ?token=<key>) and send no Origin; browser "
         "sessions use their cookie. JSON messages: {type: 'state', state, message}, {type: "
-        "'notes', seq (0, 1, ... in order), notes}, then {type: 'done', performance_id, "
+        "'notes', seq (0, 1, ... in order), notes, pedal (sustain CC64 / soft CC67 events {t, cc, "
+        "value, v} that these notes complete)}, then {type: 'done', performance_id, "
         "performances, n_notes}. A finished job is replayed. Refused: close code 4401 bad token, "
         "4403 not your job. Or poll status_url."))
     status_url = serializers.CharField()

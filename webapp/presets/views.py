@@ -168,7 +168,7 @@ def _notes(preset) -> JsonResponse:
     perf = preset.source_performance
     if perf is None:
         raise Http404("this preset has no take to listen to")
-    return JsonResponse({"seed": perf.seed, "notes": perf.notes, "n_notes": perf.n_notes,
+    return JsonResponse({"seed": perf.seed, "notes": perf.notes, "pedal": perf.pedal, "n_notes": perf.n_notes,
                          "score_title": perf.score.title})
 
 

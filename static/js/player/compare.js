@@ -17,6 +17,7 @@ export const compareMethods = {
     if (!this.noteCache.has(take.performance_id)) {
       const data = await getJSON(take.notes_url);
       this.noteCache.set(take.performance_id, data.notes || []);
+      this.pedalCache.set(take.performance_id, data.pedal || []);
     }
     return this.noteCache.get(take.performance_id);
   },
@@ -49,6 +50,7 @@ export const compareMethods = {
       const wasPlaying = this.transport.state === 'playing' || this.transport.state === 'waiting';
       this.liveVariation = (this.liveVariation + 1) % this.live.size;
       this.transport.reset();
+      this.transport.addPedal(this.livePedal.get(this.liveVariation) || []);
       this.transport.add(this.live.get(this.liveVariation) || []);
       this.transport.seek(at);
       if (wasPlaying) this.transport.play();

@@ -82,6 +82,18 @@ export class ControlsPanel {
     }
     el.reference = make('select', { class: 'pr-reference-select' });
     el.reference.append(make('option', { value: '' }, 'none'));
+    el.pedal = make('select', { class: 'pr-pedal' });
+    for (const [v, t] of [['model', 'model'], ['none', 'none'], ['reference', 'as the reference']]) {
+      el.pedal.append(make('option', { value: v }, t));
+    }
+    // "as the reference" needs a reference to take the pedal from
+    const syncPedal = () => {
+      el.pedal.querySelector('option[value=reference]').disabled = !el.reference.value;
+      if (!el.reference.value && el.pedal.value === 'reference') el.pedal.value = 'model';
+    };
+    el.reference.addEventListener('change', syncPedal);
+    this.syncPedal = syncPedal;
+    syncPedal();
     const exprWrap = make('span', { class: 'pr-inline' });
     exprWrap.append(el.expr, el.exprOut);
     const tempWrap = make('span', { class: 'pr-inline' });
@@ -91,7 +103,8 @@ export class ControlsPanel {
       field('Expressiveness', exprWrap, '0 deadpan · 1 model · 3 exaggerated'),
       field('Note-level randomness', tempWrap, '0 the model’s most likely notes · 1 sampled as trained'),
       field('Takes at once', el.takes),
-      field('Continue in the style of', el.reference));
+      field('Continue in the style of', el.reference),
+      field('Pedal', el.pedal, 'sustain and soft pedal'));
     const row2 = make('div', { class: 'pr-controls-row' });
     row2.append(field('Interpretation', el.mode));
     el.sliders = [];
@@ -173,6 +186,8 @@ export class ControlsPanel {
     el.mode.value = this.fixedZ ? 'fixed' : (mode === 'perturb' ? 'perturb' : 'prior');
     const ref = c.reference_id || '';
     el.reference.value = [...el.reference.options].some((o) => o.value === ref) ? ref : '';
+    el.pedal.value = c.pedal || 'model';
+    this.syncPedal();
   }
 
   setReferences(refs) {
@@ -186,6 +201,7 @@ export class ControlsPanel {
       sel.append(make('option', { value: r.reference_id }, `${r.title}${pct}`));
     }
     if ([...sel.options].some((o) => o.value === keep)) sel.value = keep;
+    this.syncPedal();
   }
 
   /** The bar of an engraved element (Verovio id), through notemap (base id -> element id). */
@@ -273,6 +289,7 @@ export class ControlsPanel {
     const takes = Number(el.takes.value || 1);
     if (takes !== 1) controls.variations = takes;
     if (el.reference.value) controls.reference_id = el.reference.value;
+    if (el.pedal.value !== 'model' && (el.pedal.value !== 'reference' || el.reference.value)) controls.pedal = el.pedal.value;
     const out = { controls };
     if (el.seed.value !== '') out.seed = Number(el.seed.value);
     return out;

@@ -80,8 +80,11 @@ export class PianoSampler {
    * @param {number} velocity  MIDI velocity 1..127
    * @param {number} duration  seconds until note off
    * @param {number} offset    seconds into the sample (a note started late, after a seek)
+   * @param {object} [pedal]   {release: AudioContext time the dampers fall (null: held by the
+   *                           sustain pedal until `release(voice, ...)` is called), tau: their
+   *                           time constant (s), gain: soft-pedal factor}
    */
-  play(when, pitch, velocity, duration, offset = 0) {
+  play(when, pitch, velocity, duration, offset = 0, pedal = null) {
     const layer = this.pickLayer(velocity);
     if (!layer) return null;
     const map = this.buffers.get(layer.layer);
@@ -92,17 +95,32 @@ export class PianoSampler {
     src.buffer = buffer;
     src.playbackRate.value = 2 ** ((pitch - near) / 12);
     const gain = this.ctx.createGain();
-    const level = Math.min(1.5, Math.max(0.05, velocity / layer.velocity)) * 0.5;
-    const off = when + Math.max(0.03, duration - offset);
+    const level = Math.min(1.5, Math.max(0.05, velocity / layer.velocity)) * 0.5 * (pedal?.gain ?? 1);
     gain.gain.setValueAtTime(level, when);
-    gain.gain.setTargetAtTime(0, off, RELEASE_S);
     src.connect(gain).connect(this.out);
     src.start(when, Math.max(0, offset));
-    src.stop(off + RELEASE_S * 6);
-    const voice = { src, gain };
+    const voice = { src, gain, held: false };
     this.voices.add(voice);
     src.onended = () => { this.voices.delete(voice); gain.disconnect(); };
+    const keyOff = when + Math.max(0.03, duration - offset);
+    if (pedal && pedal.release === null) voice.held = true;   // the sustain pedal holds it
+    else this.release(voice, Math.max(keyOff, pedal?.release ?? keyOff), pedal?.tau ?? RELEASE_S);
     return voice;
+  }
+
+  /** Let the dampers fall on a voice at AudioContext time `at` (time constant `tau`, s). */
+  release(voice, at, tau = RELEASE_S) {
+    voice.held = false;
+    const t = Math.max(at, this.ctx.currentTime);
+    voice.gain.gain.setTargetAtTime(0, t, tau);
+    try { voice.src.stop(t + tau * 6); } catch { /* already stopped */ }
+  }
+
+  /** Voices sounding or scheduled now; `held`: only those the sustain pedal holds. */
+  voiceCount({ held = false } = {}) {
+    let n = 0;
+    for (const v of this.voices) if (!held || v.held) n += 1;
+    return n;
   }
 
   /** Peak amplitude (0..1) of the output over the last ~46 ms. */

@@ -5,7 +5,7 @@ import { wsURL } from './api.js';
 export class JobStream {
   /**
    * @param {string} path  ws path from the render response, e.g. "/ws/jobs/<uuid>/"
-   * @param {object} handlers  onNotes(notes, seq), onState(state, message), onQueue(msg), onDone(msg), onError(text)
+   * @param {object} handlers  onNotes(notes, seq, pedal), onState(state, message), onQueue(msg), onDone(msg), onError(text)
    */
   constructor(path, handlers, { maxRetries = 8 } = {}) {
     this.path = path;
@@ -46,7 +46,7 @@ export class JobStream {
   receive(raw) {
     let msg;
     try { msg = JSON.parse(raw); } catch { return; }
-    if (msg.type === 'notes') this.acceptChunk(msg.seq, msg.notes || []);
+    if (msg.type === 'notes') this.acceptChunk(msg.seq, msg.notes || [], msg.pedal || []);
     else if (msg.type === 'state') {
       this.h.onState?.(msg.state, msg.message || null);
       if (['failed', 'cancelled'].includes(msg.state)) this.finish();
@@ -60,18 +60,18 @@ export class JobStream {
     }
   }
 
-  acceptChunk(seq, notes) {
+  acceptChunk(seq, notes, pedal = []) {
     if (!Number.isInteger(seq) || seq < this.nextSeq || this.pending.has(seq)) {
       this.duplicates += 1;
       return;
     }
-    this.pending.set(seq, notes);
+    this.pending.set(seq, { notes, pedal });
     while (this.pending.has(this.nextSeq)) {
       const chunk = this.pending.get(this.nextSeq);
       this.pending.delete(this.nextSeq);
       this.nextSeq += 1;
-      this.delivered += chunk.length;
-      this.h.onNotes?.(chunk, this.nextSeq - 1);
+      this.delivered += chunk.notes.length;
+      this.h.onNotes?.(chunk.notes, this.nextSeq - 1, chunk.pedal);
     }
     if (this.doneMsg) this.maybeDone();
   }

@@ -18,6 +18,8 @@ export function describeControls(c) {
   if (c.base_tempo_bpm) bits.push(`♩ ${c.base_tempo_bpm}`);
   if (c.expressiveness !== undefined && c.expressiveness !== 1) bits.push(`×${c.expressiveness}`);
   if (c.reference_id) bits.push('in a reference’s style');
+  if (c.pedal === 'none') bits.push('no pedal');
+  if (c.pedal === 'reference') bits.push('the reference’s pedal');
   return bits.join(' · ');
 }
 

@@ -2,11 +2,19 @@
 // the AudioContext, and a look-ahead scheduler that feeds the sampler. Notes may keep
 // arriving while it plays; one that arrives after its onset has passed is played at
 // once when it is at most LATE_S late and counted in `late` otherwise.
+//
+// Pedal: sustain (CC64) and soft (CC67) events of the take ({t, cc, value}) arrive with the
+// notes. A note whose key is released while the sustain is down (>= 96) keeps sounding until
+// the pedal lifts (a change damps it); at half pedal (32..95) it dies away slowly; the soft
+// pedal softens the notes struck while it is down. A note released under the pedal before the
+// lift has arrived is held, and let go as soon as a lift (or the end of the take) is known.
 
 const LOOKAHEAD_S = 0.5;   // schedule this far ahead of the clock (survives main-thread stalls)
 const TICK_MS = 25;
 const START_DELAY_S = 0.06;
 const LATE_S = 0.1;
+const HALF_PEDAL_TAU_S = 0.6;   // dampers half down: the sound dies away this slowly
+const SOFT_GAIN = 0.7;          // una corda
 
 export class Transport {
   constructor(ctx, sampler, { onEnded } = {}) {
@@ -31,6 +39,53 @@ export class Transport {
     this.late = 0;
     this.stalls = 0;
     this.lateLog = [];
+    this.pedal = [];          // sustain and soft events, sorted by time
+    this.held = [];           // [{voice, off}] notes released under the pedal, lift not yet known
+  }
+
+  /** Add pedal events ({t, cc, value}) in any order. */
+  addPedal(events) {
+    for (const e of events) {
+      let lo = 0;
+      let hi = this.pedal.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.pedal[mid].t <= e.t) lo = mid + 1; else hi = mid;
+      }
+      this.pedal.splice(lo, 0, e);
+    }
+    if (events.length) this.releaseHeld();
+  }
+
+  /** The value of controller `cc` in force at performance time `t` (0 before any event). */
+  pedalAt(cc, t) {
+    let v = 0;
+    for (const e of this.pedal) {
+      if (e.t > t) break;
+      if (e.cc === cc) v = e.value;
+    }
+    return v;
+  }
+
+  /** When the dampers fall on a note released at performance time `off`: {at, tau}, or null
+   *  while the sustain pedal holds it and its lift has not arrived. */
+  damping(off) {
+    const depth = this.pedalAt(64, off);
+    if (depth < 32) return { at: off, tau: null };
+    if (depth < 96) return { at: off, tau: HALF_PEDAL_TAU_S };
+    const lift = this.pedal.find((e) => e.cc === 64 && e.t > off && e.value < 96);
+    if (lift) return { at: lift.t, tau: lift.value >= 32 ? HALF_PEDAL_TAU_S : null };
+    return this.complete ? { at: Math.max(off, this.end), tau: null } : null;
+  }
+
+  releaseHeld() {
+    if (!this.held.length || this.state !== 'playing') return;
+    this.held = this.held.filter(({ voice, off }) => {
+      const d = this.damping(off);
+      if (!d) return true;
+      this.sampler.release(voice, this.t0 + d.at, d.tau ?? undefined);
+      return false;
+    });
   }
 
   /** Add notes (NOTE objects of the web contract) in any order. */
@@ -58,6 +113,7 @@ export class Transport {
 
   markComplete() {
     this.complete = true;
+    this.releaseHeld();
     if (this.state === 'waiting') this.play();
   }
 
@@ -101,6 +157,7 @@ export class Transport {
 
   stop() {
     this.sampler?.stopAll();
+    this.held = [];
     if (this.state === 'playing') this.pos = this.position();
   }
 
@@ -121,7 +178,17 @@ export class Transport {
 
   schedule(note, offset = 0) {
     const when = Math.max(this.ctx.currentTime, this.t0 + note.onset + Math.max(0, offset));
-    if (this.sampler.play(when, note.pitch, note.velocity, note.duration, offset)) this.scheduled += 1;
+    const off = note.onset + note.duration;
+    const d = this.damping(off);
+    const pedal = {
+      release: d ? this.t0 + d.at : null,
+      tau: d?.tau ?? undefined,
+      gain: this.pedalAt(67, note.onset) >= 64 ? SOFT_GAIN : 1,
+    };
+    const voice = this.sampler.play(when, note.pitch, note.velocity, note.duration, offset, pedal);
+    if (!voice) return;
+    this.scheduled += 1;
+    if (voice.held) this.held.push({ voice, off });
   }
 
   tick() {

@@ -38,6 +38,7 @@ function mount(root) {
         status.textContent = 'Loading…';
         const data = await getJSON(root.dataset.notesUrl);
         await sampler.ready;
+        t.addPedal(data.pedal || []);
         t.add(data.notes || []);
         t.markComplete();
         st.notesReceived = t.notes.length;

@@ -30,6 +30,10 @@ def test_clean_normalises_and_defaults_mode_to_perturb():
     assert controls_clean(controls={}) == {}
     assert controls_clean(controls={"mode": "fixed", "z": [0, 0, 0, 0, 1]})["z"][4] == 1.0
     assert controls_clean(controls={"sections": []}) == {}   # no sections: nothing to steer
+    assert controls_clean(controls={"pedal": "none"}) == {"pedal": "none"}
+    assert controls_clean(controls={"pedal": "model"}) == {}  # the default is not stored
+    ref = {"reference_id": "00000000-0000-0000-0000-00000000000a", "pedal": "reference"}
+    assert controls_clean(controls=ref) == ref
 
 
 @pytest.mark.parametrize("controls, message", [
@@ -41,6 +45,8 @@ def test_clean_normalises_and_defaults_mode_to_perturb():
     ({"sections": [{"from_bar": 1, "to_bar": 2}]}, "exactly from_bar, to_bar and delta"),
     ({"sections": [{"from_bar": 1, "to_bar": 30, "delta": [0] * 5}]}, "between 1 and 20"),
     ({"sections": [{"from_bar": 1, "to_bar": 1, "delta": [0] * 5}] * 33}, "at most 32"),
+    ({"pedal": "half"}, "pedal must be one of model, none, reference"),
+    ({"pedal": "reference"}, "needs a reference performance"),
 ])
 def test_clean_refuses_with_a_message_naming_the_control(controls, message):
     with pytest.raises(ControlError) as err:

@@ -50,3 +50,30 @@ def test_midi_and_csv_exports_take_the_array(tmp_path):
     assert sum(m.type == "note_on" and m.velocity > 0 for t in midi.tracks for m in t) == 3
     back = load_csv(save_csv(arr, tmp_path / "p.csv"))
     assert list(back["id"]) == list(arr["id"])
+
+
+def test_pedal_classes_travel_with_the_notes_and_events_round_trip(tmp_path):
+    import pretty_midi
+
+    from render.export import load_csv, save_csv, save_midi
+    from webapp.notes import events_to_pedal, pedal_to_events
+
+    c = np.zeros(3, CHUNK_DTYPE + [("sustain", "i2"), ("soft", "i2")])
+    for k in _chunk().dtype.names:
+        c[k] = _chunk()[k]
+    c["sustain"], c["soft"] = [80, 26, 0], [0, 1, 1]
+    notes = chunk_to_notes(c)
+    assert [(n["sp"], n["sf"]) for n in notes] == [(80, 0), (26, 1), (0, 1)]
+    arr = notes_to_array(notes)
+    assert list(arr["sustain"]) == [26, 80, 0]        # sorted by onset
+    back = load_csv(save_csv(arr, tmp_path / "p.csv"))
+    assert list(back["sustain"]) == [26, 80, 0] and list(back["soft"]) == [1, 0, 1]
+    ev = np.array([(0.1, 64, 127), (1.5, 64, 0), (0.0, 67, 127)],
+                  [("time_sec", "f8"), ("number", "i2"), ("value", "i2")])
+    dicts = pedal_to_events(ev, variation=2)
+    assert dicts[0] == {"t": 0.1, "cc": 64, "value": 127, "v": 2}
+    again = events_to_pedal(dicts)
+    assert list(again["time_sec"]) == [0.0, 0.1, 1.5] and list(again["number"]) == [67, 64, 64]
+    pm = pretty_midi.PrettyMIDI(str(save_midi(arr, tmp_path / "p.mid", pedal=again)))
+    cc = [(round(x.time, 3), x.number, x.value) for x in pm.instruments[0].control_changes]
+    assert (0.1, 64, 127) in cc and (1.5, 64, 0) in cc and (0.0, 67, 127) in cc
