@@ -1,5 +1,4 @@
 """URL configuration: the web app's pages, auth and the admin; media served by Django."""
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -63,7 +62,8 @@ def plain_loop(renderer: Renderer, score, seed: int = 0) -> float:
         mu, lv = m.prior_params(h[-1])
         z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * lv)
         ps = m.psi(z)
-        logits = m.gen_out(F.leaky_relu(m.gen_hidden(F.leaky_relu(m.gen_in(torch.cat([c[n:n + 1], ps], -1)), 0.1)), 0.1))
+        hidden = F.leaky_relu(m.gen_in(torch.cat([c[n:n + 1], ps], -1)), 0.1)
+        logits = m.gen_out(F.leaky_relu(m.gen_hidden(hidden), 0.1))
         x = torch.stack([torch.multinomial(F.softmax(p, -1), 1, generator=gen)[:, 0]
                          for p in logits.split(sizes, -1)], -1)
         inp = m.state_in(torch.cat([c[n:n + 1], m.embed_x(x), ps], -1))

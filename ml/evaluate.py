@@ -322,7 +322,8 @@ def main(argv=None) -> int:
                     help="comma-separated sampling temperature per head (velocity, duration, deviation, tempo, "
                          "sustain, soft) for the whole-piece renderings (default: the renderer's)")
     ap.add_argument("--z-temperature", type=float, default=None,
-                    help="spread of z around the prior mean in the sampled whole-piece renderings (default: the renderer's)")
+                    help="spread of z around the prior mean in the sampled whole-piece renderings "
+                         "(default: the renderer's)")
     ap.add_argument("--plots", type=Path, default=None, help="draw tempo and velocity curves of a few works here (PNG)")
     ap.add_argument("--starts", type=int, default=100, help="start points per performance (Table 2)")
     ap.add_argument("--seeds", type=int, default=3, help="model and humanizer samples per work")

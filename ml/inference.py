@@ -14,9 +14,9 @@ Several variations render in one batched pass. Score features are computed block
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
 from ml.defaults import DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE
 from ml.fastdecode import NumpyDecoder
 from ml.model import HEADS, CVRNN, load_model, targets_to_classes
-from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, DecodeState, decode
+from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, decode
 from render.features import beat_context, beat_index, piano_roll, roll_notes, score_features
 from render.score import DEFAULT_TEMPO_BPM, Score
 
@@ -141,7 +141,7 @@ class Renderer:
         self.fast = NumpyDecoder(model) if device.type == "cpu" else None
 
     @classmethod
-    def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> "Renderer":
+    def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> Renderer:
         """Load a checkpoint (default: env MODEL_CHECKPOINT, else the shipped one) on env DEVICE."""
         path = Path(checkpoint or os.environ.get("MODEL_CHECKPOINT") or DEFAULT_CHECKPOINT)
         if not path.is_file():
@@ -286,13 +286,13 @@ class Renderer:
                 c_all = torch.cat([c for _, c in blocks])
             else:  # another piece: prime on the reference's own score, then continue on this one
                 rs = reference.score
-                c_all = torch.cat([c for _, c in self.score_blocks(rs, written_tempi(rs, None) * reference.tempo_ratio)])
+                ref_blocks = self.score_blocks(rs, written_tempi(rs, None) * reference.tempo_ratio)
+                c_all = torch.cat([c for _, c in ref_blocks])
             h = self.prime(c_all[torch.from_numpy(reference.index).to(self.device)], x_ref, h)
             if pedal == "reference" and own:
                 pedal_fixed[reference.index, 0] = reference.encoded["sustain"]
                 pedal_fixed[reference.index, 1] = reference.encoded["soft"]
         states = [None] * V
-        pedal_prev = [(-1, -1)] * V
         rng = np.random.default_rng(int(seed))
         scope = head_scope_mask(score.notes["onset_beat"])
         x_prev = None

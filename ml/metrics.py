@@ -163,7 +163,8 @@ def targets(a: dict, b: dict) -> dict:
             model[p][hz]["r_within"] > base[p][hz]["r_within"] and model[p][hz]["mae"] < base[p][hz]["mae"]
             for p in PARAMS for hz in model[p])
     if b:
-        m, pt, hz = b["mean"]["model_pair_works"], b["mean"]["model_point_pair_works"], b["mean"]["humanizer_pair_works"]
+        mean = b["mean"]
+        m, pt, hz = mean["model_pair_works"], mean["model_point_pair_works"], mean["humanizer_pair_works"]
         hp = b["mean"]["pianist_pairs"]
         key = ("velocity", "tempo")
         out["sampled_3_4_of_pianist_pairs"] = all(m[p]["r"] >= 0.75 * hp[p]["r"] for p in key)

@@ -84,7 +84,7 @@ class BeatContext(nn.Module):
     the score (render.features.beat_context), so each note sees the cadence, fermata or section
     end coming (+-63 beats). A function of the score alone: computed once before decoding."""
 
-    def __init__(self, cfg: "ModelConfig"):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         ch = cfg.ctx_channels
         self.inp = nn.Conv1d(BEAT_FEATURES, ch, 1)
@@ -302,7 +302,7 @@ class CVRNN(nn.Module):
         cu = c.shape[-1] + phi.shape[-1]
         pre = F.linear(torch.cat([c, phi], -1), W[:, :cu], self.state_in.bias)  # (B, T, S)
         W_psi = W[:, cu:]
-        h_prev, zs, psis, mqs, lqs = [], [], [], [], []
+        h_prev, psis, mqs, lqs = [], [], [], []
         # unbind once: indexing [:, n] in the loop makes autograd zero-fill a full-size gradient
         # for every note (most of a training step's memset time)
         phi_n, pre_n, keep_n = phi.unbind(1), pre.unbind(1), mask.unbind(1)

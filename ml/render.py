@@ -25,7 +25,7 @@ def _floats(text: str) -> list[float]:
     try:
         vals = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
     if len(vals) != 5:
         raise argparse.ArgumentTypeError(f"expected 5 numbers (one per latent dimension), got {len(vals)}")
     return vals
@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", choices=("prior", "perturb", "fixed"), default=None)
     ap.add_argument("--delta", type=_floats, help="5 numbers: the paper's Delta (implies --mode perturb)")
     ap.add_argument("--z", type=_floats, help="5 numbers: a fixed interpretation vector (mode fixed)")
-    ap.add_argument("--reference", type=Path, help="a performance of this score (or of a passage of it): a performance MIDI file, aligned "
+    ap.add_argument("--reference", type=Path,
+                    help="a performance of this score (or of a passage of it): a performance MIDI file, aligned "
                          "automatically, or a match file; the render continues in its style")
     ap.add_argument("--variations", type=int, default=1)
     ap.add_argument("--base-tempo", type=float, default=None, help="quarter notes per minute")

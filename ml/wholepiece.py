@@ -212,7 +212,8 @@ def plot_work(path, title: str, renderings: dict, pianists: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 1, figsize=(12, 6.5), sharex=True)
-    for ax, name, label in ((axes[0], "tempo", "tempo (bpm, beat)"), (axes[1], "velocity_beat", "velocity (beat mean)")):
+    panels = ((axes[0], "tempo", "tempo (bpm, beat)"), (axes[1], "velocity_beat", "velocity (beat mean)"))
+    for ax, name, label in panels:
         f = (lambda v: 2.0 ** v) if name == "tempo" else (lambda v: v)
         for i, p in enumerate(pianists):
             ax.plot(p[name][0], f(p[name][1]), color="0.75", lw=0.8, label="pianists" if i == 0 else None)
@@ -220,7 +221,8 @@ def plot_work(path, title: str, renderings: dict, pianists: list[dict]) -> None:
             mc = mean_curve(pianists)[name]
             ax.plot(mc[0], f(mc[1]), color="black", lw=1.6, label="pianists' mean")
         for i, r in enumerate(renderings.get("model", [])):
-            ax.plot(r[name][0], f(r[name][1]), color="tab:blue", lw=1.0, alpha=0.8, label="model takes" if i == 0 else None)
+            ax.plot(r[name][0], f(r[name][1]), color="tab:blue", lw=1.0, alpha=0.8,
+                    label="model takes" if i == 0 else None)
         for r in renderings.get("model_point", []):
             ax.plot(r[name][0], f(r[name][1]), color="tab:red", lw=1.4, ls="--", label="model point estimate")
         ax.set_ylabel(label)

@@ -185,7 +185,8 @@ def read_split(data: Path) -> list[dict]:
 def summarise(out: Path) -> dict:
     """Pieces, performances, notes and mean clip rates per split, from the built files."""
     summary = {}
-    for split_dir in sorted(p for p in out.iterdir() if p.is_dir() and p.name not in ("unpacked", "aligned", "markings")):
+    caches = ("unpacked", "aligned", "markings")
+    for split_dir in sorted(p for p in out.iterdir() if p.is_dir() and p.name not in caches):
         works, n_perf, n_notes, clip = set(), 0, 0, defaultdict(float)
         for f in split_dir.glob("*.npz"):
             with np.load(f) as z:

@@ -232,7 +232,8 @@ def encode(onset_beat: np.ndarray, reference_bpm: np.ndarray, onset_sec: np.ndar
 
     beat_sec = 60.0 / tempo[grp]  # seconds per beat for each note
     enc = np.zeros(n, ENCODED_DTYPE)
-    ends = np.bincount(grp, np.asarray(onset_sec) + np.asarray(duration_sec), n_groups) / np.bincount(grp, None, n_groups)
+    ends = (np.bincount(grp, np.asarray(onset_sec) + np.asarray(duration_sec), n_groups)
+            / np.bincount(grp, None, n_groups))
     sus, soft = encode_pedal(t_group, np.maximum(ends, t_group + 0.05), pedal)
     raw = {
         "velocity": np.asarray(velocity, float),
@@ -383,7 +384,8 @@ def roundtrip_report(match_path, perf: AlignedPerformance | None = None) -> dict
     out["pedal_down_agreement"] = float(np.mean(a == b)) if len(grid) else 1.0
     out["pedal_down_fraction"] = float(np.mean(a)) if len(grid) else 0.0
     if len(lifts_a) and len(lifts_b):
-        k = np.clip(np.searchsorted(lifts_b, lifts_a), 1, len(lifts_b) - 1) if len(lifts_b) > 1 else np.zeros(len(lifts_a), int)
+        k = (np.clip(np.searchsorted(lifts_b, lifts_a), 1, len(lifts_b) - 1) if len(lifts_b) > 1
+             else np.zeros(len(lifts_a), int))
         near = np.minimum(np.abs(lifts_b[k] - lifts_a), np.abs(lifts_b[np.maximum(k - 1, 0)] - lifts_a))
         out["pedal_lift_err_median_ms"] = float(np.median(near) * 1000.0)
         out["pedal_lift_err_p90_ms"] = float(np.percentile(near, 90) * 1000.0)

@@ -267,7 +267,6 @@ def _kern_has_notes(path: Path) -> bool:
 
 def _read_mxl(path: Path, label: str) -> tuple[str, bytes]:
     """Validate an .mxl archive and return (rootfile name, its bytes)."""
-    from lxml import etree
 
     try:
         zf = zipfile.ZipFile(path)

@@ -90,8 +90,8 @@ def marks_from_partitura(part) -> tuple[np.ndarray, np.ndarray]:
     notes = list(part.iter_all(pt.score.GenericNote, include_subclasses=True))
     ids = np.array([n.id or "" for n in notes], dtype=object).astype(str)
     onsets = np.array([float(qmap(n.start.t)) for n in notes])
-    measures = sorted(((float(qmap(m.start.t)), float(qmap(m.end.t))) for m in part.iter_all(pt.score.Measure)
-                       if m.end is not None))
+    measures = sorted((float(qmap(m.start.t)), float(qmap(m.end.t))) for m in part.iter_all(pt.score.Measure)
+                      if m.end is not None)
     if measures:
         starts = np.array([m[0] for m in measures])
         k = np.clip(np.searchsorted(starts, onsets + 1e-9, side="right") - 1, 0, len(starts) - 1)

@@ -184,7 +184,8 @@ def _markings(part, quarter_map):
     tempos = []
     for t in part.iter_all(pt.score.Tempo):
         from partitura.utils.music import to_quarter_tempo
-        tempos.append((float(quarter_map(t.start.t)), float(to_quarter_tempo(t.unit or "q", t.bpm)), f"{t.unit or 'q'}={t.bpm}"))
+        unit = t.unit or "q"
+        tempos.append((float(quarter_map(t.start.t)), float(to_quarter_tempo(unit, t.bpm)), f"{unit}={t.bpm}"))
     for d in part.iter_all(pt.score.ConstantTempoDirection, include_subclasses=True):
         bpm = tempo_from_words(d.text or "")
         if bpm is not None:

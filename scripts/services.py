@@ -96,7 +96,7 @@ class RedisServer:
     def log_path(self) -> Path:
         return self.data_dir / "redis.log"
 
-    def start(self, timeout_s: float = 15.0) -> "RedisServer":
+    def start(self, timeout_s: float = 15.0) -> RedisServer:
         """Start the server and wait until it answers PING.
 
         Raises
@@ -137,12 +137,12 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
 
-    def restart(self, timeout_s: float = 15.0) -> "RedisServer":
+    def restart(self, timeout_s: float = 15.0) -> RedisServer:
         """Stop the server and start it again on the same port and data directory."""
         self.stop()
         return self.start(timeout_s)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

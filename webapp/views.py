@@ -125,7 +125,7 @@ def _render_params(request, *, session_key: str) -> dict:
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:
-            raise ValueError("the request body is not valid JSON")
+            raise ValueError("the request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise ValueError("the request body must be a JSON object")
     else:
@@ -137,7 +137,7 @@ def _render_params(request, *, session_key: str) -> dict:
         try:
             seed = int(seed)
         except (TypeError, ValueError):
-            raise ValueError("seed must be an integer")
+            raise ValueError("seed must be an integer") from None
         if not 0 <= seed < 2**31:
             raise ValueError("seed must be between 0 and 2147483647")
     controls = body.get("controls") or {}

@@ -140,7 +140,8 @@ def test_upload_render_takes_replay_download(page, live_app, score_file, screens
     assert page.locator(".pr-render").inner_text() == "Render again"
     take2 = render_take(page)
     assert take2["performanceId"] != take1["performanceId"]
-    print("take 2:", page.evaluate("__player.timeline"), [round(c["ms"] - take2["log"][0]["ms"]) for c in take2["log"]][:40])
+    print("take 2:", page.evaluate("__player.timeline"),
+          [round(c["ms"] - take2["log"][0]["ms"]) for c in take2["log"]][:40])
     page.wait_for_function("document.querySelectorAll('.pr-takes-list li').length === 2", timeout=10_000)
     rows = [li.inner_text() for li in page.locator(".pr-takes-list li").all()]
     seeds = [re.search(r"seed (\d+)", r).group(1) for r in rows]

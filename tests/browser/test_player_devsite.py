@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 STATS = """() => ({state: __player.state, streaming: __player.streaming, pos: __player.position(),
   audio: __player.audioTime(), received: __player.notesReceived, scheduled: __player.notesScheduled,
@@ -101,7 +100,8 @@ def test_takes_replay_and_render_again(page, dev_site):
     time.sleep(0.5)
     assert page.evaluate("__player.position()") > a + 0.3
     # A/B: switch to the other take at the same spot
-    page.evaluate("() => { const p = __player.player; return p.replay(p.takes.takes[p.takes.takes.length - 1], {at: 30}); }")
+    page.evaluate("() => { const p = __player.player; "
+                  "return p.replay(p.takes.takes[p.takes.takes.length - 1], {at: 30}); }")
     assert page.evaluate("__player.state") == "playing"
     assert 29.9 < page.evaluate("__player.position()") < 31
     assert not page.errors, page.errors

@@ -15,9 +15,9 @@ SCORES = Path(__file__).parent / "scores"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TWO_BARS = SCORES / "two_bars.musicxml"
 
-CONTAINER = """<?xml version="1.0" encoding="UTF-8"?>
-<container><rootfiles><rootfile full-path="{name}" media-type="application/vnd.recordare.musicxml+xml"/></rootfiles></container>
-"""
+CONTAINER = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+             '<container><rootfiles><rootfile full-path="{name}" '
+             'media-type="application/vnd.recordare.musicxml+xml"/></rootfiles></container>\n')
 
 # file name -> (what the error message must say), for every bad input of issue 2
 BAD_INPUTS = {

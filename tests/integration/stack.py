@@ -57,7 +57,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     # --- lifecycle --------------------------------------------------------------------------
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         if self.pg_name:
             import psycopg
 
@@ -175,7 +175,7 @@ class Client:
         headers = {"X-CSRFToken": self.csrf, **kw.pop("headers", {})}
         return self.s.post(self.url(path), headers=headers, timeout=120, **kw)
 
-    def signup(self, username: str, password: str = "a-Long-passw0rd!") -> "Client":
+    def signup(self, username: str, password: str = "a-Long-passw0rd!") -> Client:
         r = self.post("/accounts/signup/", data={"username": username, "password1": password,
                                                  "password2": password,
                                                  "csrfmiddlewaretoken": self.csrf})
@@ -201,7 +201,7 @@ class Client:
         return self.post(f"/scores/{score_id}/render", data=json.dumps(payload),
                          headers={"Content-Type": "application/json"})
 
-    def socket(self, job_id: str, from_seq: int = 0) -> "JobSocket":
+    def socket(self, job_id: str, from_seq: int = 0) -> JobSocket:
         return JobSocket(self, job_id, from_seq)
 
 

@@ -183,7 +183,7 @@ def test_stimuli_rendered_once_on_the_worker(stack, mos):
     page = staff.get(f"/surveys/{sid}/").text
     urls = re.findall(r'<audio controls preload="none" src="([^"]+)"', page)
     assert len(urls) == 4  # the preview plays every stimulus
-    for cond, a, b, audio, dur, _ in rows:
+    for cond, _a, _b, audio, dur, _ in rows:
         path = stack.media / audio
         x, sr = soundfile.read(str(path))
         assert sr == 44100 and x.shape[1] == 2

@@ -75,6 +75,6 @@ def test_human_performance_is_aligned_and_rendered(stack, shared_data, bach_scor
     for cond, a, b, dur, n in rows:
         by.setdefault(cond, []).append((a, b, dur, n))
     assert len(by["human"]) == 1 and len(by["deadpan"]) == 1
-    (ha, hb, hdur, hn), (da, db, ddur, dn) = by["human"][0], by["deadpan"][0]
+    (ha, hb, hdur, hn), (da, db, _ddur, dn) = by["human"][0], by["deadpan"][0]
     assert (ha, hb) == (da, db)  # the same passage
     assert hn >= 0.8 * dn and 2.0 < hdur < 15.0, (hn, dn, hdur)

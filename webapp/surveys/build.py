@@ -110,7 +110,7 @@ def build_items(survey: Survey, pieces: list, rng: np.random.Generator, human_sp
         _ab_pair(survey, first, pair, spans, rng, Item.Role.PRACTICE)
     if not trials:
         raise SurveyRefused("no item to ask: choose conditions that every piece can give")
-    for k in range(survey.n_attention):
+    for _ in range(survey.n_attention):
         base = trials[int(rng.integers(len(trials)))]
         clips = [(c.stimulus, c.label) for c in base.item_clips.select_related("stimulus")]
         if survey.kind == "mos":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import mimetypes
-import os
 import threading
 import uuid
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -161,7 +160,7 @@ class DevSite:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "DevSite":
+    def __enter__(self) -> DevSite:
         self.thread.start()
         return self
 

@@ -86,7 +86,8 @@ def expected_argmax(model, c, z):
     """(n, V, H) most likely classes with z fixed: the logits depend on c_n and z only."""
     with torch.no_grad():
         V = z.shape[0]
-        logits = model.generate(model.precompute(c[:, None].expand(-1, V, -1))[0], model.psi(z)[None].expand(len(c), -1, -1))
+        pre = model.precompute(c[:, None].expand(-1, V, -1))[0]
+        logits = model.generate(pre, model.psi(z)[None].expand(len(c), -1, -1))
     return torch.stack([p.argmax(-1) for p in logits.split(list(HEADS.values()), -1)], -1).numpy()
 
 

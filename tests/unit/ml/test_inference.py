@@ -344,8 +344,8 @@ def test_pedal_none_and_as_the_reference(renderer):
     played["duration_sec"] = notes["duration_beat"] * 0.5
     pedal = np.array([(0.0, 64, 127), (2.3, 64, 0), (2.4, 64, 127), (9.0, 64, 0), (0.0, 67, 127)], PEDAL_DTYPE)
     half = np.arange(len(notes) // 2)   # the reference played the first half only
-    perf = AlignedPerformance(score=score, notes=played[half], match_index=np.r_[half, np.full(len(notes) - len(half), -1)],
-                              pedal=pedal)
+    perf = AlignedPerformance(score=score, notes=played[half],
+                              match_index=np.r_[half, np.full(len(notes) - len(half), -1)], pedal=pedal)
     ref = reference_from_aligned(score, perf)
     model = render_all(renderer, score, seed=3, reference=ref, temperature=1.5)
     none = render_all(renderer, score, seed=3, reference=ref, temperature=1.5, pedal="none")

@@ -208,7 +208,7 @@ def test_stream_batcher_covers_every_note_once():
     batcher = StreamBatcher(pieces, batch=2, window=10, transpose=0, ou_sigma_bpm=0)
     seen = scoped = 0
     plan = batcher.plan_epoch(0)
-    for batch, reset in batcher.batches(plan):
+    for batch, _reset in batcher.batches(plan):
         assert {"beats", "beat_pos", "scope"} <= set(batch)
         seen += int(batch["mask"].sum())
         scoped += int(batch["scope"][batch["mask"]].sum())

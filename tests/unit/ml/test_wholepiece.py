@@ -112,7 +112,8 @@ def test_mean_curve_and_spread_of_three_pianists():
     assert WP.spread(ps[:1], "velocity") != WP.spread(ps[:1], "velocity")  # nan with one pianist
     # a key only one of three pianists has is left out of the mean; two of three is enough
     odd = [dict(p) for p in ps]
-    odd[0]["velocity_beat"] = (np.append(ps[0]["velocity_beat"][0], [100, 101]), np.append(ps[0]["velocity_beat"][1], [1, 1]))
+    beats, vel = ps[0]["velocity_beat"]
+    odd[0]["velocity_beat"] = (np.append(beats, [100, 101]), np.append(vel, [1, 1]))
     odd[1]["velocity_beat"] = (np.append(ps[1]["velocity_beat"][0], [101]), np.append(ps[1]["velocity_beat"][1], [3]))
     keys, vals = WP.mean_curve(odd)["velocity_beat"]
     assert 100 not in keys and 101 in keys and vals[keys == 101][0] == pytest.approx(2.0)

@@ -118,8 +118,8 @@ def test_real_performance_midi_agrees_with_the_match_file(shared_data, midi_rows
               for i in np.flatnonzero(truth.matched)}
     aligned, report = align_midi(score, shared_data / r["perf_midi"])
     m = np.flatnonzero(aligned.matched)
-    agree = sum(abs(t_true.get(str(score.notes["id"][i]), -9.0) - aligned.notes["onset_sec"][aligned.match_index[i]]) < 0.02
-                for i in m)
+    onsets = aligned.notes["onset_sec"]
+    agree = sum(abs(t_true.get(str(score.notes["id"][i]), -9.0) - onsets[aligned.match_index[i]]) < 0.02 for i in m)
     assert agree / len(t_true) > 0.97, report
     # a performance of another work of the corpus is refused
     other = next(o for o in midi_rows if o["work"] != r["work"] and o["composer"] != r["composer"])

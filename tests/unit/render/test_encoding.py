@@ -96,7 +96,10 @@ def test_one_tempo_class_per_beat_read_from_its_first_group():
 def test_a_ritardando_stays_in_the_target():
     """v2's point: the tempo class is relative to g * W, so arcs and a final rit. are learnt."""
     onset = np.sort(np.concatenate([np.arange(64.0).repeat(2), np.arange(64) + 0.5]))
-    factor = lambda u: np.where(u < 48, 1.0, 1 - 0.4 * (u - 48) / 16)   # to 0.625 of the marking
+
+    def factor(u):  # to 0.625 of the marking
+        return np.where(u < 48, 1.0, 1 - 0.4 * (u - 48) / 16)
+
     t = perform(onset, lambda u: 100.0 * factor(u))
     w = np.full(len(onset), 100.0)
     g = tempo_ratio(onset, t, w)
@@ -212,7 +215,10 @@ def test_the_beat_tempo_target_is_smooth_and_the_deviation_keeps_the_timing(alig
     idx, enc, ref, g, start, _ = encode_aligned(perf)
     notes = perf.score.notes[idx]
     first = np.r_[True, np.diff(beat_of(notes["onset_beat"])) > 0]
-    lag1 = lambda c: np.corrcoef(c[1:], c[:-1])[0, 1]
+
+    def lag1(c):
+        return np.corrcoef(c[1:], c[:-1])[0, 1]
+
     smooth = enc["tempo_log_50"][first].astype(float)
     played = perf.notes[perf.match_index[idx]]
     rough, _, _ = encode(notes["onset_beat"], ref, played["onset_sec"], played["duration_sec"],

@@ -115,7 +115,8 @@ def test_other_markings_and_a_fermata_on_a_rest(tmp_path):
     bar2 = direction("<dynamics><fp/></dynamics>") + note("n3", "E", 5, 8, "whole", notations=artic("staccatissimo"))
     bar3 = direction("<words>a tempo</words>") + note("n4", "F", 5, 8, "whole")
     s = load_score(write(tmp_path / "more.musicxml", measure(1, bar1, first=True),
-                         measure(2, bar2, right='<barline location="right"><bar-style>light-light</bar-style></barline>'),
+                         measure(2, bar2,
+                                 right='<barline location="right"><bar-style>light-light</bar-style></barline>'),
                          measure(3, bar3)))
     m = by_id(s)
     assert m["n1"]["hairpin"] == 2 and m["n2"]["hairpin"] == 0                    # diminuendo
