@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the app and its tests need; idempotent and fast when nothing changed.
 #   1. Debian packages (apt-get, as root or through sudo -n; otherwise prints what to install)
-#   2. .venv from requirements.txt (skipped while requirements.txt and the Python are unchanged)
+#   2. .venv from requirements-dev.txt, which includes requirements.txt (the app's own; the dev file
+#      adds the tests' and linters'): skipped while both files and the Python are unchanged
 #   3. partitura's soundfont link (before any `import partitura`, which would otherwise download one)
 #   4. npm assets from package.json / package-lock.json (skipped while both are unchanged)
 # Environment: PYTHON (interpreter for the venv, default python3.11 or python3), SOUNDFONT.
@@ -61,7 +62,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/nu
 fi
 PY=$VENV/bin/python
 stamp=$VENV/.requirements.sha256
-want_hash=$( (cat requirements.txt; "$PY" --version) | sha256sum | cut -d' ' -f1)
+want_hash=$( (cat requirements.txt requirements-dev.txt; "$PY" --version) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want_hash" ]; then
   extra=()
   # torch==2.13.0 CPU comes from a local wheel where pip's find-links has one (our machines);
@@ -70,14 +71,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want_hash" ]; then
     say "no local torch 2.13.0 wheel: using $TORCH_CPU_INDEX"
     extra=(--extra-index-url "$TORCH_CPU_INDEX")
   fi
-  say "installing requirements.txt into $VENV"
+  say "installing requirements.txt and requirements-dev.txt into $VENV"
   # --no-compile: byte-compiling all of site-packages costs ~1 CPU-minute; Python compiles (and
   # caches) just the modules it imports. pip's warnings about absent local index folders are dropped.
-  "$PY" -m pip install -q --no-compile "${extra[@]}" -r requirements.txt 2>&1 \
+  "$PY" -m pip install -q --no-compile "${extra[@]}" -r requirements-dev.txt 2>&1 \
     | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   echo "$want_hash" > "$stamp"
 else
-  say "requirements.txt unchanged: $VENV is up to date"
+  say "requirements unchanged: $VENV is up to date"
 fi
 
 # ---- 3. soundfont for partitura -----------------------------------------------------------------
