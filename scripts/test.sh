@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# `make test`: install everything (scripts/setup.sh), then run every suite in one pytest session:
-# tests/unit, tests/integration, tests/browser (pytest.ini testpaths). Services the tests need
-# (Redis, Celery worker, live server) are started by their fixtures. Extra arguments go to pytest,
-# e.g. `scripts/test.sh tests/unit -x` or `make test ARGS="-m 'not browser'"`.
+# `make test`: install everything (scripts/setup.sh), run the linters (scripts/lint.sh: ruff,
+# import-linter's layer contracts, ESLint), then every suite in one pytest session: tests/unit,
+# tests/integration, tests/browser (pytest.ini testpaths). Services the tests need (Redis, Celery
+# worker, live server) are started by their fixtures. Extra arguments go to pytest, e.g.
+# `scripts/test.sh tests/unit -x` or `make test ARGS="-m 'not browser'"`. The tests run even when
+# a linter fails, and the command then fails too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+lint_rc=0
+bash scripts/lint.sh || lint_rc=$?
 args=()
 # Always the test settings, whatever DJANGO_SETTINGS_MODULE the shell has (e.g. from `make run`).
 [ -f config/settings/test.py ] && args+=(--ds=config.settings.test)
@@ -19,5 +23,9 @@ rc=0
 if [ "$rc" -eq 5 ]; then
   echo "[test] pytest collected no tests (exit 5): nothing failed"
   rc=0
+fi
+if [ "$lint_rc" -ne 0 ]; then
+  echo "[test] the linters failed (scripts/lint.sh, above)"
+  [ "$rc" -ne 0 ] || rc=$lint_rc
 fi
 exit "$rc"

@@ -47,11 +47,11 @@ async function call(url, body) {
   let resp;
   try {
     resp = await fetch(url, opts);
-  } catch (e) {
+  } catch {
     throw new Error("the server could not be reached; check your connection and try again");
   }
   let data = {};
-  try { data = await resp.json(); } catch (e) { /* an HTML error page */ }
+  try { data = await resp.json(); } catch { /* an HTML error page */ }
   if (!resp.ok) {
     const err = new Error(data.error || `the server answered ${resp.status}`);
     err.status = resp.status;
