@@ -34,8 +34,8 @@ class ControlError(ValueError):
 
 
 def max_variations() -> int:
-    """How many takes one render may produce (setting RENDER_MAX_VARIATIONS, default 8)."""
-    return int(getattr(settings, "RENDER_MAX_VARIATIONS", 8))
+    """How many takes one render may produce (setting RENDER_MAX_VARIATIONS)."""
+    return settings.RENDER_MAX_VARIATIONS
 
 
 def default_temperature() -> float:

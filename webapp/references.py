@@ -25,7 +25,7 @@ class ReferenceRefused(Exception):
 
 
 def align_timeout_s() -> float:
-    return float(getattr(settings, "REFERENCE_ALIGN_TIMEOUT_S", 120))
+    return settings.REFERENCE_ALIGN_TIMEOUT_S
 
 
 def _align_in_child(midi_path: Path, parsed_path: Path, outdir: Path) -> dict:

@@ -42,7 +42,7 @@ def get_renderer():
             from ml.inference import Renderer
 
             t0 = time.perf_counter()
-            _renderer = Renderer.load(settings.MODEL_CHECKPOINT or None, settings.DEVICE or None)
+            _renderer = Renderer.load()  # env MODEL_CHECKPOINT and DEVICE, read there only
             log.info("model loaded in %.2f s", time.perf_counter() - t0)
         return _renderer
 

@@ -4,7 +4,7 @@ Environment
 -----------
 DATABASE_URL : default sqlite at var/db.sqlite3
 REDIS_URL : Celery broker and channel layer, default redis://127.0.0.1:6390/0
-MODEL_CHECKPOINT, DEVICE : read by ml.inference.Renderer.load in the worker
+MODEL_CHECKPOINT, DEVICE : not settings: read by ml.inference.Renderer.load (the one place) in the worker
 SECRET_KEY, ALLOWED_HOSTS (comma separated), MEDIA_ROOT
 """
 from __future__ import annotations
@@ -132,13 +132,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-MODEL_CHECKPOINT = os.environ.get("MODEL_CHECKPOINT", "")
-DEVICE = os.environ.get("DEVICE", "")
-
 # Product limits.
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 5_000_000))
 UPLOAD_MAX_NOTES = int(os.environ.get("UPLOAD_MAX_NOTES", 20_000))
 UPLOAD_PARSE_TIMEOUT_S = float(os.environ.get("UPLOAD_PARSE_TIMEOUT_S", 60))
+# Takes (variations) one render may produce: the player's "takes at once" and the API's "variations".
+RENDER_MAX_VARIATIONS = int(os.environ.get("RENDER_MAX_VARIATIONS", 8))
+# An uploaded reference recording is aligned to the score in a child process killed after this long.
+REFERENCE_ALIGN_TIMEOUT_S = float(os.environ.get("REFERENCE_ALIGN_TIMEOUT_S", 120))
 RENDER_MAX_CONCURRENT_PER_USER = int(os.environ.get("RENDER_MAX_CONCURRENT_PER_USER", 2))
 # Anonymous renders in progress from one network address (sessions without cookies are free).
 RENDER_MAX_CONCURRENT_PER_ADDRESS = int(os.environ.get("RENDER_MAX_CONCURRENT_PER_ADDRESS", 4))
