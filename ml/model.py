@@ -11,7 +11,9 @@ Modelling assumptions kept from the paper (section 3.3.1), which it calls critic
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -401,14 +403,41 @@ def migrate_state_dict(sd: dict) -> dict:
     return out
 
 
+def _plain(value):
+    """Checkpoint metadata as what ``torch.load(weights_only=True)`` reads: numpy scalars and arrays
+    become numbers and lists, paths strings; tensors, dicts, lists and tuples keep their type."""
+    if isinstance(value, dict):
+        return type(value)((k, _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
+
+
 def save_checkpoint(path, model: CVRNN, **extra):
-    """Weights (float32) and the config that rebuilds the model."""
-    torch.save({"config": asdict(model.cfg), "model": model.state_dict(), **extra}, path)
+    """Weights (float32), the config that rebuilds the model and plain metadata (``extra``)."""
+    torch.save({"config": asdict(model.cfg), "model": model.state_dict(), **_plain(extra)}, path)
+
+
+# Numpy scalars (a float32 loss, say) in the metadata of checkpoints saved before `save_checkpoint`
+# made it plain: allowed when loading, as data (a dtype and raw bytes), so those files still load.
+_OLD_METADATA_TYPES = [np._core.multiarray.scalar, np.dtype,
+                       *{type(np.dtype(c)) for c in "?bhilqBHILQefdg"}]
+
+
+def load_checkpoint(path, device="cpu") -> dict:
+    """A checkpoint written by `save_checkpoint` (weights, config, metadata), loaded without pickle's
+    code execution (``weights_only=True``)."""
+    with torch.serialization.safe_globals(_OLD_METADATA_TYPES):
+        return torch.load(path, map_location=device, weights_only=True)
 
 
 def load_model(path, device="cpu") -> tuple[CVRNN, dict]:
     """Rebuild a model from a checkpoint written by `save_checkpoint`."""
-    ckpt = torch.load(path, map_location=device, weights_only=False)
+    ckpt = load_checkpoint(path, device)
     cfg = ckpt["config"]
     cfg["cnn_channels"] = tuple(cfg["cnn_channels"])
     cfg["roll_windows"] = tuple(tuple(w) for w in cfg["roll_windows"])

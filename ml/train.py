@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ml.data import StreamBatcher, load_split, prefetch
-from ml.model import CVRNN, ModelConfig, elbo_loss, migrate_state_dict, save_checkpoint, targets_to_classes
+from ml.model import (CVRNN, ModelConfig, elbo_loss, load_checkpoint, migrate_state_dict, save_checkpoint,
+                      targets_to_classes)
 
 
 @dataclass
@@ -135,7 +136,7 @@ def train(cfg: TrainConfig) -> dict:
     state = model.init_state(cfg.batch, device)
     last = out / "last.pt"
     if cfg.resume and last.exists():
-        ck = torch.load(last, map_location=device, weights_only=False)
+        ck = load_checkpoint(last, device)
         model.load_state_dict(migrate_state_dict(ck["model"]))
         opt.load_state_dict(ck["optimizer"])
         step, epoch, plan, best = ck["step"], ck["epoch"], ck["plan"], ck["best"]
