@@ -12,6 +12,12 @@ REDIS_URL : an existing Redis; when unset a private one is started on loopback (
 HOST, PORT : where Daphne listens, default 127.0.0.1:8000
 TORCH_THREADS : intra-op threads of the Celery worker (OMP/MKL), default 2
 MODEL_CHECKPOINT, DEVICE : passed through to the worker (ml.inference.Renderer.load)
+
+Why not a Procfile run by honcho: honcho starts its processes together, while this command has a
+sequence (Redis up, on a free port when REDIS_PORT is taken, then migrate and the demos, then the
+web and the worker, Redis only when REDIS_URL is unset, a "ready" line once Daphne listens). With
+honcho that sequence would move into run.sh, a Redis entry point and wait-for-Redis steps in the
+Procfile, and only the stop-all loop below (about 40 lines) would go.
 """
 from __future__ import annotations
 
