@@ -9,7 +9,8 @@
 // timeline (ms after the Render click: posted, queued, running, firstChunk, firstSound,
 // done), chunkLog, peakLevel; audioTime(), position(), level(), notes(); and `player`, the
 // Player itself (renderParams/paramsHook for render controls, replay(take, {at}) for A/B);
-// voices({held}) (sampler voices sounding; held: kept by the sustain pedal), pedalEvents;
+// voices({held, pastRelease}) (sampler voices sounding; held: kept by the sustain pedal until a
+// lift arrives; pastRelease: sounding after their key's release died away), pedalEvents;
 // liveVariation, compared (performance ids ticked), plots (what the plots drew). Comparing
 // takes (A/B, where they differ, playing a reference) is in player/compare.js.
 import { getJSON, getText, postJSON } from './player/api.js';
@@ -423,7 +424,7 @@ export class Player {
       audioTime: () => p.ctx.currentTime,
       level: () => p.sampler.level(),
       get peakLevel() { return p.stats.peak || 0; },
-      voices: ({ held = false } = {}) => p.sampler.voiceCount({ held }),
+      voices: ({ held = false, pastRelease = false } = {}) => p.sampler.voiceCount({ held, pastRelease }),
       get pedalEvents() { return p.transport.pedal.length; },
       audioState: () => p.ctx.state,
       position: () => p.transport.position(),

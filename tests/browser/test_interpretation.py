@@ -229,3 +229,57 @@ def test_ab_switches_between_the_variations_of_a_render_still_streaming(page, li
     page.wait_for_function("!__player.streaming", timeout=20_000)
     # a cancel that crosses the end of the render is answered 409 (the job has ended): not an error
     assert not [e for e in page.errors if "409" not in e], page.errors
+
+
+def peak_voices(page, seconds: float = 2.5) -> int:
+    """The most sampler voices sounding at once, over ``seconds`` of playback, after their key's
+    release has died away (only the sustain pedal keeps them)."""
+    page.wait_for_function("__player.state === 'playing' && __player.position() > 1.0", timeout=30_000)
+    peak = 0
+    for _ in range(int(seconds / 0.25)):
+        peak = max(peak, page.evaluate("__player.voices({pastRelease: true})"))
+        time.sleep(0.25)
+    return peak
+
+
+def test_the_sustain_pedal_holds_notes_past_their_release_and_none_removes_it(page, live_app, midi_score,
+                                                                              tmp_path, screenshot):
+    """A reference that holds the sustain pedal throughout, rendered with "pedal: as the
+    reference": every note sounds on after its key is released; the same with "pedal: none"
+    does not (the model here is untrained: only the reference's pedal is predictable)."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(str(midi_score))
+    end = pm.get_end_time()
+    pm.instruments[0].control_changes = [pretty_midi.ControlChange(64, 127, 0.0),
+                                         pretty_midi.ControlChange(64, 0, end + 0.5)]
+    pedalled = tmp_path / "etude_pedalled.mid"
+    pm.write(str(pedalled))
+    failures = track_failures(page)
+    sign_up(page, live_app.base_url)
+    upload(page, live_app.base_url, midi_score)
+    wait_ready(page)
+    assert page.locator(".pr-pedal option").all_inner_texts() == ["model", "none", "as the reference"]
+    assert page.locator(".pr-pedal option[value=reference]").is_disabled()    # no reference yet
+    page.set_input_files(".pr-ref-file", str(pedalled))
+    page.click(".pr-ref-upload")
+    page.wait_for_selector(".pr-ref", timeout=120_000)
+    ref_id = page.locator(".pr-ref").get_attribute("data-reference-id")
+    page.select_option(".pr-reference-select", ref_id)
+    page.select_option(".pr-pedal", "reference")
+    page.fill(".pr-seed", "5")
+    click_and_follow(page)
+    assert page.evaluate("__player.pedalEvents") >= 1
+    held = peak_voices(page)
+    shot(page, screenshot, "pedal")
+    page.click(".pr-play")                          # pause
+    page.select_option(".pr-pedal", "none")
+    click_and_follow(page)
+    dry = peak_voices(page)
+    controls = page.evaluate("__player.player.takes.takes.map((t) => t.controls.pedal || 'model')")
+    assert controls == ["reference", "none"], controls
+    rows = page.locator(".pr-takes-list li").all_inner_texts()
+    assert "the reference’s pedal" in rows[0] and "no pedal" in rows[1], rows
+    # with the pedal, notes sound on after their release; without it, none does
+    assert held >= 5 and dry == 0, (held, dry)
+    assert not failures, failures

@@ -99,10 +99,10 @@ export class PianoSampler {
     gain.gain.setValueAtTime(level, when);
     src.connect(gain).connect(this.out);
     src.start(when, Math.max(0, offset));
-    const voice = { src, gain, held: false };
+    const keyOff = when + Math.max(0.03, duration - offset);
+    const voice = { src, gain, held: false, keyOff };
     this.voices.add(voice);
     src.onended = () => { this.voices.delete(voice); gain.disconnect(); };
-    const keyOff = when + Math.max(0.03, duration - offset);
     if (pedal && pedal.release === null) voice.held = true;   // the sustain pedal holds it
     else this.release(voice, Math.max(keyOff, pedal?.release ?? keyOff), pedal?.tau ?? RELEASE_S);
     return voice;
@@ -116,10 +116,13 @@ export class PianoSampler {
     try { voice.src.stop(t + tau * 6); } catch { /* already stopped */ }
   }
 
-  /** Voices sounding or scheduled now; `held`: only those the sustain pedal holds. */
-  voiceCount({ held = false } = {}) {
+  /** Voices sounding or scheduled now; `held`: only those the sustain pedal holds with their
+   *  lift still unknown; `pastRelease`: only those still sounding after their key's release
+   *  has died away (what the sustain pedal does). */
+  voiceCount({ held = false, pastRelease = false } = {}) {
+    const late = this.ctx.currentTime - RELEASE_S * 6 - 0.05;
     let n = 0;
-    for (const v of this.voices) if (!held || v.held) n += 1;
+    for (const v of this.voices) if ((!held || v.held) && (!pastRelease || v.keyOff < late)) n += 1;
     return n;
   }
 
