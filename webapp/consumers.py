@@ -117,6 +117,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
                 if state == "done":
                     await self._catch_up_and_finish()
                 elif state in ("failed", "cancelled"):
+                    await self._catch_up()
                     await self.send_json({"type": "state", "state": state, "message": message})
                     await self._end()
             tick += 1
@@ -126,6 +127,14 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         """The job has ended: nothing more to relay, close the socket."""
         self.ended = True
         await self.close(code=1000)
+
+    async def _catch_up(self) -> None:
+        """Send the stored chunks this socket has not relayed (their live events were lost: a
+        Redis blip, or a send that failed and ended the job), so that an ended job's listener
+        has every kept note, as a late listener would."""
+        _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
+        for c in missing:
+            await self._send_chunk(c["seq"], c["notes"], c.get("pedal") or [])
 
     async def _catch_up_and_finish(self) -> None:
         """Send the chunks this socket has not relayed, then 'done' (and close)."""
@@ -165,6 +174,8 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         async with self.lock:
             if self.ended:
                 return
+            if event["state"] in ("failed", "cancelled"):
+                await self._catch_up()
             await self.send_json({"type": "state", "state": event["state"],
                                   "message": event.get("message")})
             if event["state"] in ("failed", "cancelled"):
@@ -173,8 +184,5 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     async def job_done(self, event):
         summary = {k: v for k, v in event.items() if k != "type"}
         async with self.lock:
-            # Chunks the relay may have missed come before 'done'.
-            _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
-            for c in missing:
-                await self._send_chunk(c["seq"], c["notes"], c.get("pedal") or [])
+            await self._catch_up()  # chunks the relay may have missed come before 'done'
             await self._send_done(summary)
