@@ -4,6 +4,10 @@ Every test that takes ``stack`` runs once against SQLite and once against Postgr
 server at 127.0.0.1:5432, env TEST_POSTGRES_URL; a fresh database is created and dropped).
 The Redis server is the session's private one (``redis_server`` from tests/conftest.py).
 
+``own_stack`` is for fault tests that stop and restart the services: a stack (per module, SQLite
+and PostgreSQL) with a Redis of its own and, for PostgreSQL, a throwaway cluster of its own
+(`PostgresCluster`, initdb/pg_ctl in a temporary folder), so that no other test sees the faults.
+
 The model: env MODEL_CHECKPOINT if set, else the shipped checkpoint (ml/checkpoints/cvrnn.pt),
 else a checkpoint of the real architecture with random weights written by ml.model.
 """
@@ -14,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.services import free_port
-from tests.integration.stack import Client, Stack
+from scripts.services import RedisServer, free_port
+from tests.integration.stack import Client, PostgresCluster, Stack
 
 STACK_ENV = {
     "UPLOAD_MAX_BYTES": "3000000",
@@ -60,6 +64,31 @@ def stack(request, redis_server, model_checkpoint, tmp_path_factory):
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def own_stack(request, model_checkpoint, tmp_path_factory):
+    """A stack whose Redis (``own_stack.redis``) and, for PostgreSQL, database server
+    (``own_stack.pg``) belong to it alone: tests may stop and restart them."""
+    db = request.param
+    redis = RedisServer(tmp_path_factory.mktemp(f"own-redis-{db}")).start()
+    pg = PostgresCluster().start() if db == "postgresql" else None
+    s = Stack(tmp_path_factory.mktemp(f"own-stack-{db}"), db=db, redis_url=redis.url,
+              port=free_port(), env=dict(STACK_ENV, MODEL_CHECKPOINT=model_checkpoint),
+              **({"pg_admin_url": pg.admin_url} if pg else {}))
+    s.redis, s.pg = redis, pg
+    try:
+        s.start()
+        yield s
+    finally:
+        try:
+            if pg is not None and not (pg.data / "postmaster.pid").exists():
+                pg.start()  # a test left it stopped: the stack drops its database on it
+            s.stop()
+        finally:
+            redis.stop()
+            if pg is not None:
+                pg.remove()
 
 
 @pytest.fixture

@@ -1,19 +1,23 @@
 """A live web stack for integration tests: database, Daphne and a Celery worker as processes.
 
 Each `Stack` gets its own database (a SQLite file, or a fresh PostgreSQL database on the local
-server), its own MEDIA_ROOT and Redis database number, runs ``manage.py migrate``, then starts
-Daphne on a free port and a Celery worker (``-P solo -Q render,celery``). Tests talk to it the
-way browsers do: HTTP (`Client`, with sessions and CSRF) and WebSockets (`JobSocket`).
+server or on a `PostgresCluster` of its own), its own MEDIA_ROOT and Redis database number, runs
+``manage.py migrate``, then starts Daphne on a free port and a Celery worker (``-P solo -Q
+render,celery``). Tests talk to it the way browsers do: HTTP (`Client`, with sessions and CSRF)
+and WebSockets (`JobSocket`). Fault tests restart its processes (`Stack.restart_daphne`,
+`Stack.kill_worker`, `PostgresCluster.restart`).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,8 +37,10 @@ class StackError(RuntimeError):
 class Stack:
     """Database + Daphne + Celery worker with the test settings (see module docstring)."""
 
-    def __init__(self, workdir: Path, *, db: str, redis_url: str, port: int, env: dict):
+    def __init__(self, workdir: Path, *, db: str, redis_url: str, port: int, env: dict,
+                 pg_admin_url: str = PG_ADMIN_URL):
         self.workdir, self.db, self.port = Path(workdir), db, port
+        self.pg_admin_url = pg_admin_url
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.media = self.workdir / "media"
         self.pg_name = None
@@ -42,7 +48,7 @@ class Stack:
             self.database_url = f"sqlite:///{self.workdir / 'db.sqlite3'}"
         elif db == "postgresql":
             self.pg_name = f"webapp_it_{uuid.uuid4().hex[:10]}"
-            self.database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.pg_name
+            self.database_url = pg_admin_url.rsplit("/", 1)[0] + "/" + self.pg_name
         else:
             raise ValueError(db)
         self.env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test",
@@ -61,17 +67,27 @@ class Stack:
         if self.pg_name:
             import psycopg
 
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{self.pg_name}"')
         self.manage("migrate", "--noinput")
+        self._spawn_daphne()
+        self.start_worker()
+        self._wait_http(90)
+        return self
+
+    def _spawn_daphne(self) -> None:
         log = open(self.workdir / "daphne.log", "ab")
         self.daphne = subprocess.Popen(
             [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
              "config.asgi:application"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.start_worker()
-        self._wait_http(90)
-        return self
+
+    def restart_daphne(self, timeout_s: float = 90) -> None:
+        """Stop Daphne (SIGTERM, as a deploy or a process manager does) and start it again on the
+        same port; returns once it answers HTTP."""
+        _terminate(self.daphne)
+        self._spawn_daphne()
+        self._wait_http(timeout_s)
 
     def start_worker(self, timeout_s: float = 120) -> None:
         """Start the Celery worker and wait until it says it is ready."""
@@ -113,17 +129,11 @@ class Stack:
 
     def stop(self) -> None:
         for proc in (self.worker, self.daphne):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            _terminate(proc)
         if self.pg_name:
             import psycopg
 
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     def manage(self, *args: str, timeout: float = 300) -> str:
@@ -150,6 +160,89 @@ class Stack:
         if not self.media.exists():
             return []
         return sorted(p for p in self.media.rglob("*") if p.is_file())
+
+
+def _terminate(proc: subprocess.Popen | None, timeout_s: float = 15) -> None:
+    """SIGTERM a process group started here, SIGKILL it if it has not exited after ``timeout_s``."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _pg_bin() -> Path:
+    """Folder of PostgreSQL's server programs: env PG_BIN, else Debian's newest version."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if not found:
+        raise StackError("no PostgreSQL server programs (initdb, pg_ctl) under /usr/lib/postgresql: "
+                         "install Debian's postgresql or set PG_BIN")
+    return found[-1].parent
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster of its own (initdb, pg_ctl) on a free loopback port.
+
+    For tests that stop or restart the database server: the machine's shared server is never
+    touched. Trust authentication, superuser ``postgres``, no fsync. As root, its programs run
+    as the ``postgres`` user (the server refuses to run as root); the data folder is then made
+    outside pytest's private temporary folder, which that user cannot enter.
+    """
+
+    def __init__(self, port: int | None = None):
+        from scripts.services import free_port
+
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="it-pg-"))
+        self.data, self.log = self.dir / "data", self.dir / "server.log"
+        self.bin = _pg_bin()
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, program: str, *args: str) -> None:
+        cmd = [str(self.bin / program), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise StackError(f"{program} {' '.join(args)} failed: {proc.stderr[-2000:]}\n{tail}")
+
+    def start(self) -> PostgresCluster:
+        """Make the cluster on first use, then start the server and wait until it accepts."""
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        if not self.data.exists():
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                      "-E", "UTF8", "--no-sync")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                  "start")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (fast mode: open sessions are ended, as in a real restart)."""
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        """Stop the server and delete its files."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Client:

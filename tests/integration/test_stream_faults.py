@@ -68,7 +68,7 @@ def test_redis_down_keeps_the_chunk_and_ends_with_a_plain_message(own_redis):
     assert not job_group_send(job, {"type": "job.state", "state": "running"})  # no exception
     assert time.monotonic() - t0 < 5
     with pytest.raises(RenderStopped, match="the notes rendered so far are kept"):
-        _flush(job, 0, [{"id": "n1", "p": 60}])
+        _flush(job, 0, [{"id": "n1", "p": 60}], [])
     assert RenderChunk.objects.filter(job=job, seq=0).exists()
 
 
@@ -156,5 +156,30 @@ def test_a_queued_job_shows_its_place_and_the_socket_closes_after_a_cancel(own_r
         msgs = await _until_closed(c)
         assert msgs[-1] == {"type": "state", "state": "cancelled",
                             "message": "cancelled by the user"}
+
+    async_to_sync(run)()
+
+
+def test_a_listener_gets_the_kept_chunks_before_the_failed_state(own_redis, owner):
+    from django.utils import timezone
+
+    from webapp.jobqueue import render_job_fail
+
+    job = _job(state="running", owner=owner, heartbeat=timezone.now())
+    RenderChunk.objects.create(job=job, seq=0, notes=[{"id": "n1"}])
+
+    def lost_chunk_then_fail():  # stored, its live event lost (a Redis blip), then the job fails
+        RenderChunk.objects.create(job=job, seq=1, notes=[{"id": "n2"}])
+        render_job_fail(job_id=job.id, message=STREAM_LOST_MESSAGE)
+
+    async def run():
+        c = _ws(owner, job.id)
+        assert (await c.connect())[0]
+        assert (await c.receive_json_from(5))["state"] == "running"
+        assert (await c.receive_json_from(5))["seq"] == 0
+        await database_sync_to_async(lost_chunk_then_fail)()
+        msgs = await _until_closed(c)
+        assert [(m["type"], m.get("seq"), m.get("state")) for m in msgs] == [
+            ("notes", 1, None), ("state", None, "failed")]
 
     async_to_sync(run)()
