@@ -63,7 +63,8 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     # --- lifecycle --------------------------------------------------------------------------
-    def start(self) -> Stack:
+    def start(self, timeout_s: float = 120) -> Stack:
+        """Migrate, start Daphne and the worker; ``timeout_s`` for each to be ready."""
         if self.pg_name:
             import psycopg
 
@@ -71,8 +72,8 @@ class Stack:
                 conn.execute(f'CREATE DATABASE "{self.pg_name}"')
         self.manage("migrate", "--noinput")
         self._spawn_daphne()
-        self.start_worker()
-        self._wait_http(90)
+        self.start_worker(timeout_s)
+        self._wait_http(timeout_s)
         return self
 
     def _spawn_daphne(self) -> None:
