@@ -6,7 +6,9 @@ Prints: end-to-end render throughput (score features included) and first-chunk l
 `Renderer.render`; the same model decoded by a plain per-note eager PyTorch loop (module calls,
 softmax + multinomial, no precomputation) on the same score; 16 variations batched; training
 notes/s on synthetic windows; peak resident memory after the renders (a rendering worker's
-footprint) and after training. Ratios are against the plain loop.
+footprint) and after training. Ratios are against the plain loop; ``with_pedal_events_ratio``
+compares the same render (and the batched takes) with the pedal events made per chunk, as the web
+worker does, against without (issue 11: within 10 %).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -71,14 +74,26 @@ def plain_loop(renderer: Renderer, score, seed: int = 0) -> float:
     return time.perf_counter() - t0
 
 
-def time_render(renderer, score, **kw) -> tuple[float, float, int]:
-    """(total seconds, first-chunk seconds, notes) of one `render` call, consumed fully."""
+def time_render(renderer, score, pedal_stream: bool = False, **kw) -> tuple[float, float, int]:
+    """(total seconds, first-chunk seconds, notes) of one `render` call, consumed fully;
+    ``pedal_stream``: also turn each chunk into its pedal events per take, as the web worker does
+    (render.pedal.PedalStream)."""
+    from render.pedal import PedalStream
+    beats = score.notes["onset_beat"]
+    streams: dict = {}
     t0 = time.perf_counter()
     first, n = None, 0
     for chunk in renderer.render(score, **kw):
+        if pedal_stream:
+            for v in np.unique(chunk["variation"]):
+                rows = chunk[chunk["variation"] == v]
+                streams.setdefault(int(v), PedalStream()).feed(
+                    beats[rows["index"]], rows["onset_sec"], rows["duration_sec"], rows["sustain"], rows["soft"])
         if first is None:
             first = time.perf_counter() - t0
         n += len(chunk)
+    for st in streams.values():
+        st.close()
     return time.perf_counter() - t0, first, n
 
 
@@ -127,6 +142,9 @@ def main(argv=None) -> int:
     total, first, n = time_render(renderer, score, seed=1, chunk_notes=64)
     plain = plain_loop(renderer, score)
     vt, vfirst, vn = time_render(renderer, score, seed=2, variations=a.variations, chunk_notes=64)
+    # the pedal's cost on the serving path: the same renders with the pedal events made per chunk
+    ptotal, _, pn = time_render(renderer, score, pedal_stream=True, seed=1, chunk_notes=64)
+    pvt, _, pvn = time_render(renderer, score, pedal_stream=True, seed=2, variations=a.variations, chunk_notes=64)
     # what a rendering worker holds: parsing, the model and renders (training comes after)
     render_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tr = train_rate(renderer)
@@ -140,6 +158,10 @@ def main(argv=None) -> int:
         "variations": a.variations, "batched_notes_per_s": round(vn / vt, 1),
         "batched_first_chunk_ms": round(1000 * vfirst, 1),
         "batched_speedup_vs_plain": round((vn / vt) / (score.n_notes / plain), 2),
+        "with_pedal_events_notes_per_s": round(pn / ptotal, 1),
+        "with_pedal_events_ratio": round((pn / ptotal) / (n / total), 3),
+        "batched_with_pedal_events_notes_per_s": round(pvn / pvt, 1),
+        "batched_with_pedal_events_ratio": round((pvn / pvt) / (vn / vt), 3),
         "render_peak_rss_mb": round(render_peak_mb, 1),
         "train_notes_per_s": round(tr, 1), "peak_rss_mb": round(peak_mb, 1),
     }
