@@ -301,8 +301,8 @@ def test_a_v1_reference_loads_and_renders(renderer, tmp_path):
     assert len(render_all(renderer, score, seed=2, reference=bare)) == n
 
 
-def test_reference_pedal_is_encoded(renderer):
-    """A performance with the sustain pedal down gives non-zero sustain classes in the reference."""
+def steady_performance():
+    """An 8-bar score and a steady performance of every note of it (0.6 s a beat, velocity 64)."""
     score = make_score(8)
     notes = score.notes
     played = np.zeros(len(notes), PERF_NOTE_DTYPE)
@@ -310,6 +310,13 @@ def test_reference_pedal_is_encoded(renderer):
     played["pitch"], played["velocity"] = notes["pitch"], 64
     played["onset_sec"] = notes["onset_beat"] * 0.6
     played["duration_sec"] = notes["duration_beat"] * 0.5
+    return score, played
+
+
+def test_reference_pedal_is_encoded(renderer):
+    """A performance with the sustain pedal down gives non-zero sustain classes in the reference."""
+    score, played = steady_performance()
+    notes = score.notes
     pedal = np.array([(0.0, 64, 127), (2.3, 64, 0), (2.4, 64, 127), (9.0, 64, 0)], PEDAL_DTYPE)
     perf = AlignedPerformance(score=score, notes=played, match_index=np.arange(len(notes)), pedal=pedal)
     ref = reference_from_aligned(score, perf)
@@ -335,13 +342,8 @@ def test_z_temperature_zero_samples_the_prior_mean(renderer, score):
 def test_pedal_none_and_as_the_reference(renderer):
     """pedal='none' plays no pedal; pedal='reference' plays the reference pianist's classes on the
     notes it played (the model's elsewhere); the notes themselves are the same render."""
-    score = make_score(8)
+    score, played = steady_performance()
     notes = score.notes
-    played = np.zeros(len(notes), PERF_NOTE_DTYPE)
-    played["id"] = [f"p{i}" for i in range(len(notes))]
-    played["pitch"], played["velocity"] = notes["pitch"], 64
-    played["onset_sec"] = notes["onset_beat"] * 0.6
-    played["duration_sec"] = notes["duration_beat"] * 0.5
     pedal = np.array([(0.0, 64, 127), (2.3, 64, 0), (2.4, 64, 127), (9.0, 64, 0), (0.0, 67, 127)], PEDAL_DTYPE)
     half = np.arange(len(notes) // 2)   # the reference played the first half only
     perf = AlignedPerformance(score=score, notes=played[half],
