@@ -287,7 +287,7 @@ class CVRNN(nn.Module):
             h = self.update(h, c_state[:, t], x[:, t], self.psi(mq))
         return h
 
-    def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0):
+    def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0, point: bool = False):
         """Teacher-forced pass over a window, sampling z from the posterior (reparameterised).
 
         feat (B, T, F) long; roll (B, 96, L); pos (B, T) long; beats (B, D, nb) float beat
@@ -295,7 +295,8 @@ class CVRNN(nn.Module):
         mask (B, T) bool valid notes; state from `init_state` or the previous window;
         truncate: detach the CVRNN state every this many notes (truncated backpropagation).
         Returns logits (B, T, sum(HEADS)), (mu_q, logvar_q, mu_p, logvar_p) each (B, T, Z),
-        and the new state (detach it before the next window).
+        and the new state (detach it before the next window); with ``point``, also the logits
+        generated from z = the prior mean (the point estimate's path, `point_loss`).
         """
         h, hs = state
         c, hs_new = self.score(feat, roll, pos, beats, beat_pos, hs)
@@ -321,9 +322,11 @@ class CVRNN(nn.Module):
             psis.append(ps), mqs.append(mq), lqs.append(lq)
         h_prev = torch.stack(h_prev, 1)
         mp, lp = self.prior_params(h_prev)
-        logits = self.generate(self.precompute(c)[0], torch.stack(psis, 1))
+        c_gen = self.precompute(c)[0]
+        logits = self.generate(c_gen, torch.stack(psis, 1))
         # Padded steps must not move the score GRU state either: windows end at piece ends.
-        return logits, (torch.stack(mqs, 1), torch.stack(lqs, 1), mp, lp), (h, hs_new)
+        out = logits, (torch.stack(mqs, 1), torch.stack(lqs, 1), mp, lp), (h, hs_new)
+        return out + (self.generate(c_gen, self.psi(mp)),) if point else out
 
 
 def sample_heads(logits, u, temperature):
@@ -340,7 +343,36 @@ def sample_heads(logits, u, temperature):
     return torch.stack(cls, -1)
 
 
-def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None):
+def heads_nll(logits, x, mask, head_mask=None):
+    """Sum over heads of each head's cross-entropy, summed over the notes that carry the head's
+    target (`HEAD_SCOPE`, head_mask (B, T, H) bool; None = every valid note) and divided by the
+    number of valid notes. Returns (nll, {head: per-note figure})."""
+    m = mask.float()
+    n = m.sum().clamp(min=1)
+    nll, per_head, start = 0.0, {}, 0
+    for i, (name, k) in enumerate(HEADS.items()):
+        ce = F.cross_entropy(logits[..., start:start + k].reshape(-1, k), x[..., i].reshape(-1),
+                             reduction="none").view_as(m)
+        start += k
+        w = m if head_mask is None else m * head_mask[..., i].float()
+        head = (ce * w).sum() / n
+        nll = nll + head
+        per_head[name] = head.item()
+    return nll, per_head
+
+
+def point_loss(point_logits, x, mask, head_mask=None):
+    """Deviation (auxiliary term, not in the paper): the negative log-likelihood of the human
+    performance generated from z_n = the prior mean mu_p(h_{n-1}), i.e. along the path of the point
+    estimate. The ELBO trains the generator only on posterior samples, which see x_n; this term
+    makes the prior's mean carry what the score and the history imply. The bottleneck is kept: x_n
+    still sees h only through z_n. Returns (nll, per-head stats)."""
+    nll, per_head = heads_nll(point_logits, x, mask, head_mask)
+    return nll, {f"point_{k}": v for k, v in per_head.items()}
+
+
+def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None,
+              kl_balance: float = 0.0):
     """Negative ELBO per note, the paper's equation (7).
 
     l_n = -E_q[log p(x_n | z_n, c_n)] + KL(q(z_n | x_n, h_{n-1}) || p(z_n | h_{n-1})),
@@ -354,23 +386,34 @@ def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float 
     free_bits: a floor (nats) on the batch-mean KL of each latent dimension, against posterior
     collapse (Kingma et al. 2016); 0 disables it.
 
+    kl_balance: alpha in [0, 1) splits the KL into a prior term KL(sg(q) || p) weighted alpha and a
+    posterior term KL(q || sg(p)) weighted 1 - alpha (KL balancing, Hafner et al. 2021, DreamerV2);
+    the value is still the KL, only the gradients differ. The free-bits floor applies to the
+    posterior term only, so that the prior keeps learning to predict z while the KL sits at the
+    floor (with the floor on the whole KL, a dimension below it sends no gradient to the prior at
+    all, and the point estimate z = prior mean stays uninformed). 0 = the plain KL.
+
     Returns (loss, stats) with per-head NLL and per-dimension KL (means over valid notes).
     """
     m = mask.float()
     n = m.sum().clamp(min=1)
-    nll, stats, start = 0.0, {}, 0
-    for i, (name, k) in enumerate(HEADS.items()):
-        ce = F.cross_entropy(logits[..., start:start + k].reshape(-1, k), x[..., i].reshape(-1),
-                             reduction="none").view_as(m)
-        start += k
-        w = m if head_mask is None else m * head_mask[..., i].float()
-        head = (ce * w).sum() / n
-        nll = nll + head
-        stats[f"nll_{name}"] = head.item()
+    nll, per_head = heads_nll(logits, x, mask, head_mask)
+    stats = {f"nll_{k}": v for k, v in per_head.items()}
     mq, lq, mp, lp = q_p
-    kl = 0.5 * (lp - lq + (lq.exp() + (mq - mp) ** 2) / lp.exp() - 1.0)  # (B, T, Z)
-    kl_dim = (kl * m.unsqueeze(-1)).sum((0, 1)) / n                       # (Z,)
-    kl_term = torch.clamp(kl_dim, min=free_bits).sum() if free_bits > 0 else kl_dim.sum()
+    mu = m.unsqueeze(-1)
+
+    def kl_per_dim(mq, lq, mp, lp):  # Gaussian KL(q || p) per dimension, mean over valid notes (Z,)
+        kl = 0.5 * (lp - lq + (lq.exp() + (mq - mp) ** 2) / lp.exp() - 1.0)  # (B, T, Z)
+        return (kl * mu).sum((0, 1)) / n
+
+    kl_dim = kl_per_dim(mq, lq, mp, lp)
+    if kl_balance > 0:
+        post = kl_per_dim(mq, lq, mp.detach(), lp.detach())
+        prior = kl_per_dim(mq.detach(), lq.detach(), mp, lp)
+        post = torch.clamp(post, min=free_bits) if free_bits > 0 else post
+        kl_term = (kl_balance * prior + (1.0 - kl_balance) * post).sum()
+    else:
+        kl_term = torch.clamp(kl_dim, min=free_bits).sum() if free_bits > 0 else kl_dim.sum()
     loss = nll + kl_weight * kl_term
     kl_dim = kl_dim.detach()
     stats.update(nll=float(nll.detach()), kl=float(kl_dim.sum()), kl_dim=[round(v, 4) for v in kl_dim.tolist()])

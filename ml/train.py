@@ -1,6 +1,7 @@
 """Train the CVRNN on the dataset cache.
 
     python -m ml.train --data .cache/dataset --out runs/main [--max-minutes 100] [--resume]
+    python -m ml.train ... --init-from ml/checkpoints/cvrnn.pt   # continue training a shipped model
 
 Negative ELBO (paper eq. 7) with the reparameterisation trick; truncated backpropagation over
 30-note windows with the states carried across windows; B pieces per batch as parallel
@@ -22,8 +23,8 @@ import numpy as np
 import torch
 
 from ml.data import StreamBatcher, load_split, prefetch
-from ml.model import (CVRNN, ModelConfig, elbo_loss, load_checkpoint, migrate_state_dict, save_checkpoint,
-                      targets_to_classes)
+from ml.model import (CVRNN, ModelConfig, elbo_loss, load_checkpoint, load_model, migrate_state_dict, point_loss,
+                      save_checkpoint, targets_to_classes)
 
 
 @dataclass
@@ -40,6 +41,9 @@ class TrainConfig:
     max_steps: int = 0            # 0 = no limit
     clip: float = 5.0
     free_bits: float = 0.05       # nats per latent dimension (batch mean)
+    kl_balance: float = 0.0       # weight of the prior's KL term (ml.model.elbo_loss); 0 = plain KL
+    init_from: str = ""           # start from this checkpoint's weights (fresh optimizer and schedule)
+    point_weight: float = 0.0     # weight of ml.model.point_loss (z = prior mean); 0 = the ELBO alone
     kl_anneal_steps: int = 1500
     transpose: int = 7
     ou_sigma_bpm: float = 1.5          # tempo classes (1/50 octave) since v2
@@ -75,7 +79,8 @@ def reset_state(state, reset, device):
 
 @torch.no_grad()
 def evaluate(model: CVRNN, pieces, cfg: TrainConfig, device, notes_per_piece: int = 0) -> dict:
-    """Mean negative ELBO terms per note over whole held-out performances (no augmentation)."""
+    """Mean negative ELBO terms per note over whole held-out performances (no augmentation), and
+    the NLL along the point estimate's path (z = prior mean, `ml.model.point_loss`)."""
     model.eval()
     if notes_per_piece:
         from ml.data import Piece
@@ -89,8 +94,11 @@ def evaluate(model: CVRNN, pieces, cfg: TrainConfig, device, notes_per_piece: in
     for batch, reset in batcher.batches(plan):
         b = to_torch(batch, device)
         state = reset_state(state, reset, device)
-        logits, qp, state = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"], b["mask"], state)
+        logits, qp, state, point = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
+                                         b["mask"], state, point=True)
         _, stats = elbo_loss(logits, b["x"], b["mask"], qp, head_mask=b["scope"])
+        p_nll, p_stats = point_loss(point, b["x"], b["mask"], b["scope"])  # the point estimate's path
+        stats.update(p_stats, point_nll=float(p_nll))
         n = int(b["mask"].sum())
         for k, v in stats.items():
             if k != "kl_dim":
@@ -127,7 +135,12 @@ def train(cfg: TrainConfig) -> dict:
     overrides = json.loads(cfg.model) if cfg.model else {}
     if "cnn_channels" in overrides:
         overrides["cnn_channels"] = tuple(overrides["cnn_channels"])
-    model = CVRNN(ModelConfig(**overrides)).to(device)
+    if cfg.init_from:  # continue from another run's weights: its config wins over --model
+        model, _ = load_model(cfg.init_from, device)
+        model.train()
+        print(f"weights from {cfg.init_from}", file=sys.stderr)
+    else:
+        model = CVRNN(ModelConfig(**overrides)).to(device)
     model.score.cnn.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batcher = StreamBatcher(train_pieces, cfg.batch, cfg.window, seed=cfg.seed, transpose=cfg.transpose,
@@ -185,12 +198,16 @@ def train(cfg: TrainConfig) -> dict:
             plan["cursor"] = cursor
             b = to_torch(batch, device)
             state = reset_state(state, reset, device)
-            logits, qp, state = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
-                                      b["mask"], state, truncate=cfg.truncate)
+            logits, qp, state, *point = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
+                                              b["mask"], state, truncate=cfg.truncate, point=cfg.point_weight > 0)
             state = tuple(s.detach() for s in state)
             kl_w = min(1.0, (step + 1) / max(cfg.kl_anneal_steps, 1))
             loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=kl_w, free_bits=cfg.free_bits,
-                                    head_mask=b["scope"])
+                                    head_mask=b["scope"], kl_balance=cfg.kl_balance)
+            if point:
+                p_nll, p_stats = point_loss(point[0], b["x"], b["mask"], b["scope"])
+                loss = loss + cfg.point_weight * p_nll
+                stats.update(p_stats, point_nll=float(p_nll.detach()))
             if cfg.max_steps or cfg.max_minutes:
                 frac = min(step / cfg.max_steps, 1.0) if cfg.max_steps else \
                     min((elapsed0 + time.time() - t_start) / (cfg.max_minutes * 60), 1.0)
@@ -211,7 +228,8 @@ def train(cfg: TrainConfig) -> dict:
                       f"nll {stats['nll']:.3f} (vel {stats['nll_velocity']:.2f} dur {stats['nll_duration']:.2f} "
                       f"dev {stats['nll_deviation']:.2f} tempo {stats['nll_tempo']:.2f} "
                       f"sus {stats['nll_sustain']:.2f} soft {stats['nll_soft']:.2f}) kl {stats['kl']:.3f} "
-                      f"{stats['kl_dim']} {rate:.0f} notes/s", end="", file=sys.stderr)
+                      f"{stats['kl_dim']}" + (f" point {stats['point_nll']:.3f}" if "point_nll" in stats else "")
+                      + f" {rate:.0f} notes/s", end="", file=sys.stderr)
                 log.write(json.dumps({"step": step, "epoch": epoch, "loss": float(loss), **stats,
                                       "notes_per_s": rate, "kl_weight": kl_w}) + "\n")
                 log.flush()

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from ml.data import StreamBatcher
 from ml.inference import Renderer
-from ml.model import HEADS, CVRNN, classes_to_targets, elbo_loss, load_model, save_checkpoint, targets_to_classes
+from ml.model import (HEADS, CVRNN, classes_to_targets, elbo_loss, load_model, point_loss, save_checkpoint,
+                      targets_to_classes)
 from render.features import FEATURE_NAMES
 from tests.unit.ml.conftest import batch_of, make_piece
 
@@ -137,6 +138,40 @@ def test_kl_matches_closed_form():
     assert abs(stats["nll"] - uniform_nll) < 1e-4
 
 
+def test_kl_balance_keeps_the_value_and_trains_the_prior_below_the_free_bits_floor():
+    torch.manual_seed(0)
+    B, T, Z = 3, 4, 5
+    logits = torch.zeros(B, T, sum(HEADS.values()))
+    x = torch.zeros(B, T, len(HEADS), dtype=torch.long)
+    mask = torch.ones(B, T, dtype=torch.bool)
+
+    def qp():
+        return [(0.1 * torch.randn(B, T, Z, generator=torch.Generator().manual_seed(i))).requires_grad_()
+                for i in range(4)]
+
+    plain, balanced = qp(), qp()
+    loss_p, s_p = elbo_loss(logits, x, mask, tuple(plain), free_bits=1.0)
+    loss_b, s_b = elbo_loss(logits, x, mask, tuple(balanced), free_bits=1.0, kl_balance=0.8)
+    assert s_b["kl"] == pytest.approx(s_p["kl"], rel=1e-6)   # the reported KL is the same
+    assert s_p["kl"] < 0.5 * Z                              # every dimension below the 1-nat floor
+    loss_p.backward()
+    loss_b.backward()
+    mq, lq, mp, lp = plain
+    # the plain floor: no gradient at all, to the prior or to the posterior
+    assert float(mp.grad.abs().sum()) == 0.0 and float(mq.grad.abs().sum()) == 0.0
+    mq, lq, mp, lp = balanced
+    # balanced: the prior still learns to match the posterior; the posterior is still free
+    assert float(mp.grad.abs().sum()) > 0 and float(lp.grad.abs().sum()) > 0
+    assert float(mq.grad.abs().sum()) == 0.0 and float(lq.grad.abs().sum()) == 0.0
+    # above the floor the two terms' gradients add up to the plain KL's
+    a, b = qp(), qp()
+    elbo_loss(logits, x, mask, tuple(a))[0].backward()
+    elbo_loss(logits, x, mask, tuple(b), kl_balance=0.8)[0].backward()
+    # the prior's side gets weight .8 of the plain KL's gradient, the posterior's .2
+    assert torch.allclose(b[2].grad, 0.8 * a[2].grad, atol=1e-7)
+    assert torch.allclose(b[0].grad, 0.2 * a[0].grad, atol=1e-7)
+
+
 def test_head_mask_counts_a_head_only_where_set():
     torch.manual_seed(0)
     B, T = 2, 7
@@ -235,3 +270,23 @@ def test_checkpoint_with_unnamed_generator_layers_loads(tmp_path, tiny_config):
     loaded, _ = load_model(tmp_path / "old.pt")
     for k, v in m.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_point_logits_come_from_the_prior_mean_and_the_point_loss_trains_it(tiny_config):
+    torch.manual_seed(0)
+    model = CVRNN(tiny_config)
+    b = batch_of([make_piece(8), make_piece(8, seed=1)], 24)
+    state = model.init_state(2)
+    logits, (mq, lq, mp, lp), _, point = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"],
+                                                b["x"], b["mask"], state, point=True)
+    c, _ = model.score(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], state[1])
+    expected = model.generate(model.precompute(c)[0], model.psi(mp))
+    assert torch.allclose(point, expected, atol=1e-5)
+    assert not torch.allclose(point, logits)  # the ELBO's logits come from posterior samples
+    nll, stats = point_loss(point, b["x"], b["mask"], b["scope"])
+    ref, _ = elbo_loss(point, b["x"], b["mask"], (mq, lq, mq, lq), head_mask=b["scope"])
+    assert float(nll) == pytest.approx(float(ref), rel=1e-5)  # the ELBO's NLL part, with KL 0
+    assert set(stats) == {f"point_{h}" for h in HEADS}
+    nll.backward()
+    prior_grad = sum(float(p.grad.abs().sum()) for p in model.prior.parameters() if p.grad is not None)
+    assert prior_grad > 0  # the prior's mean is what this term shapes
