@@ -2,7 +2,9 @@
 
 Formats: MusicXML (``score-partwise``), compressed MusicXML (.mxl zip), MIDI (read as a
 quantised score), MEI and Humdrum kern. The file extension is not trusted: a MIDI file named
-``.xml`` loads as MIDI, and random bytes named ``.mid`` are refused.
+``.xml`` loads as MIDI, and random bytes named ``.mid`` are refused. Recognising the format, the
+text encoding and the .mxl container is render.sniff; here are the readers of each format
+(partitura first, then the file repaired, then music21).
 
 Every unusable input raises `render.errors.ScoreError` with a one-line reason naming the file,
 never another exception type: empty, too large, unknown format, invalid XML, XML with
@@ -12,24 +14,21 @@ notes, a drum-only MIDI, a score over ``max_notes`` notes.
 """
 from __future__ import annotations
 
-import codecs
 import io
 import re
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from render.errors import ScoreError
 from render.meiprep import prepare_mei
 from render.readers import quiet, read_with_music21, reason, scrub, verovio_mei
+from render.sniff import decode_head, mxl_musicxml, one_line, read_head, sniff_format
 from render.xmlrepair import repair_musicxml
 
-MAX_UNZIPPED_BYTES = 100_000_000
 FORMAT_NAMES = {"musicxml": "MusicXML", "mxl": "compressed MusicXML (.mxl)", "midi": "MIDI",
                 "mei": "MEI", "kern": "Humdrum kern"}
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
-_SNIFF_BYTES = 65_536
 
 
 def load_score(path, *, unfold: bool = True, max_notes: int = 50_000,
@@ -61,7 +60,7 @@ def load_score(path, *, unfold: bool = True, max_notes: int = 50_000,
     """
     path = Path(path)
     label = name or str(path)
-    data = _read_head(path, label, max_bytes)
+    data = read_head(path, label, max_bytes)
     fmt = sniff_format(data, label)
     from render.score import score_from_partitura  # imports partitura lazily
 
@@ -104,79 +103,7 @@ def load_score(path, *, unfold: bool = True, max_notes: int = 50_000,
     return score
 
 
-def sniff_format(head: bytes, label: str = "") -> str:
-    """Recognise a score format from the first bytes of a file.
-
-    Returns one of ``musicxml, mxl, midi, mei, kern``; raises ScoreError for anything else.
-    """
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "mxl"
-    if head.startswith(b"MThd"):
-        return "midi"
-    if Path(label).suffix.lower() == ".mxl":
-        raise ScoreError("the .mxl file is not a zip archive", path=label or None)
-    text = _decode(head)
-    if text is None:
-        raise ScoreError("not a score file (MusicXML, MXL, MIDI, MEI or Humdrum kern): "
-                         "the content is binary", path=label or None)
-    stripped = text.lstrip()
-    if stripped.startswith("<"):
-        if "<!ENTITY" in stripped:  # entity tricks: XXE, billion laughs
-            raise ScoreError("XML entity declarations are not allowed", path=label or None)
-        root = _xml_root(stripped)
-        if root in ("score-partwise", "score-timewise"):
-            return "musicxml"
-        if root in ("mei", "meiCorpus"):
-            return "mei"
-        if root is None:
-            raise ScoreError("invalid XML: no root element", path=label or None)
-        raise ScoreError(f"an XML file that is neither MusicXML nor MEI (root element <{root}>)",
-                         path=label or None)
-    if re.search(r"^\*\*kern\b|\t\*\*kern\b", text, re.M):
-        return "kern"
-    raise ScoreError("not a score file (MusicXML, MXL, MIDI, MEI or Humdrum kern)",
-                     path=label or None)
-
-
 # --- reading ---------------------------------------------------------------------------------
-
-def _read_head(path: Path, label: str, max_bytes: int) -> bytes:
-    try:
-        if path.is_dir():
-            raise ScoreError("is a folder, not a file", path=label)
-        size = path.stat().st_size
-        if size == 0:
-            raise ScoreError("the file is empty", path=label)
-        if size > max_bytes:
-            raise ScoreError(f"the file is {size / 1e6:.1f} MB, over the limit of "
-                             f"{max_bytes / 1e6:g} MB", path=label)
-        with open(path, "rb") as f:
-            return f.read(_SNIFF_BYTES)
-    except OSError as exc:
-        raise ScoreError(f"cannot read the file ({exc.strerror or exc})", path=label) from exc
-
-
-def _decode(head: bytes) -> str | None:
-    """Text of a file head, or None when it looks binary."""
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return head.decode("utf-16", errors="ignore")
-    if b"\x00" in head:
-        return None
-    text = head.decode("utf-8", errors="replace")
-    if text.count("\ufffd") > max(8, len(text) // 100):  # latin-1 text is fine, noise is not
-        text = head.decode("latin-1")
-        control = sum(1 for c in text if ord(c) < 32 and c not in "\t\r\n\f")
-        if control > len(text) // 100:
-            return None
-    return text.lstrip("\ufeff")
-
-
-def _xml_root(text: str) -> str | None:
-    text = re.sub(r"<\?.*?\?>|<!--.*?-->", "", text, flags=re.S)
-    text = re.sub(r"<!DOCTYPE[^\[>]*(\[.*?\])?\s*>", "", text, flags=re.S)
-    m = re.match(r"\s*<([A-Za-z_][\w.:-]*)", text)
-    return m.group(1).split(":")[-1] if m else None
-
 
 def _readers(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
     """(how, thunk) pairs to try in turn: partitura first, then the same file repaired
@@ -207,7 +134,7 @@ def _readers(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
         yield "", lambda: _load_mei_bytes(verovio_mei(data))
         yield "with music21", lambda: read_with_music21(data, ".mei")
         return
-    xml = path.read_bytes() if fmt == "musicxml" else _mxl_score(path, label)
+    xml = path.read_bytes() if fmt == "musicxml" else mxl_musicxml(path, label)
     yield "", lambda: pt.load_musicxml(io.BytesIO(xml), quiet=True)
     try:
         fixed, notes = repair_musicxml(xml)
@@ -219,16 +146,6 @@ def _readers(path: Path, fmt: str, label: str, warn: list[str], max_notes: int):
             return pt.load_musicxml(io.BytesIO(fixed), quiet=True)
         yield "after repairs", repaired
     yield "with music21", lambda: read_with_music21(fixed, ".musicxml")
-
-
-def _mxl_score(path: Path, label: str) -> bytes:
-    root_name, xml = _read_mxl(path, label)
-    if b"<!ENTITY" in xml[:_SNIFF_BYTES]:
-        raise ScoreError("XML entity declarations are not allowed", path=label)
-    if _xml_root((_decode(xml[:_SNIFF_BYTES]) or "").lstrip()) not in (
-            "score-partwise", "score-timewise"):
-        raise ScoreError(f"the .mxl member {root_name} is not MusicXML", path=label)
-    return xml
 
 
 def _load_mei_bytes(data: bytes):
@@ -265,84 +182,6 @@ def _kern_has_notes(path: Path) -> bool:
     return False
 
 
-def _read_mxl(path: Path, label: str) -> tuple[str, bytes]:
-    """Validate an .mxl archive and return (rootfile name, its bytes)."""
-
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ScoreError(f"the .mxl file is not a valid zip archive ({_one_line(exc)})",
-                         path=label) from exc
-    with zf:
-        infos = zf.infolist()
-        total = 0
-        for info in infos:
-            name = info.filename.replace("\\", "/")
-            if (name.startswith("/") or re.match(r"[A-Za-z]:", name)
-                    or ".." in PurePosixPath(name).parts):
-                raise ScoreError(f"the .mxl member {info.filename!r} escapes the archive folder",
-                                 path=label)
-            if info.flag_bits & 0x1:
-                raise ScoreError("the .mxl archive is encrypted", path=label)
-            total += info.file_size
-        if total > MAX_UNZIPPED_BYTES:
-            raise ScoreError(f"the .mxl archive unpacks to {total / 1e6:.0f} MB, over the limit "
-                             f"of {MAX_UNZIPPED_BYTES / 1e6:.0f} MB", path=label)
-        root_name = _mxl_rootfile(zf, label)
-        if root_name is None:
-            raise ScoreError("the .mxl archive holds no MusicXML score", path=label)
-        return root_name, _read_member(zf, root_name, label)
-
-
-def _mxl_rootfile(zf: zipfile.ZipFile, label: str) -> str | None:
-    """The archive member holding the score: the container's first MusicXML rootfile (paths
-    matched leniently: ``./``, ``/``, ``%20``, backslashes, letter case), else the first member
-    whose content is MusicXML."""
-    from urllib.parse import unquote
-
-    from lxml import etree
-
-    def norm(name: str) -> str:
-        return unquote(name.replace("\\", "/")).lstrip("./").lower()
-
-    names = zf.namelist()
-    by_norm = {}
-    for n in names:
-        by_norm.setdefault(norm(n), n)
-    wanted = []
-    if "meta-inf/container.xml" in by_norm:
-        try:
-            container = etree.fromstring(_read_member(zf, by_norm["meta-inf/container.xml"], label),
-                                         etree.XMLParser(resolve_entities=False, no_network=True))
-            roots = container.findall(".//{*}rootfile")
-        except etree.XMLSyntaxError:  # a broken container: look at the members themselves
-            roots = []
-        roots.sort(key=lambda e: "musicxml" not in (e.get("media-type") or "musicxml"))
-        wanted = [by_norm.get(norm(e.get("full-path") or "")) for e in roots]
-    rest = [n for n in names if not norm(n).startswith("meta-inf/") and not n.endswith("/")]
-    rest.sort(key=lambda n: not n.lower().endswith((".xml", ".musicxml")))
-    for n in [w for w in wanted if w] + rest:
-        with zf.open(n) as f:
-            head = f.read(4096)
-        if _xml_root((_decode(head) or "").lstrip()) in ("score-partwise", "score-timewise"):
-            return n
-    return next((w for w in wanted if w), None)
-
-
-def _read_member(zf: zipfile.ZipFile, name: str, label: str) -> bytes:
-    """Read one member, never more than the unpacked-size limit (headers can lie)."""
-    try:
-        with zf.open(name) as f:
-            data = f.read(MAX_UNZIPPED_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-        raise ScoreError(f"the .mxl member {name} cannot be unpacked ({_one_line(exc)})",
-                         path=label) from exc
-    if len(data) > MAX_UNZIPPED_BYTES:
-        raise ScoreError(f"the .mxl archive unpacks to more than "
-                         f"{MAX_UNZIPPED_BYTES / 1e6:.0f} MB", path=label)
-    return data
-
-
 def _read_midi(path: Path, label: str, warn: list[str], max_notes: int):
     """(mido.MidiFile without drum notes, whether every program is a piano's); ScoreError
     when nothing pitched is left."""
@@ -351,7 +190,7 @@ def _read_midi(path: Path, label: str, warn: list[str], max_notes: int):
     try:
         mid = mido.MidiFile(str(path), clip=True)
     except Exception as exc:  # mido raises OSError, EOFError, ValueError, KeyError ...
-        raise ScoreError(f"invalid MIDI file ({_one_line(exc)})", path=label) from exc
+        raise ScoreError(f"invalid MIDI file ({one_line(exc)})", path=label) from exc
     n_drum = n_other = 0
     programs = set()
     for track in mid.tracks:
@@ -390,7 +229,7 @@ def _read_midi(path: Path, label: str, warn: list[str], max_notes: int):
 def _title(pt_score, fmt: str, head: bytes) -> str:
     parts = [getattr(pt_score, a, None) for a in ("title", "work_title", "movement_title")]
     if fmt == "kern":  # partitura does not read Humdrum reference records
-        m = re.search(r"^!!!OTL[^:]*:[ \t]*(.+?)\s*$", _decode(head) or "", re.M)
+        m = re.search(r"^!!!OTL[^:]*:[ \t]*(.+?)\s*$", decode_head(head) or "", re.M)
         parts.append(m.group(1) if m else None)
     return next((str(p).strip() for p in parts if p and str(p).strip()), "")
 
@@ -401,10 +240,3 @@ def _parts(pt_score):
     if isinstance(pt_score, pt.score.Score):
         return list(pt_score.parts)
     return list(pt.score.iter_parts(pt_score))
-
-
-def _one_line(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split())
-    if not text or isinstance(exc, (KeyError, IndexError, AttributeError, TypeError)):
-        text = "its data is malformed"  # never a Python exception's name
-    return text if len(text) <= limit else text[: limit - 3] + "..."

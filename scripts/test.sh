@@ -18,6 +18,9 @@ if [ $# -eq 0 ]; then
   for d in tests/unit tests/integration tests/browser; do [ -d "$d" ] && args+=("$d"); done
   [ -d tests/unit ] || [ -d tests/integration ] || [ -d tests/browser ] || args+=(tests)
 fi
+# Two processes (pytest-xdist): tests that share a live stack stay on one of them (tests/conftest.py
+# groups them); PYTEST_WORKERS=0 runs everything in this one process.
+args+=(-n "${PYTEST_WORKERS:-2}" --dist loadgroup)
 rc=0
 .venv/bin/python -m pytest "${args[@]}" "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then

@@ -48,6 +48,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.data)
         if not have_data and item.get_closest_marker("data"):
             item.add_marker(pytest.mark.skip(reason=NO_DATA_REASON))
+        group = _xdist_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """With pytest-xdist (`scripts/test.sh` runs ``-n 2 --dist loadgroup``), the tests that share
+    a live stack run on one worker, so that each stack (Daphne, Celery worker, database) starts
+    once: one group per database backend of the integration stacks, one for the browser suite's
+    live app. Everything else is spread over the workers."""
+    spec = getattr(item, "callspec", None)
+    if spec is not None:
+        for name in ("stack", "own_stack"):
+            if name in spec.params:
+                return f"stack-{spec.params[name]}"
+    if "live_app" in getattr(item, "fixturenames", ()):
+        return "live-app"
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -61,9 +61,9 @@ def verovio_input(path: str | Path, fmt: str) -> str:
 
 def _mxl_member(path: str | Path) -> str:
     """The MusicXML inside an .mxl, unpacked to a temporary file (Verovio needs a container)."""
-    from render.loaders import _read_mxl
+    from render.sniff import read_mxl
 
-    _, xml = _read_mxl(Path(path), str(path))
+    _, xml = read_mxl(Path(path), str(path))
     out = tempfile.NamedTemporaryFile(suffix=".musicxml", delete=False)
     out.write(xml)
     out.close()

@@ -103,9 +103,9 @@ def score_create(*, path: Path, original_filename: str, owner=None, title: str =
     if size > settings.UPLOAD_MAX_BYTES:
         raise ScoreError(f"the file is {size / 1e6:.1f} MB, over the limit of "
                          f"{settings.UPLOAD_MAX_BYTES / 1e6:g} MB", path=name)
-    from render.loaders import _read_head, sniff_format
+    from render.sniff import read_head, sniff_format
 
-    sniff_format(_read_head(path, name, settings.UPLOAD_MAX_BYTES), name)  # cheap refusals first
+    sniff_format(read_head(path, name, settings.UPLOAD_MAX_BYTES), name)  # cheap refusals first
     with tempfile.TemporaryDirectory(prefix="scoreprep-") as tmp:
         meta = _parse_in_child(path, Path(tmp), name=name)
         score = Score(owner=owner, is_demo=is_demo, demo_key=demo_key, description=description,

@@ -54,6 +54,9 @@ def browser() -> Iterator[object]:
 def page(browser) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     pg = context.new_page()
+    # The suites run on two processes on two cores (scripts/test.sh): a click may wait on a server
+    # that shares the CPU with the other process's renders, so allow longer than Playwright's 30 s.
+    pg.set_default_timeout(60_000)
     pg.errors = []
     pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))

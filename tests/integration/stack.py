@@ -57,6 +57,7 @@ class Stack:
                         PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **env)
         self.daphne = self.worker = None
         self.n_workers_started = 0
+        self.extra: list[subprocess.Popen] = []  # more Daphne processes and workers (scale-out tests)
 
     @property
     def base_url(self) -> str:
@@ -76,12 +77,43 @@ class Stack:
         self._wait_http(timeout_s)
         return self
 
-    def _spawn_daphne(self) -> None:
-        log = open(self.workdir / "daphne.log", "ab")
-        self.daphne = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+    def _spawn_daphne(self, port: int | None = None) -> subprocess.Popen:
+        name = "daphne.log" if port is None else f"daphne-{port}.log"
+        proc = subprocess.Popen(
+            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port or self.port),
              "config.asgi:application"],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=REPO, env=self.env, stdout=open(self.workdir / name, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        if port is None:
+            self.daphne = proc
+        return proc
+
+    def add_daphne(self, port: int, timeout_s: float = 90) -> Site:
+        """Another Daphne process on ``port`` against the same database and Redis (as on a second
+        web machine); stopped with the stack. Returns a `Site` for `Client`."""
+        proc = self._spawn_daphne(port)
+        self.extra.append(proc)
+        site = Site(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(f"daphne exited: {(self.workdir / f'daphne-{port}.log').read_text()[-3000:]}")
+            try:
+                requests.get(site.base_url + "/", timeout=2)
+                return site
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.2)
+        raise StackError(f"daphne on port {port} did not answer")
+
+    def add_worker(self, name: str, timeout_s: float = 120) -> Path:
+        """Another Celery worker (its own node name, as on a second machine); stopped with the
+        stack. Returns its log file."""
+        first, log = self.worker, self.worker_log
+        self.start_worker(timeout_s, name=name)
+        self.extra.append(self.worker)
+        path = self.worker_log
+        self.worker, self.worker_log = first, log
+        return path
 
     def restart_daphne(self, timeout_s: float = 90) -> None:
         """Stop Daphne (SIGTERM, as a deploy or a process manager does) and start it again on the
@@ -90,14 +122,14 @@ class Stack:
         self._spawn_daphne()
         self._wait_http(timeout_s)
 
-    def start_worker(self, timeout_s: float = 120) -> None:
-        """Start the Celery worker and wait until it says it is ready."""
+    def start_worker(self, timeout_s: float = 120, name: str | None = None) -> None:
+        """Start the Celery worker (node ``name``, default it-<db>) and wait until it is ready."""
         self.n_workers_started += 1
         path = self.workdir / f"worker{self.n_workers_started}.log"
         self.worker_log = path
         self.worker = subprocess.Popen(
             [str(BIN / "celery"), "-A", "config", "worker", "-P", "solo", "-Q", "render,celery",
-             "-n", f"it-{self.db}@%h", "-l", "info", "--without-gossip", "--without-mingle",
+             "-n", f"{name or 'it-' + self.db}@%h", "-l", "info", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
             cwd=REPO, env=self.env, stdout=open(path, "ab"), stderr=subprocess.STDOUT,
             start_new_session=True)
@@ -129,7 +161,7 @@ class Stack:
         raise StackError("daphne did not answer")
 
     def stop(self) -> None:
-        for proc in (self.worker, self.daphne):
+        for proc in (self.worker, self.daphne, *self.extra):
             _terminate(proc)
         if self.pg_name:
             import psycopg
@@ -246,10 +278,17 @@ class PostgresCluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Site:
+    """One web process's address (a second Daphne of a `Stack`), for `Client`."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+
+
 class Client:
     """A browser-like HTTP client: cookies, CSRF token, JSON helpers."""
 
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack | Site):
         self.stack, self.s = stack, requests.Session()
         self.s.headers["Referer"] = stack.base_url + "/"
 
