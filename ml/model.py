@@ -372,7 +372,7 @@ def point_loss(point_logits, x, mask, head_mask=None):
 
 
 def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None,
-              kl_balance: float = 0.0):
+              prior_below_floor: bool = False):
     """Negative ELBO per note, the paper's equation (7).
 
     l_n = -E_q[log p(x_n | z_n, c_n)] + KL(q(z_n | x_n, h_{n-1}) || p(z_n | h_{n-1})),
@@ -386,12 +386,12 @@ def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float 
     free_bits: a floor (nats) on the batch-mean KL of each latent dimension, against posterior
     collapse (Kingma et al. 2016); 0 disables it.
 
-    kl_balance: alpha in [0, 1) splits the KL into a prior term KL(sg(q) || p) weighted alpha and a
-    posterior term KL(q || sg(p)) weighted 1 - alpha (KL balancing, Hafner et al. 2021, DreamerV2);
-    the value is still the KL, only the gradients differ. The free-bits floor applies to the
-    posterior term only, so that the prior keeps learning to predict z while the KL sits at the
-    floor (with the floor on the whole KL, a dimension below it sends no gradient to the prior at
-    all, and the point estimate z = prior mean stays uninformed). 0 = the plain KL.
+    prior_below_floor: the free-bits floor holds the posterior only: the prior keeps learning to
+    predict the posterior (the gradient of KL(sg(q) || p)) while a dimension's KL is below the
+    floor. With the floor on the whole KL such a dimension sends no gradient to the prior at all,
+    and the point estimate z = prior mean stays uninformed. The loss's value and the posterior's
+    gradient are those of the plain floor. (A DreamerV2-style balance that weights the posterior's
+    term 0.2 was tried: the KL grew from 1 to 6 nats per note and the validation ELBO worsened.)
 
     Returns (loss, stats) with per-head NLL and per-dimension KL (means over valid notes).
     """
@@ -407,11 +407,11 @@ def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float 
         return (kl * mu).sum((0, 1)) / n
 
     kl_dim = kl_per_dim(mq, lq, mp, lp)
-    if kl_balance > 0:
+    if prior_below_floor:
         post = kl_per_dim(mq, lq, mp.detach(), lp.detach())
-        prior = kl_per_dim(mq.detach(), lq.detach(), mp, lp)
         post = torch.clamp(post, min=free_bits) if free_bits > 0 else post
-        kl_term = (kl_balance * prior + (1.0 - kl_balance) * post).sum()
+        prior = kl_per_dim(mq.detach(), lq.detach(), mp, lp)
+        kl_term = post.sum() + prior.sum() - prior.sum().detach()  # value: the floored KL
     else:
         kl_term = torch.clamp(kl_dim, min=free_bits).sum() if free_bits > 0 else kl_dim.sum()
     loss = nll + kl_weight * kl_term

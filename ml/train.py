@@ -41,7 +41,7 @@ class TrainConfig:
     max_steps: int = 0            # 0 = no limit
     clip: float = 5.0
     free_bits: float = 0.05       # nats per latent dimension (batch mean)
-    kl_balance: float = 0.0       # weight of the prior's KL term (ml.model.elbo_loss); 0 = plain KL
+    prior_below_floor: bool = False  # the prior learns while the KL is below the free-bits floor (elbo_loss)
     init_from: str = ""           # start from this checkpoint's weights (fresh optimizer and schedule)
     point_weight: float = 0.0     # weight of ml.model.point_loss (z = prior mean); 0 = the ELBO alone
     kl_anneal_steps: int = 1500
@@ -203,7 +203,7 @@ def train(cfg: TrainConfig) -> dict:
             state = tuple(s.detach() for s in state)
             kl_w = min(1.0, (step + 1) / max(cfg.kl_anneal_steps, 1))
             loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=kl_w, free_bits=cfg.free_bits,
-                                    head_mask=b["scope"], kl_balance=cfg.kl_balance)
+                                    head_mask=b["scope"], prior_below_floor=cfg.prior_below_floor)
             if point:
                 p_nll, p_stats = point_loss(point[0], b["x"], b["mask"], b["scope"])
                 loss = loss + cfg.point_weight * p_nll

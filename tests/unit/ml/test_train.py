@@ -25,9 +25,9 @@ def _args(data, out, *extra):
                        "--kl-anneal-steps", "1", "--export", str(out / "export"), *extra])
 
 
-def test_a_run_trains_with_kl_balance_and_the_point_loss_and_another_continues_from_its_weights(tmp_path):
+def test_a_run_trains_with_the_prior_below_the_floor_and_the_point_loss_and_another_continues_from_its_weights(tmp_path):
     data = _cache(tmp_path / "cache")
-    first = train(_args(data, tmp_path / "a", "--max-steps", "3", "--kl-balance", "0.8", "--free-bits", "0.2",
+    first = train(_args(data, tmp_path / "a", "--max-steps", "3", "--prior-below-floor", "--free-bits", "0.2",
                         "--point-weight", "0.5"))
     assert first["steps"] == 3 and first["final_val"]["notes"] > 0
     assert first["final_val"]["point_nll"] > 0 and "point_tempo" in first["final_val"]
