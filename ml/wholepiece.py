@@ -4,7 +4,7 @@ For each work: the score (as its longest performance played it, repeats included
 marked tempo W from the MusicXML) is rendered with one scalar tempo, the median over the
 work's pianists of their overall speed (g * W at the first marking), and nothing else from any
 human. Renderings: the model sampled (``seeds`` takes at the default settings), the model's
-point estimate (z at the prior mean, each head's most likely class), the rule-based humanizer
+point estimate (z at the prior mean, `ml.defaults.POINT_TEMPERATURE`: expected classes), the rule-based humanizer
 (``seeds`` seeds) and deadpan. Each rendering and each pianist become curves:
 
 - ``tempo``: the beat-level log2 tempo curve (arcs included): the GP fit of performed time on
@@ -19,15 +19,29 @@ Each rendering is compared with each pianist on what both have (Pearson r, MAE; 
 after scaling the rendering to that pianist's median tempo: the comparison with one pianist
 uses that pianist's tempo) and with the pianists' mean curve; every pair of pianists gives the
 ceiling. Variety: the spread across the model's takes over the spread across the pianists.
+
+`whole_pieces` runs it over the works of a split (`work_score` reads a work's score from the
+training data, `whole_work` renders and compares one); the command line is ml.evaluate.
 """
 from __future__ import annotations
 
+import sys
+import time
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
+from numpy.lib import recfunctions as rfn
 
+from ml.inference import point_temperature
 from ml.metrics import mae, pearson
-from render.encoding import GP_FWHM_BEAT, encode, gp_tempo_curve, onset_groups, tempo_ratio
+from render.baselines import deadpan, humanize
+from render.dataset import load_aligned_cached, perf_key, unpack, xml_markings
+from render.encoding import GP_FWHM_BEAT, encode, gp_tempo_curve, marked_tempo, onset_groups, tempo_ratio
+from render.marks import marks_by_base_id
+from render.pedal import pedal_for_take
+from render.performance import PEDAL_DTYPE
+from render.score import TEMPO_DTYPE, Score
 from render.pedal import lift_agreement, pedal_on_beats
 
 CURVES = ("velocity", "velocity_beat", "tempo", "duration_100", "deviation_100", "pedal_beat")
@@ -233,3 +247,123 @@ def plot_work(path, title: str, renderings: dict, pianists: list[dict]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def work_score(rows: list[dict], data: Path, cache: Path):
+    """The score of a work as its longest performance played it (repeats unfolded as played),
+    with written dynamics, markings and marked tempo from the MusicXML; and W per note (bpm)."""
+    row = max(rows, key=lambda r: int(r.get("score_notes") or 0))
+    key = perf_key(row["match_file"])
+    aligned = cache / "aligned" / f"{key}.npz"
+    match = aligned if aligned.is_file() else unpack(data / row["match_file"], cache / "unpacked", row["match_file"])
+    perf = load_aligned_cached(match, aligned)
+    notes, marks = perf.score.notes.copy(), None
+    tempo = np.full(len(notes), np.nan)
+    if row.get("score_file") and row.get("score_file_present", "True") == "True":
+        try:
+            mk = cache / "markings" / (row["score_file"].replace("/", "__").removesuffix(".xz") + ".npz")
+            src = mk if mk.is_file() else unpack(data / row["score_file"], cache / "unpacked", row["score_file"])
+            info = xml_markings(src, mk)
+            table = {nid: i for i, nid in enumerate(info["ids"].tolist())}
+            j = np.array([table.get(b, -1) for b in perf.score.base_ids().tolist()])
+            notes["velocity_written"] = np.where(j >= 0, info["velocity"][np.maximum(j, 0)], 0)
+            tempo = np.where(j >= 0, info["tempo_bpm"][np.maximum(j, 0)], np.nan)
+            marks = marks_by_base_id(notes["id"], info["ids"], info["marks"])
+        except Exception as exc:  # markings are optional; the notes are in the match file
+            print(f"warning: {row['score_file']}: no markings ({exc})", file=sys.stderr)
+    notes["tempo_bpm"] = tempo
+    return Score(notes=notes, marks=marks, source=str(match)), marked_tempo(tempo)
+
+
+def with_tempo(score, written: np.ndarray):
+    """A copy of ``score`` whose tempo (notes and marks) is ``written`` (N,) bpm."""
+    notes = score.notes.copy()
+    notes["tempo_bpm"] = written
+    change = np.flatnonzero(np.concatenate([[True], np.abs(np.diff(written)) > 1e-6]))
+    marks = np.array([(notes["onset_beat"][i], written[i], f"q={written[i]:g}") for i in change], TEMPO_DTYPE)
+    _, keep = np.unique(marks["onset_beat"], return_index=True)
+    return Score(notes=notes, tempo_marks=marks[np.sort(keep)], source=score.source, marks=score.marks)
+
+
+def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, seed: int,
+               temperature: float | None = None, plot: Path | None = None, title: str = "",
+               z_temperature: float | None = None) -> dict:
+    """Renderings of one work from the score alone against its pianists (this module's protocol);
+    ``renderer`` is an ml.inference.Renderer."""
+    n = score.notes
+    pianists = []
+    grace_of = dict(zip(n["id"].tolist(), n["is_grace"].tolist()))
+    for h in humans:
+        ok = np.isfinite(h["marked_bpm"])
+        h["is_grace"] = np.array([grace_of.get(i, False) for i in h["score_id"].tolist()], bool)
+        pianists.append(curves(h["score_id"][ok], h["onset_beat"][ok], h["perf"][ok, 0], h["perf"][ok, 1],
+                                  h["perf"][ok, 2], h["marked_bpm"][ok], h["is_grace"][ok], pedal=h.get("pedal")))
+    gs = [tempo_g(h) for h in humans]
+    speed = float(np.median(gs))                       # the one scalar taken from the pianists
+    written = W * speed
+    base = float(np.clip(written[0], 20.0, 400.0))
+    sw = with_tempo(score, written)
+
+    def as_curves(r, pedal=True):
+        r = np.sort(r, order="index") if "index" in r.dtype.names else r
+        take = r if "index" in r.dtype.names else _with_index(r)
+        ev = pedal_for_take(n["onset_beat"], take) if pedal else np.zeros(0, PEDAL_DTYPE)
+        return curves(n["id"], n["onset_beat"], r["onset_sec"], r["duration_sec"], r["velocity"], W, n["is_grace"],
+                         pedal=ev)
+
+    kw = {} if temperature is None else {"temperature": temperature}
+    if z_temperature is not None:
+        kw["z_temperature"] = z_temperature
+    takes = np.concatenate(list(renderer.render(score, seed=seed, mode="prior", variations=seeds,
+                                                base_tempo_bpm=base, chunk_notes=4096, **kw)))
+    point = np.concatenate(list(renderer.render(score, seed=seed, mode="perturb", delta=np.zeros(5),
+                                                temperature=point_temperature(), base_tempo_bpm=base,
+                                                chunk_notes=4096)))
+    rend = {"model": [as_curves(takes[takes["variation"] == v]) for v in range(seeds)],
+            "model_point": [as_curves(point)],
+            "humanizer": [as_curves(humanize(sw, seed=seed + s)) for s in range(seeds)],
+            "deadpan": [as_curves(deadpan(sw), pedal=False)]}   # and no pedal
+    res = work_figures(rend, pianists)
+    res["n_notes"], res["speed_g"] = int(len(n)), speed
+    res["pianist_median_bpm"] = float(np.median([p["median_bpm"] for p in pianists]))
+    if plot is not None:
+        plot_work(plot, f"{title} ({len(pianists)} pianists; model sampled at the default settings)", rend, pianists)
+    return res
+
+
+def _with_index(r: np.ndarray) -> np.ndarray:
+    """A baseline's rows (one per score note, in score order) with their score index."""
+    return rfn.append_fields(r, "index", np.arange(len(r), dtype=np.int32), usemask=False)
+
+
+def tempo_g(h: dict) -> float:
+    """A pianist's overall speed relative to the marked tempo."""
+    ok = np.isfinite(h["marked_bpm"])
+    grace = h["is_grace"][ok] if "is_grace" in h else None
+    return tempo_ratio(h["onset_beat"][ok], h["perf"][ok, 0], h["marked_bpm"][ok], grace)
+
+
+KINDS = ("model", "model_point", "humanizer", "deadpan")
+
+
+def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, seed: int,
+                 temperature: float | None = None, plots: Path | None = None, n_plots: int = 6,
+                 z_temperature: float | None = None) -> dict:
+    """Run `whole_work` on every work; per-work results and means over works."""
+    per_work = {}
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+    for i, (w, (rows, arrays)) in enumerate(sorted(works.items(), key=lambda kv: (-len(kv[1][0]), kv[0]))):
+        t0 = time.time()
+        png = plots / (w.replace("/", "_") + ".png") if plots is not None and i < n_plots else None
+        try:
+            score, W = work_score(rows, data, cache)
+            per_work[w] = whole_work(renderer, score, W, arrays, seeds, seed, temperature=temperature, plot=png,
+                                     title=w, z_temperature=z_temperature)
+        except ValueError as exc:  # RenderError included: a score that cannot be read or rendered
+            print(f"warning: {w}: left out of the whole-piece comparison ({exc})", file=sys.stderr)
+            per_work[w] = {"error": str(exc)[:300]}
+            continue
+        per_work[w]["seconds"] = round(time.time() - t0, 1)
+        print(f"  {w}: {per_work[w]['n_pianists']} pianists, {per_work[w]['seconds']} s", file=sys.stderr)
+    return {"per_work": per_work, "mean": average_works(per_work, list(KINDS))}

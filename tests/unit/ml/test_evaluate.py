@@ -1,4 +1,5 @@
-"""ml.metrics and ml.evaluate: the agreement measures, the batched Table 2 loops, the CLI."""
+"""ml.metrics, ml.table2, ml.wholepiece and ml.evaluate: the agreement measures, the batched Table 2
+loops, the whole-piece renderings, the CLI."""
 from __future__ import annotations
 
 import csv
@@ -13,6 +14,7 @@ from scipy import stats
 
 from ml import evaluate as E
 from ml import metrics as M
+from ml import table2 as T2
 from ml import wholepiece as WP
 from ml.data import head_scope_mask
 from ml.inference import Renderer
@@ -105,14 +107,14 @@ def test_batched_prime_and_decode_match_renderer(tiny_renderer):
     x = random_classes(30)
     assert x.shape == (30, len(HEADS))
     h_ref = r.prime(c[:20], x[:20])
-    h = E.prime_batch(m, c[None, :20].expand(3, -1, -1), x[None, :20].expand(3, -1, -1))
+    h = T2.prime_batch(m, c[None, :20].expand(3, -1, -1), x[None, :20].expand(3, -1, -1))
     torch.testing.assert_close(h, h_ref.expand(-1, 3, -1))
     for mode, z_mode in (("prior", "prior"), ("fixed", "zero")):
         ref, _, _ = r.decode_steps(c[20:], h_ref.expand(-1, 3, -1).contiguous(), torch.Generator().manual_seed(5),
                                    mode=mode, z_fixed=torch.zeros(3, m.cfg.z_dim))
-        got = E.decode_batch(m, c[None, 20:].expand(3, -1, -1), h, torch.Generator().manual_seed(5), z_mode=z_mode)
+        got = T2.decode_batch(m, c[None, 20:].expand(3, -1, -1), h, torch.Generator().manual_seed(5), z_mode=z_mode)
         torch.testing.assert_close(got, ref.transpose(0, 1))
-    greedy = E.decode_batch(m, c[None, 20:].expand(2, -1, -1), h[:, :2], torch.Generator(), z_mode="prior_mean",
+    greedy = T2.decode_batch(m, c[None, 20:].expand(2, -1, -1), h[:, :2], torch.Generator(), z_mode="prior_mean",
                             greedy=True)
     assert torch.equal(greedy[0], greedy[1])
 
@@ -128,7 +130,7 @@ def test_batched_decode_with_scope_matches_renderer(tiny_renderer):
     x_prev = random_classes(2, seed=3)
     ref, _, _ = r.decode_steps(c, h.clone(), torch.Generator().manual_seed(5), mode="fixed",
                                z_fixed=torch.zeros(2, m.cfg.z_dim), temperature=1.0, scope=scope, x_prev=x_prev)
-    got = E.decode_batch(m, c[None].expand(2, -1, -1), h.clone(), torch.Generator().manual_seed(5), z_mode="zero",
+    got = T2.decode_batch(m, c[None].expand(2, -1, -1), h.clone(), torch.Generator().manual_seed(5), z_mode="zero",
                          scope=torch.from_numpy(scope)[None].expand(2, -1, -1), x_prev=x_prev)
     torch.testing.assert_close(got, ref.transpose(0, 1))
     tempo = list(HEADS).index("tempo")
@@ -156,18 +158,18 @@ def test_whole_work_from_the_score_alone(tiny_renderer, tmp_path):
     score = make_score(20)
     humans = [synthetic_human(score, s, 0.2 * k, k) for k, s in enumerate((0.9, 1.0, 1.2))]
     png = tmp_path / "w.png"
-    res = E.whole_work(tiny_renderer, score, np.full(score.n_notes, 100.0), humans, seeds=2, seed=0, plot=png,
+    res = WP.whole_work(tiny_renderer, score, np.full(score.n_notes, 100.0), humans, seeds=2, seed=0, plot=png,
                        title="synthetic")
     assert res["n_pianists"] == 3 and res["n_notes"] == score.n_notes
     assert res["speed_g"] == pytest.approx(1.0, rel=0.05)  # the median pianist's speed
     assert res["pianist_median_bpm"] == pytest.approx(100.0, rel=0.1)
-    for kind in E.KINDS:
+    for kind in WP.KINDS:
         for key in (kind, kind + "_vs_mean"):
             assert math.isfinite(res[key]["velocity"]["mae"]) and math.isfinite(res[key]["tempo"]["mae"]), key
     assert res["pianist_pairs"]["tempo"]["r"] > 0.3  # the three share an arc
     assert res["variety"]["velocity"]["ratio"] > 0
     assert png.read_bytes()[:4] == b"\x89PNG"
-    mean = E.WP.average_works({"synthetic": res}, list(E.KINDS))
+    mean = WP.average_works({"synthetic": res}, list(WP.KINDS))
     assert mean["works_with_pairs"] == 1 and mean["performances"] == 3
 
 
@@ -218,7 +220,7 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
     res = json.loads(out.read_text())
     assert res["n_performances"] == 2
     assert set(M.PARAMS) == {"velocity", "duration_100", "deviation_100", "tempo_log_50"}
-    for method in E.METHODS_A:
+    for method in T2.METHODS_A:
         for p in M.PARAMS:
             for hz in ("10", "40"):
                 cell = res["table2"][method][p][hz]
