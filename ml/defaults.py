@@ -17,3 +17,9 @@ HEAD_TEMPERATURE = {"velocity": 0.3, "duration": 0.5, "deviation": 0.5, "tempo":
 # The prior's full spread (1) makes takes differ more than pianists' interpretations correlate
 # with the score; chosen on the val works with the per-head temperatures (ml/MODEL_CARD.md).
 DEFAULT_Z_TEMPERATURE = 1.0
+
+# The point estimate (ml.render --point, the evaluation's "point" row): z at the prior mean, the
+# ordinal heads at their expected class (-1, ml.model.EXPECTED), the pedal patterns at their most
+# likely class (0). Each head's mode alone follows the noisy peak of a broad distribution.
+POINT_TEMPERATURE = {"velocity": -1.0, "duration": -1.0, "deviation": -1.0, "tempo": -1.0, "sustain": 0.0,
+                     "soft": 0.0}

@@ -83,6 +83,7 @@ class NumpyDecoder:
         self.sizes = list(HEADS.values())
         self.bounds = np.cumsum([0] + self.sizes)
         self.last = np.array(self.sizes) - 1
+        self.classes = [np.arange(k, dtype=np.float32) for k in self.sizes]
 
     def precompute(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Terms that depend on c only, for all notes at once: (n, U) and (n, S)."""
@@ -123,8 +124,10 @@ class NumpyDecoder:
         zs = np.empty((n, V, Z), np.float32)
         lo, hi = self.bounds[:-1], self.bounds[1:]
         temps = np.broadcast_to(np.asarray(temperature, np.float32), (nh,))
-        greedy = temps <= 0.0
-        inv_t = np.repeat(np.where(greedy, 1.0, 1.0 / np.maximum(temps, 1e-6)), self.sizes).astype(np.float32)
+        greedy = temps == 0.0
+        expected = temps < 0.0   # ml.model.EXPECTED: the rounded mean class
+        chosen = greedy | expected
+        inv_t = np.repeat(np.where(chosen, 1.0, 1.0 / np.maximum(temps, 1e-6)), self.sizes).astype(np.float32)
         scaled = not np.allclose(inv_t, 1.0)
         for i in range(n):
             mo = self.prior(h[-1]) @ self.prior_out[0] + self.prior_out[1]
@@ -140,7 +143,7 @@ class NumpyDecoder:
             ps = self.psi(z)
             hid = _lrelu(c_gen[i] + ps @ self.g0_psi)
             logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (V, sum(HEADS))
-            if not greedy.all():
+            if not chosen.all():
                 if scaled:
                     logits_t = logits * inv_t
                 else:
@@ -155,6 +158,10 @@ class NumpyDecoder:
                 xs[i] = np.minimum(np.add.reduceat(below, lo, axis=1), self.last)
             for k in np.flatnonzero(greedy):  # the most likely class of these heads
                 xs[i, :, k] = logits[:, lo[k]:hi[k]].argmax(-1)
+            for k in np.flatnonzero(expected):  # the expected class of these
+                part = logits[:, lo[k]:hi[k]]
+                e = np.exp(part - part.max(-1, keepdims=True))
+                xs[i, :, k] = np.rint((e @ self.classes[k]) / e.sum(-1))
             if scope is not None and x_prev is not None:
                 keep = ~scope[i]
                 xs[i][:, keep] = x_prev[:, keep]

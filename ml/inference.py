@@ -22,14 +22,19 @@ import numpy as np
 import torch
 
 from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
-from ml.defaults import DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE
+from ml.defaults import DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE, POINT_TEMPERATURE
 from ml.fastdecode import NumpyDecoder
-from ml.model import HEADS, CVRNN, load_model, targets_to_classes
+from ml.model import EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
 from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, decode
 from render.features import beat_context, beat_index, piano_roll, roll_notes, score_features
 from render.score import DEFAULT_TEMPO_BPM, Score
 
 RENDERED_CHUNK_DTYPE = np.dtype(RENDERED_DTYPE.descr + [("variation", "i2"), ("index", "i4"), ("z", "f4", (5,))])
+
+
+def point_temperature() -> np.ndarray:
+    """(H,) per-head "temperatures" of the point estimate (`ml.defaults.POINT_TEMPERATURE`)."""
+    return np.array([POINT_TEMPERATURE[h] for h in HEADS], np.float32)
 
 
 def head_temperatures(temperature: float) -> np.ndarray:
@@ -253,8 +258,9 @@ class Renderer:
             temps = head_temperatures(temperature)
         else:  # one temperature per head (evaluation sweeps)
             temps = np.asarray(temperature, np.float32)
-            if temps.shape != (len(HEADS),) or np.any(temps < 0) or np.any(temps > 2):
-                raise ValueError(f"per-head temperatures must be {len(HEADS)} numbers between 0 and 2")
+            if temps.shape != (len(HEADS),) or np.any((temps < 0) & (temps != EXPECTED)) or np.any(temps > 2):
+                raise ValueError(f"per-head temperatures must be {len(HEADS)} numbers between 0 and 2 "
+                                 f"(or {EXPECTED:g}: the expected class)")
         if base_tempo_bpm is not None and not 20 <= base_tempo_bpm <= 400:
             raise ValueError("base tempo must be between 20 and 400 bpm")
         if chunk_notes < 1:

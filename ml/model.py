@@ -329,13 +329,25 @@ class CVRNN(nn.Module):
         return out + (self.generate(c_gen, self.psi(mp)),) if point else out
 
 
+# Heads whose classes are ordered values (a mean class means something); not the pedal patterns.
+ORDINAL_HEADS = ("velocity", "duration", "deviation", "tempo")
+EXPECTED = -1.0  # a head "temperature" that decodes the expected class (`sample_heads`)
+
+
 def sample_heads(logits, u, temperature):
     """One class per head by inverse CDF: logits (V, sum(HEADS)), u (V, heads) uniform,
-    temperature (heads,) numbers (0 = the most likely class) -> (V, heads) long."""
+    temperature (heads,) numbers -> (V, heads) long. Temperature 0: the most likely class;
+    negative (`EXPECTED`): the expected class, the distribution's mean rounded (a point estimate
+    of an ordinal head that follows the whole distribution, not only its mode)."""
     cls = []
     for k, part in enumerate(logits.split(list(HEADS.values()), -1)):
         t = float(temperature[k])
-        if t <= 0.0:
+        if t < 0.0:
+            p = torch.softmax(part, -1)
+            mean = (p * torch.arange(part.shape[-1], dtype=p.dtype, device=p.device)).sum(-1)
+            cls.append(mean.round().long())
+            continue
+        if t == 0.0:
             cls.append(part.argmax(-1))
             continue
         cdf = torch.softmax(part / t, -1).cumsum(-1)
@@ -343,10 +355,11 @@ def sample_heads(logits, u, temperature):
     return torch.stack(cls, -1)
 
 
-def heads_nll(logits, x, mask, head_mask=None):
+def heads_nll(logits, x, mask, head_mask=None, head_weight=None):
     """Sum over heads of each head's cross-entropy, summed over the notes that carry the head's
     target (`HEAD_SCOPE`, head_mask (B, T, H) bool; None = every valid note) and divided by the
-    number of valid notes. Returns (nll, {head: per-note figure})."""
+    number of valid notes; head_weight {head: w} scales heads in the sum (not in the per-head
+    figures). Returns (nll, {head: per-note figure})."""
     m = mask.float()
     n = m.sum().clamp(min=1)
     nll, per_head, start = 0.0, {}, 0
@@ -356,23 +369,23 @@ def heads_nll(logits, x, mask, head_mask=None):
         start += k
         w = m if head_mask is None else m * head_mask[..., i].float()
         head = (ce * w).sum() / n
-        nll = nll + head
+        nll = nll + (head if head_weight is None else head_weight.get(name, 1.0) * head)
         per_head[name] = head.item()
     return nll, per_head
 
 
-def point_loss(point_logits, x, mask, head_mask=None):
+def point_loss(point_logits, x, mask, head_mask=None, head_weight=None):
     """Deviation (auxiliary term, not in the paper): the negative log-likelihood of the human
     performance generated from z_n = the prior mean mu_p(h_{n-1}), i.e. along the path of the point
     estimate. The ELBO trains the generator only on posterior samples, which see x_n; this term
     makes the prior's mean carry what the score and the history imply. The bottleneck is kept: x_n
     still sees h only through z_n. Returns (nll, per-head stats)."""
-    nll, per_head = heads_nll(point_logits, x, mask, head_mask)
+    nll, per_head = heads_nll(point_logits, x, mask, head_mask, head_weight)
     return nll, {f"point_{k}": v for k, v in per_head.items()}
 
 
 def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None,
-              prior_below_floor: bool = False):
+              prior_below_floor: bool = False, head_weight: dict | None = None):
     """Negative ELBO per note, the paper's equation (7).
 
     l_n = -E_q[log p(x_n | z_n, c_n)] + KL(q(z_n | x_n, h_{n-1}) || p(z_n | h_{n-1})),
@@ -393,11 +406,15 @@ def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float 
     gradient are those of the plain floor. (A DreamerV2-style balance that weights the posterior's
     term 0.2 was tried: the KL grew from 1 to 6 nats per note and the validation ELBO worsened.)
 
+    head_weight: {head: w}, a deviation: weights on heads' NLL in the loss (the beat tempo, counted
+    once per beat, is otherwise worth less to z than every note's onset deviation). Stats stay
+    unweighted.
+
     Returns (loss, stats) with per-head NLL and per-dimension KL (means over valid notes).
     """
     m = mask.float()
     n = m.sum().clamp(min=1)
-    nll, per_head = heads_nll(logits, x, mask, head_mask)
+    nll, per_head = heads_nll(logits, x, mask, head_mask, head_weight)
     stats = {f"nll_{k}": v for k, v in per_head.items()}
     mq, lq, mp, lp = q_p
     mu = m.unsqueeze(-1)
@@ -416,7 +433,7 @@ def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float 
         kl_term = torch.clamp(kl_dim, min=free_bits).sum() if free_bits > 0 else kl_dim.sum()
     loss = nll + kl_weight * kl_term
     kl_dim = kl_dim.detach()
-    stats.update(nll=float(nll.detach()), kl=float(kl_dim.sum()), kl_dim=[round(v, 4) for v in kl_dim.tolist()])
+    stats.update(nll=sum(per_head.values()), kl=float(kl_dim.sum()), kl_dim=[round(v, 4) for v in kl_dim.tolist()])
     return loss, stats
 
 

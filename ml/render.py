@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=None,
                     help="sampling temperature of the notes (0 = most likely; default the model card's)")
     ap.add_argument("--point", action="store_true",
-                    help="the point estimate: z at the prior mean, each head's most likely class")
+                    help="the point estimate: z at the prior mean, the expected class of each ordinal head "
+                         "(ml.defaults.POINT_TEMPERATURE)")
     ap.add_argument("--no-repeats", action="store_true", help="play the score without its repeats")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--device", default=None)
@@ -63,11 +64,13 @@ def main(argv=None) -> int:
         if a.mode or a.delta or a.z or a.temperature not in (None, 0.0):
             print("error: --point takes no --mode, --delta, --z or --temperature", file=sys.stderr)
             return 2
-        mode, a.delta, a.temperature = "perturb", [0.0] * 5, 0.0
+        mode, a.delta = "perturb", [0.0] * 5
     from render.errors import RenderError
     from render.loaders import load_score
     from render.export import save_csv, save_midi
-    from ml.inference import Renderer, reference_from_file
+    from ml.inference import Renderer, point_temperature, reference_from_file
+    if a.point:
+        a.temperature = point_temperature()
     try:
         score = load_score(a.score, unfold=not a.no_repeats)
         reference = None

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ml.data import StreamBatcher, load_split, prefetch
-from ml.model import (CVRNN, ModelConfig, elbo_loss, load_checkpoint, load_model, migrate_state_dict, point_loss,
+from ml.model import (HEADS, CVRNN, ModelConfig, elbo_loss, load_checkpoint, load_model, migrate_state_dict, point_loss,
                       save_checkpoint, targets_to_classes)
 
 
@@ -44,6 +44,7 @@ class TrainConfig:
     prior_below_floor: bool = False  # the prior learns while the KL is below the free-bits floor (elbo_loss)
     init_from: str = ""           # start from this checkpoint's weights (fresh optimizer and schedule)
     point_weight: float = 0.0     # weight of ml.model.point_loss (z = prior mean); 0 = the ELBO alone
+    head_weight: str = ""         # JSON {head: weight} on heads' NLL, e.g. '{"tempo": 3}' (ml.model.elbo_loss)
     kl_anneal_steps: int = 1500
     transpose: int = 7
     ou_sigma_bpm: float = 1.5          # tempo classes (1/50 octave) since v2
@@ -142,6 +143,9 @@ def train(cfg: TrainConfig) -> dict:
     else:
         model = CVRNN(ModelConfig(**overrides)).to(device)
     model.score.cnn.to(memory_format=torch.channels_last)
+    head_weight = json.loads(cfg.head_weight) if cfg.head_weight else None
+    if head_weight and set(head_weight) - set(HEADS):
+        raise SystemExit(f"--head-weight: unknown heads {sorted(set(head_weight) - set(HEADS))}")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batcher = StreamBatcher(train_pieces, cfg.batch, cfg.window, seed=cfg.seed, transpose=cfg.transpose,
                             ou_sigma_bpm=cfg.ou_sigma_bpm, ou_tau_beat=cfg.ou_tau_beat)
@@ -203,11 +207,12 @@ def train(cfg: TrainConfig) -> dict:
             state = tuple(s.detach() for s in state)
             kl_w = min(1.0, (step + 1) / max(cfg.kl_anneal_steps, 1))
             loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=kl_w, free_bits=cfg.free_bits,
-                                    head_mask=b["scope"], prior_below_floor=cfg.prior_below_floor)
+                                    head_mask=b["scope"], prior_below_floor=cfg.prior_below_floor,
+                                    head_weight=head_weight)
             if point:
-                p_nll, p_stats = point_loss(point[0], b["x"], b["mask"], b["scope"])
+                p_nll, p_stats = point_loss(point[0], b["x"], b["mask"], b["scope"], head_weight)
                 loss = loss + cfg.point_weight * p_nll
-                stats.update(p_stats, point_nll=float(p_nll.detach()))
+                stats.update(p_stats, point_nll=sum(p_stats.values()))
             if cfg.max_steps or cfg.max_minutes:
                 frac = min(step / cfg.max_steps, 1.0) if cfg.max_steps else \
                     min((elapsed0 + time.time() - t_start) / (cfg.max_minutes * 60), 1.0)

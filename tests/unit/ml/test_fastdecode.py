@@ -8,7 +8,7 @@ import torch
 
 from ml.fastdecode import NumpyDecoder
 from ml.inference import Renderer
-from ml.model import HEADS, CVRNN
+from ml.model import EXPECTED, HEADS, ORDINAL_HEADS, CVRNN
 
 H = list(HEADS)
 NH = len(HEADS)
@@ -176,3 +176,37 @@ def test_chunks_with_x_prev_equal_one_pass(setup):
     tb, _, _ = r.decode_steps(c[cut:], th, gen, scope=scope[cut:], x_prev=ta[-1])
     assert torch.equal(torch.cat([ta, tb]), tone)
     assert (tone[9:12] == tone[8]).all()
+
+
+def expected_mean_class(model, c, z):
+    """(n, V, H) rounded mean class of each head with z fixed."""
+    with torch.no_grad():
+        V = z.shape[0]
+        pre = model.precompute(c[:, None].expand(-1, V, -1))[0]
+        logits = model.generate(pre, model.psi(z)[None].expand(len(c), -1, -1))
+    out = []
+    for p in logits.double().split(list(HEADS.values()), -1):
+        prob = torch.softmax(p, -1)
+        out.append((prob * torch.arange(p.shape[-1], dtype=prob.dtype)).sum(-1).round().long())
+    return torch.stack(out, -1).numpy()
+
+
+def test_the_point_estimate_takes_the_expected_class_of_the_ordinal_heads(setup):
+    """POINT_TEMPERATURE: ordinal heads at their mean class, pedal heads at their mode, in both
+    decoders; the mean is not the mode (the distributions are broad)."""
+    from ml.inference import point_temperature
+
+    temps = point_temperature()
+    assert (temps[[H.index(h) for h in ORDINAL_HEADS]] == EXPECTED).all()
+    xt, ht, xn, hn = decode_both(setup, temps)
+    np.testing.assert_array_equal(xt, xn)
+    np.testing.assert_allclose(ht, hn, atol=1e-4)
+    mean = expected_mean_class(setup[0].model, setup[2], setup[4])
+    mode = expected_argmax(setup[0].model, setup[2], setup[4])
+    for k, name in enumerate(H):
+        np.testing.assert_array_equal(xn[..., k], (mean if name in ORDINAL_HEADS else mode)[..., k], err_msg=name)
+    assert not np.array_equal(mean[..., H.index("duration")], mode[..., H.index("duration")])
+    # the same classes whatever the seed: nothing is drawn
+    xt2, _, xn2, _ = decode_both(setup, temps, seeds=(5, 6))
+    np.testing.assert_array_equal(xt2, xt)
+    np.testing.assert_array_equal(xn2, xn)

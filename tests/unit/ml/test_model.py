@@ -290,3 +290,19 @@ def test_point_logits_come_from_the_prior_mean_and_the_point_loss_trains_it(tiny
     nll.backward()
     prior_grad = sum(float(p.grad.abs().sum()) for p in model.prior.parameters() if p.grad is not None)
     assert prior_grad > 0  # the prior's mean is what this term shapes
+
+
+def test_head_weight_scales_a_head_in_the_loss_and_not_in_the_figures():
+    torch.manual_seed(0)
+    B, T = 2, 6
+    logits = torch.randn(B, T, sum(HEADS.values()))
+    x = torch.stack([torch.randint(0, k, (B, T)) for k in HEADS.values()], -1)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    zeros = torch.zeros(B, T, 5)
+    qp = (zeros, zeros, zeros, zeros)
+    loss1, s1 = elbo_loss(logits, x, mask, qp)
+    loss4, s4 = elbo_loss(logits, x, mask, qp, head_weight={"tempo": 4.0})
+    assert float(loss4) == pytest.approx(float(loss1) + 3 * s1["nll_tempo"], rel=1e-5)
+    assert s4 == s1  # per-head NLL and their sum stay unweighted (comparable across runs)
+    p1, _ = point_loss(logits, x, mask, head_weight={"velocity": 0.0})
+    assert float(p1) == pytest.approx(s1["nll"] - s1["nll_velocity"], rel=1e-5)

@@ -25,7 +25,7 @@ def _args(data, out, *extra):
                        "--kl-anneal-steps", "1", "--export", str(out / "export"), *extra])
 
 
-def test_a_run_trains_with_the_prior_below_the_floor_and_the_point_loss_and_another_continues_from_its_weights(tmp_path):
+def test_a_run_with_the_prior_below_the_floor_and_the_point_loss_and_one_continuing_its_weights(tmp_path):
     data = _cache(tmp_path / "cache")
     first = train(_args(data, tmp_path / "a", "--max-steps", "3", "--prior-below-floor", "--free-bits", "0.2",
                         "--point-weight", "0.5"))
