@@ -146,6 +146,16 @@ def _changes(notes, fields, names):
     return out
 
 
+def score_bar_numbers(notes: np.ndarray) -> np.ndarray:
+    """Bar number (1..) of each score note, bars counted in the order the score is played (an
+    unfolded repeat counts its bars again); what the web app's section controls and reference
+    reports call bar numbers."""
+    if len(notes) == 0:
+        return np.zeros(0, np.int64)
+    starts = np.round(notes["bar_onset_beat"].astype(float), 6)
+    return np.searchsorted(np.unique(starts), starts) + 1
+
+
 def _quiet(fn, *args, **kwargs):
     """Call a partitura function that prints diagnostics to stdout, keeping them out of ours."""
     with contextlib.redirect_stdout(io.StringIO()):

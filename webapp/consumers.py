@@ -15,22 +15,21 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from webapp.jobqueue import render_jobs_fail_stale
+from webapp.models import RenderJob
+from webapp.selectors import job_chunks, job_done_summary, job_get_for_requester, job_queue_position
+
 WATCHDOG_EVERY_S = 2.0
 SWEEP_EVERY_TICKS = 3   # the stale-job sweep runs every third watchdog tick
 
 
 @database_sync_to_async
 def _load(job_id, user, session_key):
-    from webapp.selectors import job_get_for_requester
-
     return job_get_for_requester(job_id=job_id, user=user, session_key=session_key)
 
 
 @database_sync_to_async
 def _snapshot(job_id, from_seq):
-    from webapp.models import RenderJob
-    from webapp.selectors import job_chunks, job_done_summary
-
     job = RenderJob.objects.get(id=job_id)
     chunks = job_chunks(job_id=job_id, from_seq=from_seq)
     done = job_done_summary(job_id=job_id)
@@ -40,10 +39,6 @@ def _snapshot(job_id, from_seq):
 @database_sync_to_async
 def _tick(job_id, sweep: bool):
     """The job's state and message, and its queue position while queued (sweeping it first)."""
-    from webapp.models import RenderJob
-    from webapp.selectors import job_queue_position
-    from webapp.services import render_jobs_fail_stale
-
     if sweep:
         render_jobs_fail_stale(job_ids=[job_id])
     job = RenderJob.objects.get(id=job_id)

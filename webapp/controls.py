@@ -8,7 +8,8 @@ A job's ``controls`` are stored compactly, as the user gave them::
 
 Delta is the paper's perturbation in units of the prior's spread (z = mu + Delta * exp(gamma));
 0 is the prior mean. Sections set Delta on a range of bars (numbered 1.. in the order the score
-is played, as `score_bar_numbers` counts them); the worker expands them into an (N, 5) curve.
+is played, as render.score.score_bar_numbers counts them); the worker expands them into an
+(N, 5) curve.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import uuid
 
 import numpy as np
 from django.conf import settings
+
+from ml.defaults import DEFAULT_TEMPERATURE
+from render.score import score_bar_numbers
 
 Z_DIM = 5
 MODES = ("prior", "perturb", "fixed")
@@ -27,6 +31,9 @@ TEMPO_RANGE = (20.0, 400.0)
 EXPRESSIVENESS_RANGE = (0.0, 3.0)
 TEMPERATURE_RANGE = (0.0, 2.0)
 PEDAL_CHOICES = ("model", "none", "reference")  # ml.inference.PEDAL_MODES (no torch in the web process)
+# Interpretation controls a job may carry (what controls_clean accepts).
+CONTROL_KEYS = ("mode", "delta", "sections", "z", "base_tempo_bpm", "expressiveness",
+                "temperature", "variations", "reference_id", "pedal")
 
 
 class ControlError(ValueError):
@@ -40,8 +47,6 @@ def max_variations() -> int:
 
 def default_temperature() -> float:
     """The renderer's default sampling temperature (ml.defaults.DEFAULT_TEMPERATURE)."""
-    from ml.defaults import DEFAULT_TEMPERATURE
-
     return float(DEFAULT_TEMPERATURE)
 
 
@@ -118,8 +123,6 @@ def controls_clean(*, controls, n_bars: int | None = None) -> dict:
     ControlError
         With a one-line message naming the control.
     """
-    from webapp.services import CONTROL_KEYS
-
     if not isinstance(controls, dict):
         raise ControlError("controls must be a JSON object")
     unknown = sorted(set(controls) - set(CONTROL_KEYS))
@@ -169,14 +172,6 @@ def controls_clean(*, controls, n_bars: int | None = None) -> dict:
         if c["pedal"] != "model":   # the default is not stored
             out["pedal"] = c["pedal"]
     return out
-
-
-def score_bar_numbers(notes: np.ndarray) -> np.ndarray:
-    """Bar number (1..) of each score note, bars counted in the order the score is played."""
-    if len(notes) == 0:
-        return np.zeros(0, np.int64)
-    starts = np.round(notes["bar_onset_beat"].astype(float), 6)
-    return np.searchsorted(np.unique(starts), starts) + 1
 
 
 def delta_curve(*, controls: dict, notes: np.ndarray) -> np.ndarray | None:

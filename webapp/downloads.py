@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.http import FileResponse, Http404, HttpResponse
 
+from render.export import AudioError
 from webapp import services
 from webapp.models import Performance
 
@@ -31,8 +32,6 @@ def performance_file_response(*, performance: Performance, fmt: str) -> HttpResp
         resp["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
         return resp
     if fmt in ("wav", "ogg"):
-        from render.export import AudioError
-
         try:
             path = services.performance_audio(performance=perf, fmt=fmt)
         except AudioError as exc:

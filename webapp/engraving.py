@@ -11,12 +11,19 @@ to repeated passes (``abc-rend2``) are mapped back to the written element (``abc
 from __future__ import annotations
 
 import collections
+import contextlib
+import inspect
 import io
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
+from lxml import etree
+
+from render.sniff import read_mxl
+from render.meiprep import prepare_mei
 
 XML_ID_SEED = 1
 _REND = re.compile(r"-rend\d+$")
@@ -37,8 +44,6 @@ def verovio_input(path: str | Path, fmt: str) -> str:
     if fmt == "mxl":
         return _mxl_member(path)
     if fmt == "mei":  # the same rewrites as the loader (meiCorpus, ids, editorial markup ...)
-        from render.meiprep import prepare_mei
-
         data = Path(path).read_bytes()
         fixed, _ = prepare_mei(data)
         if fixed is data:
@@ -61,8 +66,6 @@ def verovio_input(path: str | Path, fmt: str) -> str:
 
 def _mxl_member(path: str | Path) -> str:
     """The MusicXML inside an .mxl, unpacked to a temporary file (Verovio needs a container)."""
-    from render.sniff import read_mxl
-
     _, xml = read_mxl(Path(path), str(path))
     out = tempfile.NamedTemporaryFile(suffix=".musicxml", delete=False)
     out.write(xml)
@@ -71,8 +74,6 @@ def _mxl_member(path: str | Path) -> str:
 
 
 def _accepts_quiet() -> bool:
-    import inspect
-
     import partitura as pt
 
     return "quiet" in inspect.signature(pt.load_score_midi).parameters
@@ -80,9 +81,6 @@ def _accepts_quiet() -> bool:
 
 class _silent:
     def __enter__(self):
-        import contextlib
-        import warnings
-
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore")
@@ -158,8 +156,6 @@ def mei_pitches(mei: str) -> dict[str, int]:
 
     Notes without @pname/@oct are left out (the caller asks Verovio for those).
     """
-    from lxml import etree
-
     root = etree.fromstring(mei.encode("utf-8"), etree.XMLParser(huge_tree=True,
                                                                   resolve_entities=False))
     out = {}

@@ -1,69 +1,36 @@
-"""Writes of the render queue: sending jobs to the workers, telling listeners, sweeping lost jobs.
+"""Writes of the render queue: sending jobs to the workers, failing them, sweeping lost jobs.
 
 Everything here survives a Redis that is down or restarting: a job that cannot be sent raises
-`RenderServiceUnavailable` (the views answer 503), a channel-layer send is retried with a short
-backoff and reports failure instead of raising, and a queued job whose broker message was lost is
-sent again, then failed with a message, by `render_jobs_sweep_queued`.
+`RenderServiceUnavailable` (the views answer 503), its listeners are told through
+webapp.jobevents (retried, never raising), and a queued job whose broker message was lost is
+sent again, then failed with a message, by `render_jobs_sweep_queued`; a running job whose
+worker stopped is failed by `render_jobs_fail_stale`.
+
+Jobs are sent by task name: the web process does not import the worker's task module
+(webapp.tasks), which in turn uses this one.
 """
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import RedisError
 
+from config.celery import app as celery_app
 from webapp.errors import RenderServiceUnavailable
+from webapp.jobevents import BROKER_ERRORS, job_group_send, job_state_event
 from webapp.models import RenderJob
+from webapp.selectors import job_queue_position
 
 log = logging.getLogger(__name__)
-# Faults of the broker or channel layer (Redis down, restarting, unreachable).
-BROKER_ERRORS = (KombuOperationalError, RedisError, OSError)
-SEND_BACKOFF_S = (0.1, 0.4, 1.0)   # waits between the attempts of a channel-layer send
+RENDER_TASK = "webapp.tasks.render_job"   # the registered name of webapp.tasks.render_job
 UNAVAILABLE_MESSAGE = "the render service is unavailable, try again"
 NOT_TAKEN_MESSAGE = ("no render worker took this job (the render service was restarted or is "
                      "overloaded); press Render to try again")
-
-
-def job_group_send(job: RenderJob, event: dict) -> bool:
-    """Send a channel-layer event to everyone listening to the job, retrying a Redis fault.
-
-    Parameters
-    ----------
-    job : RenderJob
-    event : dict
-        The channel-layer event (``type`` names the consumer's handler).
-
-    Returns
-    -------
-    bool
-        False when every attempt failed (the fault is logged, never raised).
-    """
-    layer = get_channel_layer()
-    if layer is None:
-        return True
-    for attempt in range(len(SEND_BACKOFF_S) + 1):
-        try:
-            async_to_sync(layer.group_send)(job.group_name, event)
-            return True
-        except BROKER_ERRORS as exc:
-            if attempt == len(SEND_BACKOFF_S):
-                log.warning("job %s: could not send %s to its listeners (%s: %s)", job.id,
-                            event.get("type"), type(exc).__name__, exc)
-                return False
-            time.sleep(SEND_BACKOFF_S[attempt])
-    return False
-
-
-def job_state_event(job: RenderJob) -> dict:
-    """Channel-layer event announcing a job's state (consumers relay it as a 'state' message)."""
-    return {"type": "job.state", "state": job.state, "message": job.message or None}
+STALE_MESSAGE = ("the render worker stopped (it crashed or was shut down) before finishing; "
+                 "press Render to try again")
 
 
 def render_time_limit(*, n_notes: int) -> float:
@@ -81,12 +48,10 @@ def render_job_enqueue(*, job: RenderJob) -> None:
     RenderServiceUnavailable
         When the broker cannot be reached (after Celery's own publish retries).
     """
-    from webapp.tasks import render_job
-
     limit = render_time_limit(n_notes=job.n_notes_total)
     try:
-        render_job.apply_async(args=[str(job.id)], task_id=job.celery_task_id, queue="render",
-                               soft_time_limit=limit, time_limit=limit + 30)
+        celery_app.send_task(RENDER_TASK, args=[str(job.id)], task_id=job.celery_task_id,
+                             queue="render", soft_time_limit=limit, time_limit=limit + 30)
     except BROKER_ERRORS as exc:
         log.warning("job %s could not be queued: %s: %s", job.id, type(exc).__name__, exc)
         raise RenderServiceUnavailable(UNAVAILABLE_MESSAGE) from exc
@@ -120,8 +85,6 @@ def render_jobs_sweep_queued(*, job_ids=None) -> int:
     int
         How many jobs were sent again or failed.
     """
-    from webapp.selectors import job_queue_position
-
     now = timezone.now()
     qs = RenderJob.objects.filter(
         state=RenderJob.State.QUEUED,
@@ -151,3 +114,41 @@ def render_jobs_sweep_queued(*, job_ids=None) -> int:
         log.warning("job %s sent again: queued since %s, no worker took it", job.id, job.enqueued)
         swept += 1
     return swept
+
+
+def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
+    """End as failed the running jobs whose worker stopped sending heartbeats; send again, or
+    fail, the queued jobs that no worker took (`render_jobs_sweep_queued`).
+
+    Parameters
+    ----------
+    job_ids : iterable of UUID, optional
+        Only look at these jobs.
+    worker : str, optional
+        Fail every running job of this worker name (it has just restarted, so they are orphans).
+
+    Returns
+    -------
+    int
+        How many jobs were failed or sent again.
+    """
+    if job_ids is not None:
+        job_ids = list(job_ids)
+    swept = render_jobs_sweep_queued(job_ids=job_ids)
+    limit = timezone.now() - timedelta(seconds=settings.RENDER_STALE_AFTER_S)
+    qs = RenderJob.objects.filter(state=RenderJob.State.RUNNING)
+    if job_ids is not None:
+        qs = qs.filter(id__in=job_ids)
+    cond = Q(heartbeat__lt=limit) | Q(heartbeat__isnull=True, started__lt=limit)
+    if worker:
+        cond |= Q(worker=worker)
+    failed = 0
+    for job in qs.filter(cond):
+        n = RenderJob.objects.filter(id=job.id, state=RenderJob.State.RUNNING).update(
+            state=RenderJob.State.FAILED, message=STALE_MESSAGE, finished=timezone.now())
+        if n:
+            failed += 1
+            job.state, job.message = RenderJob.State.FAILED, STALE_MESSAGE
+            log.warning("job %s failed: worker %s stopped", job.id, job.worker or "?")
+            job_group_send(job, job_state_event(job))
+    return failed + swept

@@ -1,7 +1,7 @@
 """Align an uploaded reference performance (MIDI) to its score, in a child process (no Django).
 
-The web app runs `run_child` in a process of the parse server (webapp.services) under a time
-limit, as for score uploads. It reads the score saved at upload (``parsed.npz``), aligns the MIDI
+The web app runs `align_reference` in a child process (webapp.childproc) under a time limit, as
+for score uploads. It reads the score saved at upload (``parsed.npz``), aligns the MIDI
 with render.align.align_midi, encodes the aligned notes (ml.inference.reference_from_aligned)
 and writes into OUTDIR:
 
@@ -10,18 +10,19 @@ and writes into OUTDIR:
 - ``notes.json``: every performed note as a NOTE dict of the web contract, with the score id
   of the note it was aligned to (``"i": -1`` and an ``x<k>`` id for extra notes), so the
   player can play the reference and light its notes on the engraving;
-- ``result.json``: ``{"ok": true}``, ``{"error": reason}`` for a performance that does not fit
-  the score, or ``{"crash": text}`` when the aligner itself failed.
+- ``result.json`` (webapp.childproc): ``{"ok": true}``, ``{"error": reason}`` for a performance
+  that does not fit the score, or ``{"crash": text}`` when the aligner itself failed.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
+
+from render.align import align_midi
+from render.score import score_bar_numbers
+from webapp.scoreprep import load_parsed
 
 
 def reference_notes(aligned) -> list[dict]:
@@ -62,10 +63,7 @@ def align_reference(midi_path: Path, parsed_path: Path, outdir: Path) -> dict:
     render.errors.RenderError
         (AlignmentError, PerformanceError) when the performance cannot be read or does not fit.
     """
-    from ml.inference import reference_from_aligned, save_reference
-    from render.align import align_midi
-    from webapp.controls import score_bar_numbers
-    from webapp.scoreprep import load_parsed
+    from ml.inference import reference_from_aligned, save_reference  # torch: not in the web process
 
     score = load_parsed(parsed_path)
     aligned, report = align_midi(score, midi_path)
@@ -80,21 +78,3 @@ def align_reference(midi_path: Path, parsed_path: Path, outdir: Path) -> dict:
     (outdir / "report.json").write_text(json.dumps(rep), encoding="utf-8")
     (outdir / "notes.json").write_text(json.dumps(reference_notes(aligned)), encoding="utf-8")
     return rep
-
-
-def run_child(midi_path: str, parsed_path: str, outdir: str) -> None:
-    """Entry point of the alignment child process: `align_reference`, then ``result.json``."""
-    from render.errors import RenderError
-
-    out = Path(outdir) / "result.json"
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            align_reference(Path(midi_path), Path(parsed_path), Path(outdir))
-        out.write_text(json.dumps({"ok": True}))
-    except RenderError as exc:
-        out.write_text(json.dumps({"error": exc.reason}))
-    except Exception as exc:  # reported to the parent, which logs it
-        import traceback
-
-        out.write_text(json.dumps({"crash": "".join(traceback.format_exception(exc))[-4000:]}))

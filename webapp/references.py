@@ -1,6 +1,6 @@
 """Writes: reference performances (uploaded MIDI aligned to a score, encoded to prime renders).
 
-The alignment runs in a child process of the parse server (webapp.services) under
+The alignment (webapp.refalign) runs in a child process (webapp.childproc) under
 REFERENCE_ALIGN_TIMEOUT_S; nothing is stored unless it succeeds.
 """
 from __future__ import annotations
@@ -13,8 +13,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+from render.errors import RenderError
+from webapp.childproc import ChildCrashed, ChildRefused, ChildTimeout, run_in_child
 from webapp.filesave import row_save_with_files
 from webapp.models import ReferencePerformance, Score
+from webapp.refalign import align_reference
 
 log = logging.getLogger(__name__)
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -29,29 +32,20 @@ def align_timeout_s() -> float:
 
 
 def _align_in_child(midi_path: Path, parsed_path: Path, outdir: Path) -> dict:
-    """Run webapp.refalign.run_child under the time limit; the report, or ReferenceRefused."""
-    from webapp.refalign import run_child
-    from webapp.services import _parse_context
-
+    """Run webapp.refalign.align_reference in a child process under the time limit; the report,
+    or ReferenceRefused."""
     limit = align_timeout_s()
-    proc = _parse_context().Process(target=run_child, daemon=True,
-                                    args=(str(midi_path), str(parsed_path), str(outdir)))
-    proc.start()
-    proc.join(limit)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-        raise ReferenceRefused(f"aligning the performance took longer than {limit:g} s; "
-                               "try a shorter excerpt")
     try:
-        result = json.loads((outdir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        result = {"crash": f"no result (exit code {proc.exitcode})"}
-    if "error" in result:
-        raise ReferenceRefused(result["error"])  # render.align's one-line reason
-    if not result.get("ok"):
-        log.error("reference alignment failed: %s", result.get("crash"))
-        raise ReferenceRefused("the performance could not be aligned (the aligner failed on it)")
+        run_in_child(align_reference, (midi_path, parsed_path, outdir), outdir=outdir, limit_s=limit,
+                     refusals=(RenderError,))
+    except ChildTimeout:
+        raise ReferenceRefused(f"aligning the performance took longer than {limit:g} s; "
+                               "try a shorter excerpt") from None
+    except ChildRefused as exc:
+        raise ReferenceRefused(exc.reason) from None  # render.align's one-line reason
+    except ChildCrashed as exc:
+        log.error("reference alignment failed: %s", exc)
+        raise ReferenceRefused("the performance could not be aligned (the aligner failed on it)") from None
     return json.loads((outdir / "report.json").read_text(encoding="utf-8"))
 
 

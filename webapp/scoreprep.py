@@ -1,7 +1,7 @@
 """Parse an uploaded score once, in a child process with a time limit (no Django here).
 
-The web app runs `run_child` in a process forked from a server that has partitura and Verovio
-imported already (fast start, killable at the time limit); the same from a shell:
+The web app runs `prepare` in a child process (webapp.childproc: forked from a server that has
+partitura and Verovio imported already, killable at the time limit); the same from a shell:
 ``python -m webapp.scoreprep FILE OUTDIR --name NAME --max-notes N --max-bytes B`` reads FILE with
 render.loaders.load_score (unfolded as the renderer plays it), engraves it with Verovio and
 writes into OUTDIR: ``parsed.npz`` (the Score arrays), ``score.mei`` and ``meta.json``
@@ -23,6 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from render.errors import ScoreError
+from render.loaders import load_score
+from render.readers import quiet
+from render.score import Score
+from webapp.engraving import engrave
+
 log = logging.getLogger(__name__)
 
 
@@ -34,11 +40,6 @@ def prepare(path: Path, outdir: Path, *, name: str, max_notes: int, max_bytes: i
     render.errors.ScoreError
         For every score that cannot be used, with the user-facing reason.
     """
-    from render.errors import ScoreError
-    from render.loaders import load_score
-    from render.readers import quiet
-    from webapp.engraving import engrave
-
     score = load_score(path, unfold=True, max_notes=max_notes, max_bytes=max_bytes, name=name)
     ids = score.notes["id"]
     if len(set(ids.tolist())) != len(ids):
@@ -67,34 +68,10 @@ def prepare(path: Path, outdir: Path, *, name: str, max_notes: int, max_bytes: i
 
 def load_parsed(path: str | Path, *, title: str = "", fmt: str = "", source: str = ""):
     """The render.score.Score saved by `prepare` (no re-parsing of the score file)."""
-    from render.score import Score
-
     with np.load(path, allow_pickle=False) as z:
         # Scores parsed before markings were read (model v1) have none: they render without.
         return Score(notes=z["notes"], tempo_marks=z["tempo_marks"], dynamics_marks=z["dynamics_marks"],
                      marks=z["marks"] if "marks" in z.files else None, title=title, format=fmt, source=source)
-
-
-def run_child(path: str, outdir: str, name: str, max_notes: int, max_bytes: int) -> None:
-    """Entry point of the parsing child process: `prepare`, then ``result.json`` in outdir.
-
-    ``result.json`` is ``{"ok": true}``, ``{"error": reason}`` for a refused score, or
-    ``{"crash": text}`` when the parser itself failed.
-    """
-    from render.errors import ScoreError
-
-    out = Path(outdir) / "result.json"
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            prepare(Path(path), Path(outdir), name=name, max_notes=max_notes, max_bytes=max_bytes)
-        out.write_text(json.dumps({"ok": True}))
-    except ScoreError as exc:
-        out.write_text(json.dumps({"error": exc.reason}))
-    except Exception as exc:  # reported to the parent, which logs it
-        import traceback
-
-        out.write_text(json.dumps({"crash": "".join(traceback.format_exception(exc))[-4000:]}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,8 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-notes", type=int, default=50_000)
     ap.add_argument("--max-bytes", type=int, default=20_000_000)
     args = ap.parse_args(argv)
-    from render.errors import ScoreError
-
     out = sys.stdout
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 
+from render.score import score_bar_numbers
 from webapp.models import Performance, ReferencePerformance, RenderChunk, RenderJob, Score
+from webapp.scoreprep import load_parsed
 
 DOWNLOAD_FORMATS = ("mid", "wav", "ogg", "csv")
 
@@ -63,8 +66,6 @@ def job_summary(*, job: RenderJob) -> dict:
 
 def render_speed() -> float:
     """Notes per second of one worker, from the last 20 finished jobs (else RENDER_NOTES_PER_S)."""
-    from django.conf import settings
-
     rows = (RenderJob.objects.filter(state=RenderJob.State.DONE, started__isnull=False,
                                      finished__isnull=False)
             .order_by("-finished").values_list("n_notes_total", "started", "finished")[:20])
@@ -150,9 +151,6 @@ def performance_get_visible(*, performance_id: uuid.UUID, user,
 def score_bars(*, score: Score) -> dict:
     """Bars of a score as the section controls count them: ``n_bars`` and ``bars``, the bar
     (1..) of each base note id (its first occurrence when a repeat is unfolded)."""
-    from webapp.controls import score_bar_numbers
-    from webapp.scoreprep import load_parsed
-
     notes = load_parsed(score.parsed.path).notes
     numbers = score_bar_numbers(notes)
     bars: dict[str, int] = {}

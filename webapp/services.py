@@ -1,82 +1,59 @@
-"""Writes: uploads, demo scores, render jobs (create, cancel, fail stale), audio exports.
+"""Writes: uploads, demo scores, render jobs (create, cancel), audio exports.
 
-The worker's side of a render (the streaming loop) is in webapp.streaming.
+Sending jobs to the workers, failing them and sweeping lost ones is webapp.jobqueue; the
+worker's side of a render (the streaming loop) is webapp.streaming.
 """
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import random
 import shutil
 import tempfile
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import ProtectedError
 from django.utils import timezone
 
+from render.export import render_audio, save_csv
+from render.sniff import read_head, sniff_format
+from webapp.childproc import ChildCrashed, ChildRefused, ChildTimeout, run_in_child
+from webapp.controls import ControlError, controls_clean
 from webapp.errors import (JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError,
                            ScoreInUse)
 from webapp.filesave import row_save_with_files
-# The queue's writes live in webapp.jobqueue; these names stay importable from here.
-from webapp.jobqueue import (job_group_send, job_state_event, render_job_enqueue,  # noqa: F401
-                             render_job_fail, render_jobs_sweep_queued)
+from webapp.jobevents import job_group_send, job_state_event
+from webapp.jobqueue import render_job_enqueue, render_job_fail, render_jobs_fail_stale
 from webapp.models import Performance, ReferencePerformance, RenderJob, Score
+from webapp.notes import notes_to_array
+from webapp.scoreprep import prepare
+from webapp.selectors import score_bars
 
 log = logging.getLogger(__name__)
-# Interpretation controls a job may carry (webapp.controls validates and expands them).
-CONTROL_KEYS = ("mode", "delta", "sections", "z", "base_tempo_bpm", "expressiveness",
-                "temperature", "variations", "reference_id", "pedal")
-STALE_MESSAGE = ("the render worker stopped (it crashed or was shut down) before finishing; "
-                 "press Render to try again")
 
 
 # --- scores -----------------------------------------------------------------------------------
 
-_mp_context = None
-
-
-def _parse_context():
-    """A forkserver context whose server has the parsing libraries imported once."""
-    global _mp_context
-    if _mp_context is None:
-        ctx = multiprocessing.get_context("forkserver")
-        # "__main__" first: the children then skip re-running the main script (daphne, celery).
-        ctx.set_forkserver_preload(["__main__", "webapp.scoreprep", "webapp.engraving", "render.loaders",
-                                    "render.score", "partitura", "verovio", "music21", "mido"])
-        _mp_context = ctx
-    return _mp_context
-
-
 def _parse_in_child(path: Path, outdir: Path, *, name: str) -> dict:
     """Parse in a child process under the parse-time limit; the meta dict, or ScoreError."""
-    from webapp.scoreprep import run_child
-
     limit = settings.UPLOAD_PARSE_TIMEOUT_S
-    proc = _parse_context().Process(
-        target=run_child, daemon=True,
-        args=(str(path), str(outdir), name, settings.UPLOAD_MAX_NOTES, settings.UPLOAD_MAX_BYTES))
-    proc.start()
-    proc.join(limit)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-        raise ScoreError(f"reading the score took longer than {limit:g} s; try a shorter score",
-                         path=name)
     try:
-        result = json.loads((outdir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        result = {"crash": f"no result (exit code {proc.exitcode})"}
-    if "error" in result:
-        raise ScoreError(result["error"], path=name)
-    if not result.get("ok"):
-        log.error("score parser failed on %s: %s", name, result.get("crash"))
-        raise ScoreError("the score could not be read (the parser failed on it)", path=name)
+        run_in_child(prepare, (path, outdir),
+                     {"name": name, "max_notes": settings.UPLOAD_MAX_NOTES,
+                      "max_bytes": settings.UPLOAD_MAX_BYTES},
+                     outdir=outdir, limit_s=limit, refusals=(ScoreError,))
+    except ChildTimeout:
+        raise ScoreError(f"reading the score took longer than {limit:g} s; try a shorter score",
+                         path=name) from None
+    except ChildRefused as exc:
+        raise ScoreError(exc.reason, path=name) from None
+    except ChildCrashed as exc:
+        log.error("score parser failed on %s: %s", name, exc)
+        raise ScoreError("the score could not be read (the parser failed on it)", path=name) from None
     return json.loads((outdir / "meta.json").read_text(encoding="utf-8"))
 
 
@@ -103,8 +80,6 @@ def score_create(*, path: Path, original_filename: str, owner=None, title: str =
     if size > settings.UPLOAD_MAX_BYTES:
         raise ScoreError(f"the file is {size / 1e6:.1f} MB, over the limit of "
                          f"{settings.UPLOAD_MAX_BYTES / 1e6:g} MB", path=name)
-    from render.sniff import read_head, sniff_format
-
     sniff_format(read_head(path, name, settings.UPLOAD_MAX_BYTES), name)  # cheap refusals first
     with tempfile.TemporaryDirectory(prefix="scoreprep-") as tmp:
         meta = _parse_in_child(path, Path(tmp), name=name)
@@ -147,8 +122,6 @@ def score_delete(*, score: Score) -> None:
     ScoreInUse
         When a listening test uses the score (its stimuli and answers must stay).
     """
-    from django.db.models import ProtectedError
-
     storage, score_id = score.file.storage, score.id   # delete() sets the instance's id to None
     names = [score.file.name, score.parsed.name]
     names += [p.midi.name for p in score.performances.all()]
@@ -166,44 +139,6 @@ def score_delete(*, score: Score) -> None:
 
 
 # --- render jobs ------------------------------------------------------------------------------
-
-def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
-    """End as failed the running jobs whose worker stopped sending heartbeats; send again, or
-    fail, the queued jobs that no worker took (webapp.jobqueue.render_jobs_sweep_queued).
-
-    Parameters
-    ----------
-    job_ids : iterable of UUID, optional
-        Only look at these jobs.
-    worker : str, optional
-        Fail every running job of this worker name (it has just restarted, so they are orphans).
-
-    Returns
-    -------
-    int
-        How many jobs were failed or sent again.
-    """
-    if job_ids is not None:
-        job_ids = list(job_ids)
-    swept = render_jobs_sweep_queued(job_ids=job_ids)
-    limit = timezone.now() - timedelta(seconds=settings.RENDER_STALE_AFTER_S)
-    qs = RenderJob.objects.filter(state=RenderJob.State.RUNNING)
-    if job_ids is not None:
-        qs = qs.filter(id__in=job_ids)
-    cond = Q(heartbeat__lt=limit) | Q(heartbeat__isnull=True, started__lt=limit)
-    if worker:
-        cond |= Q(worker=worker)
-    failed = 0
-    for job in qs.filter(cond):
-        n = RenderJob.objects.filter(id=job.id, state=RenderJob.State.RUNNING).update(
-            state=RenderJob.State.FAILED, message=STALE_MESSAGE, finished=timezone.now())
-        if n:
-            failed += 1
-            job.state, job.message = RenderJob.State.FAILED, STALE_MESSAGE
-            log.warning("job %s failed: worker %s stopped", job.id, job.worker or "?")
-            job_group_send(job, job_state_event(job))
-    return failed + swept
-
 
 def render_job_create(*, score: Score, user, session_key: str, seed: int | None = None,
                       controls: dict | None = None, client_addr: str = "") -> RenderJob:
@@ -229,13 +164,9 @@ def render_job_create(*, score: Score, user, session_key: str, seed: int | None 
     ControlError
         (a ValueError) for controls that cannot be used, with a message naming the control.
     """
-    from webapp.controls import ControlError, controls_clean
-
     raw = dict(controls or {})
     n_bars = None
     if raw.get("sections"):
-        from webapp.selectors import score_bars
-
         n_bars = score_bars(score=score)["n_bars"]
     controls = controls_clean(controls=raw, n_bars=n_bars)
     if "reference_id" in controls and not ReferencePerformance.objects.filter(
@@ -307,8 +238,6 @@ def render_job_cancel(*, job: RenderJob) -> RenderJob:
 
 def performance_audio(*, performance: Performance, fmt: str) -> Path:
     """Path of the performance rendered to audio (``wav`` or ``ogg``), made once and cached."""
-    from render.export import render_audio
-
     if fmt not in ("wav", "ogg"):
         raise ValueError(f"unknown audio format {fmt!r}")
     out = Path(settings.MEDIA_ROOT) / "audio" / performance.score_id.hex / f"{performance.id.hex}.{fmt}"
@@ -322,10 +251,6 @@ def performance_audio(*, performance: Performance, fmt: str) -> Path:
 
 def performance_csv(*, performance: Performance) -> str:
     """The per-note CSV of a performance (render.export's columns), as text."""
-    from render.export import save_csv
-
-    from webapp.notes import notes_to_array
-
     with tempfile.TemporaryDirectory(prefix="csv-") as tmp:
         path = save_csv(notes_to_array(performance.notes), Path(tmp) / "notes.csv")
         return path.read_text(encoding="utf-8")

@@ -1,50 +1,44 @@
 """The worker's side of a render: run the model over a score and stream its notes.
 
 `render_job_run` is the one service the Celery task calls. The model is loaded once per worker
-process (`get_renderer`) and reused for every job.
+process (webapp.renderer.get_renderer) and reused for every job.
 """
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from render.errors import RenderError
+from render.export import save_midi
+from render.pedal import PedalStream
 from webapp.controls import controls_render_kwargs
 from webapp.errors import RenderStopped
-from webapp.jobqueue import job_group_send, job_state_event, render_time_limit
+from webapp.jobevents import job_group_send, job_state_event
+from webapp.jobqueue import render_time_limit
 from webapp.models import Performance, ReferencePerformance, RenderChunk, RenderJob
 from webapp.notes import chunk_to_notes, events_to_pedal, notes_to_array, pedal_to_events, performance_duration
+from webapp.renderer import get_renderer
+from webapp.scoreprep import load_parsed
+from webapp.selectors import job_done_summary
 
 log = logging.getLogger(__name__)
-_renderer = None
-_renderer_lock = threading.Lock()
 FLUSH_EVERY_S = 0.05      # send a chunk at least this often once the first one has gone out
 HEARTBEAT_EVERY_S = 2.0
 STREAM_LOST_MESSAGE = ("the connection to the live stream was lost (the message service did not "
                        "answer); the notes rendered so far are kept; press Render to try again")
-
-
-def get_renderer():
-    """The worker process's model (ml.inference.Renderer), loaded on first use."""
-    global _renderer
-    with _renderer_lock:
-        if _renderer is None:
-            from ml.inference import Renderer
-
-            t0 = time.perf_counter()
-            _renderer = Renderer.load()  # env MODEL_CHECKPOINT and DEVICE, read there only
-            log.info("model loaded in %.2f s", time.perf_counter() - t0)
-        return _renderer
 
 
 def worker_name() -> str:
@@ -114,10 +108,6 @@ def render_job_run(*, job_id: uuid.UUID | str, worker: str | None = None) -> str
 
 def render_failure_message(*, exc: BaseException, job_id) -> str:
     """The user's one line for a render that raised ``exc`` (never the raw text of a crash)."""
-    from celery.exceptions import SoftTimeLimitExceeded
-
-    from render.errors import RenderError
-
     if isinstance(exc, (RenderError, RenderStopped)):
         log.warning("job %s failed: %s", job_id, exc)
         return str(exc)[:500]
@@ -130,8 +120,6 @@ def render_failure_message(*, exc: BaseException, job_id) -> str:
 
 
 def _stream(job: RenderJob) -> str:
-    from webapp.scoreprep import load_parsed
-
     score_row = job.score
     score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
                         source=score_row.original_filename)
@@ -175,8 +163,6 @@ def _stream(job: RenderJob) -> str:
 
 def _chunk_pedal(pedals: dict, chunk: np.ndarray, beats: np.ndarray) -> list[dict]:
     """PEDAL dicts that the notes of ``chunk`` complete, per take (render.pedal.PedalStream)."""
-    from render.pedal import PedalStream
-
     out = []
     variations = chunk["variation"] if "variation" in chunk.dtype.names else np.zeros(len(chunk), int)
     for v in np.unique(variations):
@@ -189,8 +175,7 @@ def _chunk_pedal(pedals: dict, chunk: np.ndarray, beats: np.ndarray) -> list[dic
 
 def _load_reference(reference_id):
     """The ml.inference.Reference of a stored reference performance (RenderError if gone)."""
-    from ml.inference import load_reference
-    from render.errors import RenderError
+    from ml.inference import load_reference  # torch: only in the worker processes
 
     ref = ReferencePerformance.objects.filter(id=reference_id).first()
     if ref is None or not ref.encoded:
@@ -228,10 +213,6 @@ def _flush(job: RenderJob, seq: int, notes: list[dict], pedal: list[dict]) -> bo
 def _finish(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict]) -> str:
     """Store the performances (one per variation: MIDI with its pedal, notes, pedal events) and
     mark the job done."""
-    import tempfile
-
-    from render.export import save_midi
-
     by_variation: dict[int, list[dict]] = {}
     for n in notes:
         by_variation.setdefault(int(n.get("v", 0)), []).append(n)
@@ -251,8 +232,6 @@ def _finish(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict])
         RenderJob.objects.filter(id=job.id).update(
             state=RenderJob.State.DONE, finished=timezone.now(), n_chunks=n_chunks)
     job.refresh_from_db()
-    from webapp.selectors import job_done_summary
-
     job_group_send(job, {"type": "job.done", **job_done_summary(job_id=job.id)})
     log.info("job %s done: %d notes (%d takes) in %d chunks", job.id, len(notes),
              len(by_variation), n_chunks)

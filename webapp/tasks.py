@@ -6,10 +6,14 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
+from webapp.jobqueue import RENDER_TASK, render_job_fail, render_jobs_fail_stale
+from webapp.renderer import get_renderer
+from webapp.streaming import render_failure_message, render_job_run
+
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="webapp.tasks.render_job", ignore_result=True, acks_late=True,
+@shared_task(name=RENDER_TASK, ignore_result=True, acks_late=True,   # "webapp.tasks.render_job"
              reject_on_worker_lost=True)
 def render_job(job_id: str) -> str:
     """Render one RenderJob (streams its chunks, stores its performance).
@@ -18,13 +22,8 @@ def render_job(job_id: str) -> str:
     while the job is queued, so a second delivery does nothing.
     """
     try:
-        from webapp.streaming import render_job_run
-
         return render_job_run(job_id=job_id)
     except Exception as exc:  # never leave the job queued or running when the task dies
-        from webapp.streaming import render_failure_message
-        from webapp.services import render_job_fail
-
         render_job_fail(job_id=job_id, message=render_failure_message(exc=exc, job_id=job_id))
         raise
 
@@ -32,9 +31,6 @@ def render_job(job_id: str) -> str:
 @worker_ready.connect
 def _on_worker_ready(sender=None, **kwargs):
     """Fail the jobs a crashed worker left running; load the model before the first job."""
-    from webapp.services import render_jobs_fail_stale
-    from webapp.streaming import get_renderer
-
     n = render_jobs_fail_stale()
     if n:
         log.warning("failed %d render jobs left running by a stopped worker", n)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
+from rest_framework.authtoken.models import Token
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -51,8 +52,6 @@ def token_from_scope(scope) -> str | None:
 @database_sync_to_async
 def _token_user(key: str):
     """The active user owning the token ``key``, or None."""
-    from rest_framework.authtoken.models import Token
-
     token = Token.objects.select_related("user").filter(key=key).first() if key else None
     if token is None or not token.user.is_active:
         return None

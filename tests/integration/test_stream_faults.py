@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 
 from scripts.services import RedisServer
 from webapp.errors import RenderStopped
-from webapp.jobqueue import job_group_send
+from webapp.jobevents import job_group_send
 from webapp.models import Performance, RenderChunk, RenderJob, Score
 from webapp.routing import websocket_urlpatterns
 from webapp.services import render_job_cancel

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.authtoken.models import Token
 
 from webapp.api.docs import operations_from_schema
@@ -13,8 +14,6 @@ from webapp.api.docs import operations_from_schema
 
 @require_GET
 def api_docs(request):
-    from drf_spectacular.generators import SchemaGenerator
-
     schema = SchemaGenerator().get_schema(request=None, public=True)
     return render(request, "api/docs.html", {"schema": schema,
                                              "operations": operations_from_schema(schema)})

@@ -5,6 +5,7 @@ Errors are ``{"error": message}`` (webapp.api.errors); the schema is drf-spectac
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -20,6 +21,7 @@ from webapp import selectors as webapp_selectors
 from webapp import services as webapp_services
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
+from webapp.downloads import AudioUnavailable, performance_file_response
 from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
@@ -81,8 +83,6 @@ class TokenView(APIView):
                    responses={200: s.TokenSerializer, **_errors(400)},
                    summary="Your API token, from your username and password")
     def post(self, request):
-        from django.contrib.auth import authenticate
-
         data = _valid(s.TokenRequestSerializer, _body(request))
         user = authenticate(request, username=data["username"], password=data["password"])
         if user is None:
@@ -219,12 +219,9 @@ class PerformanceDownloadView(APIView):
                            s.ErrorSerializer, description="Audio could not be made")},
                    summary="Download a performance as mid, wav, ogg or csv")
     def get(self, request, performance_id, fmt):
-        from webapp.downloads import AudioUnavailable, performance_file_response
-        from webapp.selectors import DOWNLOAD_FORMATS
-
         perf = webapp_selectors.performance_get_visible(performance_id=performance_id,
                                                         user=request.user, session_key="")
-        if perf is None or fmt not in DOWNLOAD_FORMATS:
+        if perf is None or fmt not in webapp_selectors.DOWNLOAD_FORMATS:
             raise Http404("no such performance" if perf is None else "unknown format")
         try:
             return performance_file_response(performance=perf, fmt=fmt)

@@ -15,6 +15,7 @@ from django.db import transaction
 from webapp.controls import ControlError, controls_clean
 from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 from webapp.presets.models import Preset, new_share_token
+from webapp.services import render_job_create
 
 log = logging.getLogger(__name__)
 NAME_MAX = 100
@@ -214,8 +215,6 @@ def preset_apply(*, preset: Preset, score: Score, user, session_key: str,
     RenderServiceUnavailable
         When the render queue cannot be reached (nothing is queued).
     """
-    from webapp.services import render_job_create
-
     seed, controls = preset.seed, dict(preset.controls or {})
     if variation is not None:
         seed, controls = _clean_seed(variation.get("seed")), variation.get("controls") or {}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from render.baselines import deadpan
 from webapp.models import Score
+from webapp.scoreprep import load_parsed
 from webapp.surveys import design
 from webapp.surveys.errors import SurveyRefused
 from webapp.surveys.models import Item, ItemClip, Stimulus, Survey
@@ -13,9 +15,6 @@ from webapp.surveys.models import Item, ItemClip, Stimulus, Survey
 
 def _timeline(score_row: Score):
     """(score, deadpan onsets in s, bar onsets) of a stored score."""
-    from render.baselines import deadpan
-    from webapp.scoreprep import load_parsed
-
     score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
                         source=score_row.original_filename)
     return score, deadpan(score)["onset_sec"], score.notes["bar_onset_beat"]

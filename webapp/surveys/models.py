@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core import signing
 from django.db import models
 
 from webapp.models import Score
@@ -165,6 +166,12 @@ class Participant(models.Model):
         constraints = [models.UniqueConstraint(
             fields=["survey", "external_id"], condition=~models.Q(external_id=""),
             name="unique_external_id_per_survey")]
+
+    def item_key(self, position: int) -> str:
+        """The key of the item at ``position`` that the answer must carry back: an HMAC of the
+        participant, the position and the item, opaque (item ids would hint at the condition)."""
+        signer = signing.Signer(salt=f"surveys.item.{self.id}")
+        return signer.signature(f"{position}:{self.order[position]}")
 
 
 class Response(models.Model):

@@ -11,8 +11,7 @@ from django.urls import reverse
 
 from webapp.surveys import design, stats
 from webapp.surveys.errors import SurveyRefused
-from webapp.surveys.models import Item, Participant, Response, Stimulus, Survey
-from webapp.surveys.services import item_key
+from webapp.surveys.models import Item, ItemClip, Participant, Response, Stimulus, Survey
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,6 @@ def stimuli_for_preview(*, survey: Survey) -> list[Stimulus]:
 
 def stimulus_roles(*, survey: Survey) -> dict:
     """stimulus id -> the roles of the items that play it ("trial, attention", "practice")."""
-    from webapp.surveys.models import ItemClip
-
     roles = defaultdict(set)
     for sid, role in ItemClip.objects.filter(item__survey=survey).values_list("stimulus_id",
                                                                             "item__role"):
@@ -131,7 +128,7 @@ def participant_state(*, participant: Participant) -> dict:
         pos = p.n_answered
         item = Item.objects.get(id=p.order[pos])
         out["item"] = {
-            "position": pos, "key": item_key(participant=p, position=pos),
+            "position": pos, "key": p.item_key(pos),
             "practice": item.role == Item.Role.PRACTICE, "instruction": item.instruction,
             "clips": [{"label": c.label, "url": stimulus_audio_url(c.stimulus),
                        "duration": round(c.stimulus.duration_sec, 3)}

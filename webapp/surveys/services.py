@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -24,7 +23,9 @@ from webapp.models import Score
 from webapp.surveys import design
 from webapp.surveys.build import build_items
 from webapp.surveys.errors import SurveyRefused  # noqa: F401 (part of this module's API)
-from webapp.surveys.models import Item, Participant, Response, Stimulus, Survey, SurveyPiece
+from webapp.surveys.models import Item, Participant, Response, Survey, SurveyPiece
+from webapp.surveys.selectors import participant_for_browser
+from webapp.surveys.tasks import align_human, render_stimulus
 
 log = logging.getLogger(__name__)
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$")
@@ -111,8 +112,6 @@ def _piece_save(piece: SurveyPiece, human_file, clear_human: bool) -> None:
         piece.human_name, piece.human_state, piece.human_message = "", "", ""
         piece.human_start_beat = piece.human_end_beat = None
     if human_file is not None:
-        from webapp.surveys.tasks import align_human
-
         piece.human_name = Path(human_file.name or "performance.mid").name[:255]
         piece.human_midi.save(f"{secrets.token_hex(8)}.mid", human_file, save=False)
         piece.human_state = "pending"
@@ -148,8 +147,6 @@ def survey_prepare(*, survey: Survey) -> Survey:
     SurveyRefused
         When the survey is not a draft or a piece cannot give the passages asked for.
     """
-    from webapp.surveys.tasks import render_stimulus
-
     _require_state(survey, Survey.State.DRAFT, action="prepare the stimuli")
     rng = np.random.default_rng(survey.seed)
     pieces = list(survey.pieces.select_related("score"))
@@ -163,27 +160,6 @@ def survey_prepare(*, survey: Survey) -> Survey:
         transaction.on_commit(lambda: [render_stimulus.apply_async(args=[i], queue="render")
                                        for i in ids])
     return survey
-
-
-def survey_check_rendered(*, survey_id) -> str:
-    """Move a rendering survey on once no stimulus is pending: READY when all were rendered,
-    back to DRAFT with the reasons when some failed. Returns the survey's state."""
-    with transaction.atomic():
-        survey = Survey.objects.select_for_update().get(id=survey_id)
-        if survey.state != Survey.State.RENDERING:
-            return survey.state
-        st = survey.stimuli
-        if st.filter(state=Stimulus.State.PENDING).exists():
-            return survey.state
-        failed = list(st.filter(state=Stimulus.State.FAILED).select_related("piece__score"))
-        if failed:
-            survey.state = Survey.State.DRAFT
-            survey.message = "; ".join(sorted({f"{s.piece.score.title} ({s.condition}): "
-                                               f"{s.message}" for s in failed}))[:2000]
-        else:
-            survey.state, survey.message = Survey.State.READY, ""
-        survey.save(update_fields=["state", "message"])
-        return survey.state
 
 
 def survey_open(*, survey: Survey) -> Survey:
@@ -240,13 +216,6 @@ def survey_delete(*, survey: Survey) -> None:
 
 # --- participants ---------------------------------------------------------------------------
 
-def item_key(*, participant: Participant, position: int) -> str:
-    """The key of the item at ``position`` that the answer must carry back: an HMAC of the
-    participant, the position and the item, opaque (item ids would hint at the condition)."""
-    signer = signing.Signer(salt=f"surveys.item.{participant.id}")
-    return signer.signature(f"{position}:{participant.order[position]}")
-
-
 def participant_start(*, survey: Survey, external_id: str = "", preview: bool = False,
                       browser: str = "") -> Participant:
     """Consent given: a new participant with a random order of the items (practice first), or
@@ -267,8 +236,6 @@ def participant_start(*, survey: Survey, external_id: str = "", preview: bool = 
         missing (required) external id, that id has already submitted or is in use in another
         browser, or this browser has already taken part with another id.
     """
-    from webapp.surveys.selectors import participant_for_browser
-
     if preview:
         _require_state(survey, Survey.State.READY, Survey.State.OPEN, action="try the survey")
         external_id = ""
@@ -340,7 +307,7 @@ def response_submit(*, token: str, position: int, key: str, answers: dict) -> Pa
         if not isinstance(position, int) or isinstance(position, bool) or not (
                 0 <= position < len(p.order)):
             raise SurveyRefused("this item is not one of yours")
-        if not constant_time_compare(str(key), item_key(participant=p, position=position)):
+        if not constant_time_compare(str(key), p.item_key(position)):
             raise SurveyRefused("the answer was tampered with (its key is not the key of this "
                                 "item)")
         if position < p.n_answered:

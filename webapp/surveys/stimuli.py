@@ -16,26 +16,28 @@ from pathlib import Path
 
 import numpy as np
 from django.core.files import File
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
+from render.align import align_midi
+from render.baselines import deadpan, humanize
+from render.errors import RenderError
+from render.export import AudioError, render_audio
+from webapp.renderer import get_renderer
+from webapp.scoreprep import load_parsed
 from webapp.surveys import design
-from webapp.surveys.models import Stimulus
+from webapp.surveys.models import Stimulus, Survey, SurveyPiece
 
 log = logging.getLogger(__name__)
 MIN_HUMAN_COVERAGE = 0.8  # of a passage's score notes that the pianist must have played
 
 
 def _load_score(score_row):
-    from webapp.scoreprep import load_parsed
-
     return load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
                        source=score_row.original_filename)
 
 
 def _model_notes(score, st: Stimulus) -> np.ndarray:
     """The model's rendition of the score up to the end of the passage, in score-note order."""
-    from webapp.streaming import get_renderer
-
     ob = score.notes["onset_beat"]
     last = int(np.searchsorted(ob, st.end_beat - 1e-9)) - 1
     kwargs = {"mode": "prior"}
@@ -61,8 +63,6 @@ def stimulus_notes(st: Stimulus) -> np.ndarray:
     ValueError
         Unknown condition, or no notes in the passage.
     """
-    from render.baselines import deadpan, humanize
-
     score = _load_score(st.piece.score)
     ob = score.notes["onset_beat"]
     if st.condition == "deadpan":
@@ -74,8 +74,6 @@ def stimulus_notes(st: Stimulus) -> np.ndarray:
         notes = _model_notes(score, st)
         out = design.slice_rendered(notes, ob[notes["index"]], st.start_beat, st.end_beat)
     elif st.condition == "human":
-        from render.align import align_midi
-
         if not st.piece.human_midi:
             raise ValueError("no human performance was uploaded for this piece")
         perf, _report = align_midi(score, st.piece.human_midi.path)
@@ -94,15 +92,31 @@ def stimulus_notes(st: Stimulus) -> np.ndarray:
     return out
 
 
+def survey_check_rendered(*, survey_id) -> str:
+    """Move a rendering survey on once no stimulus is pending: READY when all were rendered,
+    back to DRAFT with the reasons when some failed. Returns the survey's state."""
+    with transaction.atomic():
+        survey = Survey.objects.select_for_update().get(id=survey_id)
+        if survey.state != Survey.State.RENDERING:
+            return survey.state
+        st = survey.stimuli
+        if st.filter(state=Stimulus.State.PENDING).exists():
+            return survey.state
+        failed = list(st.filter(state=Stimulus.State.FAILED).select_related("piece__score"))
+        if failed:
+            survey.state = Survey.State.DRAFT
+            survey.message = "; ".join(sorted({f"{s.piece.score.title} ({s.condition}): "
+                                               f"{s.message}" for s in failed}))[:2000]
+        else:
+            survey.state, survey.message = Survey.State.READY, ""
+        survey.save(update_fields=["state", "message"])
+        return survey.state
+
+
 def stimulus_render(*, stimulus_id) -> str:
     """Render a pending stimulus to audio and store it; failures are stored on the row with a
     message for the researcher. Then let the survey move on (READY, or DRAFT with reasons).
     Returns the stimulus' state."""
-    from render.errors import RenderError
-    from render.export import AudioError, render_audio
-
-    from webapp.surveys.services import survey_check_rendered
-
     close_old_connections()
     st = Stimulus.objects.select_related("piece__score", "survey").filter(id=stimulus_id).first()
     if st is None or st.state != Stimulus.State.PENDING:
@@ -111,7 +125,7 @@ def stimulus_render(*, stimulus_id) -> str:
         notes = stimulus_notes(st)
         with tempfile.TemporaryDirectory(prefix="stimulus-") as tmp:
             path = render_audio(notes, Path(tmp) / "clip.ogg", fmt="ogg")
-            import soundfile
+            import soundfile  # audio I/O: only in the worker processes
 
             duration = float(soundfile.info(str(path)).duration)
             with open(path, "rb") as f:
@@ -138,10 +152,6 @@ def stimulus_render(*, stimulus_id) -> str:
 def piece_align_human(*, piece_id) -> str:
     """Align a piece's uploaded human performance to its score (render.align) and store the
     beats it covers, or the reason it does not fit. Returns the piece's human_state."""
-    from render.errors import RenderError
-
-    from webapp.surveys.models import SurveyPiece
-
     close_old_connections()
     piece = SurveyPiece.objects.select_related("score").filter(id=piece_id).first()
     if piece is None or piece.human_state != "pending" or not piece.human_midi:
@@ -149,8 +159,6 @@ def piece_align_human(*, piece_id) -> str:
     name = piece.human_midi.name
     fields = {"human_state": "failed", "human_start_beat": None, "human_end_beat": None}
     try:
-        from render.align import align_midi
-
         _perf, report = align_midi(_load_score(piece.score), piece.human_midi.path)
         fields.update(human_state="done", human_start_beat=report.start_beat,
                       human_end_beat=report.end_beat,

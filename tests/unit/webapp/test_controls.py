@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from render.score import NOTE_DTYPE
-from webapp.controls import (ControlError, controls_clean, controls_render_kwargs, delta_curve,
-                             score_bar_numbers)
+from render.score import NOTE_DTYPE, score_bar_numbers
+from webapp.controls import ControlError, controls_clean, controls_render_kwargs, delta_curve
 
 
 def _notes(bar_starts):

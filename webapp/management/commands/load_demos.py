@@ -5,8 +5,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.errors import ScoreError
+from webapp.errors import ScoreError, ScoreInUse
 from webapp.models import Score
+from webapp.services import score_create, score_delete
 
 M21_NOTE = ("Encoding from the corpus shipped with music21 (BSD-licensed software; its corpus "
             "is distributed with the encoders' permission, some encodings not for commercial "
@@ -36,10 +37,7 @@ class Command(BaseCommand):
                             help="re-parse and replace demos that already exist")
 
     def handle(self, *args, refresh: bool = False, **opts):
-        from music21 import corpus
-
-        from webapp.errors import ScoreInUse
-        from webapp.services import score_create, score_delete
+        from music21 import corpus  # heavy: only when the command runs
 
         failed = []
         for demo in DEMOS:
