@@ -2,17 +2,8 @@
 // score, renders takes through the job WebSocket and plays them while they stream,
 // highlighting the sounding notes.
 //
-// For tests and the benchmark, window.__player exposes: state (idle|playing|paused|
-// waiting|ended), streaming, scoreReady, samplesLoaded/samplesTotal, notesReceived, chunks,
-// notesScheduled, notesLate, stalls, highlighted (elements lit now), highlightsTotal (note
-// highlight events), duration, jobId, performanceId, reconnects, duplicates, error,
-// timeline (ms after the Render click: posted, queued, running, firstChunk, firstSound,
-// done), chunkLog, peakLevel; audioTime(), position(), level(), notes(); and `player`, the
-// Player itself (renderParams/paramsHook for render controls, replay(take, {at}) for A/B);
-// voices({held, pastRelease}) (sampler voices sounding; held: kept by the sustain pedal until a
-// lift arrives; pastRelease: sounding after their key's release died away), pedalEvents;
-// liveVariation, compared (performance ids ticked), plots (what the plots drew). Comparing
-// takes (A/B, where they differ, playing a reference) is in player/compare.js.
+// The test and benchmark probe, window.__player, is player/probe.js; comparing takes (A/B,
+// where they differ, playing a reference) is player/compare.js, a Comparison the Player owns.
 import { getJSON, getText, postJSON } from './player/api.js';
 import { JobStream } from './player/stream.js';
 import { PianoSampler } from './player/sampler.js';
@@ -23,7 +14,8 @@ import { buildUI, fmtTime, showMessage } from './player/ui.js';
 import { ControlsPanel } from './player/controls.js';
 import { PlotsPanel } from './player/plots.js';
 import { ReferencesPanel } from './player/references.js';
-import { compareMethods } from './player/compare.js';
+import { Comparison } from './player/compare.js';
+import { playerProbe } from './player/probe.js';
 
 const SAMPLES = new URL('../vendor/piano/', import.meta.url);
 
@@ -36,20 +28,19 @@ export class Player {
     this.sampler = new PianoSampler(this.ctx, SAMPLES);
     this.transport = new Transport(this.ctx, this.sampler, { onEnded: () => this.refreshButtons() });
     this.score = new ScoreView(this.ui.score);
-    this.takes = new TakesList(this.ui.takes, (take) => this.replay(take), (sel) => this.compare(sel));
+    this.comparison = new Comparison(this);
+    this.takes = new TakesList(this.ui.takes, (take) => this.replay(take), (sel) => this.comparison.compare(sel));
     this.controls = new ControlsPanel(this.ui.controls, { barsUrl: this.cfg.barsUrl, maxTakes: Number(this.cfg.maxTakes) || 8,
       temperature: this.cfg.temperature === undefined ? 1 : Number(this.cfg.temperature) });
     this.paramsHook = () => this.controls.params();
     this.plots = new PlotsPanel(this.ui.plots);
-    this.noteCache = new Map();   // performance id -> notes
-    this.pedalCache = new Map();  // performance id -> pedal events
     this.live = new Map();        // variation -> notes of the take streaming now
     this.livePedal = new Map();   // variation -> its pedal events so far
     this.liveVariation = 0;
     if (this.cfg.referencesUrl) {
       this.references = new ReferencesPanel(this.ui.references, {
         url: this.cfg.referencesUrl, csrf: this.cfg.csrf,
-        onPlay: (ref) => this.playReference(ref),
+        onPlay: (ref) => this.comparison.playReference(ref),
         onUse: (ref) => { this.controls.el.reference.value = ref.reference_id; this.render(); },
         onChange: (refs) => this.controls.setReferences(refs),
       });
@@ -76,7 +67,7 @@ export class Player {
     const { ui } = this;
     ui.render.addEventListener('click', () => this.render());
     ui.cancel.addEventListener('click', () => this.cancel());
-    ui.ab.addEventListener('click', () => this.switchAB());
+    ui.ab.addEventListener('click', () => this.comparison.switchAB());
     ui.play.addEventListener('click', () => {
       if (this.transport.state === 'playing' || this.transport.state === 'waiting') this.transport.pause();
       else { this.ctx.resume(); this.transport.play(); }
@@ -229,7 +220,7 @@ export class Player {
     }
     this.transport.addPedal(pedal.filter((e) => (e.v || 0) === this.liveVariation));
     this.transport.add(notes.filter((n) => (n.v || 0) === this.liveVariation));
-    this.refreshAB();
+    this.comparison.refresh();
     const n = this.stats.notesReceived;
     this.setStatus(this.expected ? `Rendering… ${n} / ${this.expected} notes` : `Rendering… ${n} notes`);
     if (this.expected) this.ui.progress.value = Math.min(1, n / this.expected);
@@ -267,15 +258,14 @@ export class Player {
     this.performanceId = mine.performance_id;
     for (const p of perfs) {
       if (!this.live.has(p.variation)) continue;
-      this.noteCache.set(p.performance_id, this.live.get(p.variation));
-      this.pedalCache.set(p.performance_id, this.livePedal.get(p.variation) || []);
+      this.comparison.remember(p.performance_id, this.live.get(p.variation), this.livePedal.get(p.variation) || []);
     }
-    this.plots.show(this.live.get(mine.variation) || [], `This take (${this.describeTake(mine.performance_id) || 'just rendered'})`);
+    this.plots.show(this.live.get(mine.variation) || [], `This take (${this.comparison.describeTake(mine.performance_id) || 'just rendered'})`);
     this.loadTakes().then(() => {
       this.takes.markCurrent(mine.performance_id);
-      this.plots.show(this.live.get(mine.variation) || [], this.describeTake(mine.performance_id));
+      this.plots.show(this.live.get(mine.variation) || [], this.comparison.describeTake(mine.performance_id));
       if (perfs.length > 1) this.takes.setCompared(perfs.map((p) => p.performance_id));
-      this.refreshAB();
+      this.comparison.refresh();
     });
   }
 
@@ -318,16 +308,16 @@ export class Player {
     this.transport.reset();
     this.setStatus('Loading take…');
     try {
-      const notes = await this.takeNotes(take);
+      const notes = await this.comparison.takeNotes(take);
       await this.sampler.ready;
-      this.transport.addPedal(this.pedalCache.get(take.performance_id) || []);
+      this.transport.addPedal(this.comparison.takePedal(take.performance_id));
       this.transport.add(notes);
       this.transport.markComplete();
       this.stats.notesReceived = this.transport.notes.length;
       this.performanceId = take.performance_id;
       this.referenceId = null;
       this.takes.markCurrent(take.performance_id);
-      const label = this.describeTake(take.performance_id);
+      const label = this.comparison.describeTake(take.performance_id);
       this.setStatus(`${label || 'Take'}: ${this.transport.notes.length} notes`);
       this.plots.show(notes, label);
       if (at > 0) this.transport.seek(at);
@@ -389,58 +379,13 @@ export class Player {
     requestAnimationFrame(raf);
     setInterval(() => { if (document.hidden) step(); }, 250);
   }
-
-  /** What tests (and the benchmark) read: window.__player. */
-  expose() {
-    const p = this;
-    return {
-      get state() { return p.transport.state; },
-      get streaming() { return p.streaming; },
-      get scoreReady() { return p.scoreReady; },
-      get samplesLoaded() { return p.sampler.loadedCount; },
-      get samplesTotal() { return p.sampler.totalCount; },
-      get notesReceived() { return p.stats.notesReceived; },
-      get chunks() { return p.stats.chunks; },
-      get notesScheduled() { return p.transport.scheduled; },
-      get notesLate() { return p.transport.late; },
-      get stalls() { return p.transport.stalls; },
-      get highlighted() { return p.score.litCount; },
-      get highlightsTotal() { return p.stats.highlightsTotal; },
-      get duration() { return p.transport.duration; },
-      get jobId() { return p.job && p.job.job_id; },
-      get performanceId() { return p.performanceId || null; },
-      get referenceId() { return p.referenceId || null; },
-      get liveVariation() { return p.liveVariation; },
-      get compared() { return p.takes.selected().map((t) => t.performance_id); },
-      get abSwitches() { return p.abSwitches || 0; },
-      get plots() { return { ...p.plots.stats }; },
-      get reconnects() { return p.stream ? p.stream.reconnects : 0; },
-      get duplicates() { return p.stream ? p.stream.duplicates : 0; },
-      get firstSoundMs() { return p.stats.firstSoundMs; },
-      get doneMs() { return p.stats.doneMs; },
-      get error() { return p.error; },
-      get chunkLog() { return p.chunkLog; },
-      get timeline() { return { ...p.timeline, firstSound: p.stats.firstSoundMs, done: p.stats.doneMs }; },
-      audioTime: () => p.ctx.currentTime,
-      level: () => p.sampler.level(),
-      get peakLevel() { return p.stats.peak || 0; },
-      voices: ({ held = false, pastRelease = false } = {}) => p.sampler.voiceCount({ held, pastRelease }),
-      get pedalEvents() { return p.transport.pedal.length; },
-      audioState: () => p.ctx.state,
-      position: () => p.transport.position(),
-      notes: () => p.transport.notes.map(({ id, onset }) => ({ id, onset })),
-      player: p,
-    };
-  }
 }
-
-Object.assign(Player.prototype, compareMethods);
 
 export function mount(root = document.getElementById('player')) {
   if (!root || root.dataset.mounted) return null;
   root.dataset.mounted = '1';
   const player = new Player(root);
-  window.__player = player.expose();
+  window.__player = playerProbe(player);
   return player;
 }
 

@@ -1,91 +1,113 @@
-// Comparing takes, mixed into the Player (static/js/player.js): notes of stored takes (cached),
-// the plots of where ticked takes differ, A/B switching between them (or between the
-// variations of a render still streaming) at the current position, and playing a reference
-// performance through the same transport.
+// Comparing takes, for the Player (static/js/player.js), which owns one Comparison: notes of
+// stored takes (cached), the plots of where ticked takes differ, A/B switching between them (or
+// between the variations of a render still streaming) at the current position, and playing a
+// reference performance through the same transport.
 import { getJSON } from './api.js';
 import { showMessage } from './ui.js';
 
-export const compareMethods = {
+export class Comparison {
+  /** `player`: the Player whose takes, transport, plots and live render this compares. */
+  constructor(player) {
+    this.player = player;
+    this.noteCache = new Map();   // performance id -> notes
+    this.pedalCache = new Map();  // performance id -> pedal events
+    this.abSwitches = 0;          // A/B switches between stored takes
+  }
+
   describeTake(performanceId) {
-    const k = this.takes.takes.findIndex((t) => t.performance_id === performanceId);
+    const { takes } = this.player.takes;
+    const k = takes.findIndex((t) => t.performance_id === performanceId);
     if (k < 0) return '';
-    const t = this.takes.takes[k];
+    const t = takes[k];
     return `Take ${k + 1}${t.variations > 1 ? ` (variation ${t.variation + 1} of ${t.variations})` : ''}`;
-  },
+  }
+
+  /** Keep the notes and pedal events of a take just rendered (no download to replay it). */
+  remember(performanceId, notes, pedal) {
+    this.noteCache.set(performanceId, notes);
+    this.pedalCache.set(performanceId, pedal);
+  }
 
   async takeNotes(take) {
     if (!this.noteCache.has(take.performance_id)) {
       const data = await getJSON(take.notes_url);
-      this.noteCache.set(take.performance_id, data.notes || []);
-      this.pedalCache.set(take.performance_id, data.pedal || []);
+      this.remember(take.performance_id, data.notes || [], data.pedal || []);
     }
     return this.noteCache.get(take.performance_id);
-  },
+  }
+
+  takePedal(performanceId) { return this.pedalCache.get(performanceId) || []; }
 
   /** Draw where the ticked takes differ (and enable A/B between them). */
   async compare(selected) {
-    this.refreshAB();
+    this.refresh();
     try {
       const notes = await Promise.all(selected.map((t) => this.takeNotes(t)));
-      this.plots.showComparison(notes, selected.map((t) => this.describeTake(t.performance_id)));
+      this.player.plots.showComparison(notes, selected.map((t) => this.describeTake(t.performance_id)));
     } catch (e) {
-      this.fail(`The takes could not be compared: ${e.message}`);
+      this.player.fail(`The takes could not be compared: ${e.message}`);
     }
-  },
+  }
 
-  refreshAB() {
-    const n = this.streaming ? this.live.size : this.takes.selected().length;
-    this.ui.ab.disabled = n < 2;
-    if (this.streaming && this.live.size > 1) this.ui.abInfo.textContent = `hearing variation ${this.liveVariation + 1} of ${this.live.size}`;
+  /** The A/B button and its line: enabled with two takes ticked, or two variations streaming. */
+  refresh() {
+    const p = this.player;
+    const n = p.streaming ? p.live.size : p.takes.selected().length;
+    p.ui.ab.disabled = n < 2;
+    if (p.streaming && p.live.size > 1) p.ui.abInfo.textContent = `hearing variation ${p.liveVariation + 1} of ${p.live.size}`;
     else if (n >= 2) {
-      const cur = this.describeTake(this.performanceId);
-      this.ui.abInfo.textContent = `${n} takes compared${cur ? `; hearing ${cur}` : ''}`;
-    } else this.ui.abInfo.textContent = 'Tick Compare on two takes (or render several at once) to switch between them.';
-  },
+      const cur = this.describeTake(p.performanceId);
+      p.ui.abInfo.textContent = `${n} takes compared${cur ? `; hearing ${cur}` : ''}`;
+    } else p.ui.abInfo.textContent = 'Tick Compare on two takes (or render several at once) to switch between them.';
+  }
 
   /** A/B: go on with the next compared take (or streaming variation) at the same position. */
   async switchAB() {
-    const at = this.transport.position();
-    if (this.streaming && this.live.size > 1) {
-      const wasPlaying = this.transport.state === 'playing' || this.transport.state === 'waiting';
-      this.liveVariation = (this.liveVariation + 1) % this.live.size;
-      this.transport.reset();
-      this.transport.addPedal(this.livePedal.get(this.liveVariation) || []);
-      this.transport.add(this.live.get(this.liveVariation) || []);
-      this.transport.seek(at);
-      if (wasPlaying) this.transport.play();
-      this.refreshAB();
-      this.refreshButtons();
+    const p = this.player;
+    const t = p.transport;
+    const at = t.position();
+    if (p.streaming && p.live.size > 1) {
+      const wasPlaying = t.state === 'playing' || t.state === 'waiting';
+      p.liveVariation = (p.liveVariation + 1) % p.live.size;
+      t.reset();
+      t.addPedal(p.livePedal.get(p.liveVariation) || []);
+      t.add(p.live.get(p.liveVariation) || []);
+      t.seek(at);
+      if (wasPlaying) t.play();
+      this.refresh();
+      p.refreshButtons();
       return;
     }
-    const sel = this.takes.selected();
+    const sel = p.takes.selected();
     if (sel.length < 2) return;
-    const k = sel.findIndex((t) => t.performance_id === this.performanceId);
-    await this.replay(sel[(k + 1) % sel.length], { at });
-    this.abSwitches = (this.abSwitches || 0) + 1;
-    this.refreshAB();
-  },
+    const k = sel.findIndex((s) => s.performance_id === p.performanceId);
+    await p.replay(sel[(k + 1) % sel.length], { at });
+    this.abSwitches += 1;
+    this.refresh();
+  }
 
   /** Play a reference performance (its own MIDI notes) through the player. */
   async playReference(ref) {
-    showMessage(this.ui, '');
-    this.ctx.resume();
-    this.closeStream();
-    this.endStream();
-    this.transport.reset();
+    const p = this.player;
+    const t = p.transport;
+    showMessage(p.ui, '');
+    p.ctx.resume();
+    p.closeStream();
+    p.endStream();
+    t.reset();
     try {
       const data = await getJSON(ref.notes_url);
-      await this.sampler.ready;
-      this.transport.add(data.notes || []);
-      this.transport.markComplete();
-      this.performanceId = null;
-      this.referenceId = ref.reference_id;
-      this.takes.markCurrent(null);
-      this.setStatus(`Reference “${ref.title}”: ${this.transport.notes.length} notes`);
-      this.transport.play();
-      this.refreshButtons();
+      await p.sampler.ready;
+      t.add(data.notes || []);
+      t.markComplete();
+      p.performanceId = null;
+      p.referenceId = ref.reference_id;
+      p.takes.markCurrent(null);
+      p.setStatus(`Reference “${ref.title}”: ${t.notes.length} notes`);
+      t.play();
+      p.refreshButtons();
     } catch (e) {
-      this.fail(`The reference could not be played: ${e.message}`);
+      p.fail(`The reference could not be played: ${e.message}`);
     }
-  },
-};
+  }
+}
