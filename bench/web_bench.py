@@ -7,7 +7,11 @@ uploads a ~2,000-note score and measures, over HTTP and real WebSockets:
 1. time from the Render POST to the first chunk of notes (what the player needs to start
    sounding) and to the end of the render, over ``--runs`` renders;
 2. ``--listeners`` WebSocket clients on one job at once: each must get every chunk, in order;
-3. renders per minute with one worker (``--throughput`` renders queued at once).
+3. renders per minute with one worker (``--throughput`` renders queued at once);
+4. the model alone on the same score in this process (before the stack starts), the ratio of
+   POST -> done to it, and the worker's own per-stage times of each job (its log's "timing" lines:
+   score loading, preparation, model, conversion to NOTE dicts, chunk storage and sends, the wait
+   for the last chunk, storing the take).
 
 Usage: ``python bench/web_bench.py [--score PATH] [--runs 5] [--listeners 20] [--throughput 6]
 [--random-model] [--json OUT]``. Prints a table; exit code 1 if any chunk was dropped or
@@ -111,6 +115,41 @@ def throughput(client: Client, score_id: str, k: int) -> dict:
     return {"renders": k, "elapsed_s": elapsed, "renders_per_min": 60 * k / elapsed}
 
 
+def model_only(ckpt: str, score_path: Path, runs: int = 3) -> float:
+    """Median seconds of one render of the score by the model alone, in this process (one torch
+    thread, as the worker runs), chunks of the worker's size: the baseline of the pipeline."""
+    import torch
+
+    from ml.inference import Renderer
+    from render.loaders import load_score
+
+    torch.set_num_threads(1)
+    score = load_score(score_path)
+    renderer = Renderer.load(ckpt)
+    times = []
+    for seed in range(runs + 1):  # the first one warms up
+        t0 = time.perf_counter()
+        for _ in renderer.render(score, seed=seed, chunk_notes=64):
+            pass
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def job_timings(worker_log: Path, job_ids: list[str]) -> dict:
+    """Median seconds per stage over the jobs' "timing" lines in the worker's log
+    (webapp.streaming logs one per job)."""
+    import re
+
+    rows = []
+    for line in worker_log.read_text(errors="replace").splitlines():
+        m = re.search(r"job ([0-9a-f-]{36}) timing (\{.*\})", line)
+        if m and m.group(1) in job_ids:
+            rows.append(json.loads(m.group(2)))
+    if not rows:
+        return {}
+    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
 def default_score(tmp: Path) -> Path:
     from music21 import corpus
 
@@ -144,6 +183,8 @@ def main(argv=None) -> int:
             torch.manual_seed(0)
             ckpt = str(tmp / "random.pt")
             save_checkpoint(ckpt, CVRNN(ModelConfig()))
+        score_path = args.score or default_score(tmp)
+        base_s = model_only(ckpt, score_path)   # before the stack starts: nothing else running
         redis = RedisServer(tmp / "redis").start()
         stack = Stack(tmp / "stack", db="sqlite", redis_url=redis.url, port=free_port(),
                       env={"MODEL_CHECKPOINT": ckpt, "RENDER_MAX_CONCURRENT_PER_USER": "1000",
@@ -151,7 +192,6 @@ def main(argv=None) -> int:
         try:
             stack.start()
             client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
-            score_path = args.score or default_score(tmp)
             score_id = client.upload_ok(score_path)
             warm = timed_render(client, score_id, seed=0)  # first render loads nothing: the
             n_notes = warm["msgs"][-1]["n_notes"]          # worker loaded the model at start
@@ -159,6 +199,7 @@ def main(argv=None) -> int:
             bad = [check_stream(r["msgs"], n_notes) for r in runs + [warm]]
             lis = listeners(client, score_id, args.listeners, n_notes)
             thr = throughput(client, score_id, args.throughput)
+            stages = job_timings(stack.worker_log, [r["job_id"] for r in runs])
         finally:
             stack.stop()
             redis.stop()
@@ -172,12 +213,19 @@ def main(argv=None) -> int:
         "chunks_per_render_median": statistics.median(n_chunks),
         "streams_ok": sum(ok for ok, _ in bad), "streams": len(bad),
         "listeners": lis, "throughput": thr,
+        "model_only_s": base_s, "done_over_model_only": statistics.median(done) / base_s,
+        "worker_stages_s_median": stages,
     }
     print(f"score: {score_path.name}, {n_notes} notes (one worker, solo pool, SQLite)")
     print(f"POST -> first chunk: median {figures['first_chunk_s_median'] * 1000:.0f} ms, "
           f"max {figures['first_chunk_s_max'] * 1000:.0f} ms (target < 1000 ms)")
     print(f"POST -> done:        median {figures['done_s_median']:.2f} s, "
           f"max {figures['done_s_max']:.2f} s")
+    print(f"model alone (ml.inference in this process, 1 thread): {base_s:.2f} s; POST -> done / model alone "
+          f"= {figures['done_over_model_only']:.2f} (target <= 1.3)")
+    if stages:
+        print("inside the worker, median per job: " + ", ".join(
+            f"{k.removesuffix('_s')} {v * 1000:.0f} ms" for k, v in stages.items() if k.endswith("_s")))
     print(f"streams complete and in order: {figures['streams_ok']}/{figures['streams']}")
     print(f"{lis['n']} listeners on one job: {lis['n_ok']} complete and in order; first chunk "
           f"max {lis['first_chunk_s_max'] * 1000:.0f} ms, done max {lis['done_s_max']:.2f} s")

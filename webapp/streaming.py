@@ -5,6 +5,7 @@ process (webapp.renderer.get_renderer) and reused for every job.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -28,17 +29,15 @@ from webapp.controls import controls_render_kwargs
 from webapp.errors import RenderStopped
 from webapp.jobevents import job_group_send, job_state_event
 from webapp.jobqueue import render_time_limit
-from webapp.models import Performance, ReferencePerformance, RenderChunk, RenderJob
+from webapp.models import Performance, ReferencePerformance, RenderJob
+from webapp.publisher import STREAM_LOST_MESSAGE, ChunkPublisher  # noqa: F401 (re-exported)
 from webapp.notes import chunk_to_notes, events_to_pedal, notes_to_array, pedal_to_events, performance_duration
 from webapp.renderer import get_renderer
 from webapp.scoreprep import load_parsed
 from webapp.selectors import job_done_summary
 
 log = logging.getLogger(__name__)
-FLUSH_EVERY_S = 0.05      # send a chunk at least this often once the first one has gone out
 HEARTBEAT_EVERY_S = 2.0
-STREAM_LOST_MESSAGE = ("the connection to the live stream was lost (the message service did not "
-                       "answer); the notes rendered so far are kept; press Render to try again")
 
 
 def worker_name() -> str:
@@ -120,9 +119,13 @@ def render_failure_message(*, exc: BaseException, job_id) -> str:
 
 
 def _stream(job: RenderJob) -> str:
+    t = {}  # seconds per stage of the job, logged at the end (bench/web_bench.py prints them)
+    t0 = time.perf_counter()
     score_row = job.score
     score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
                         source=score_row.original_filename)
+    t["load_score_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     renderer = get_renderer()
     controls = job.controls or {}
     kwargs = controls_render_kwargs(controls=controls, notes=score.notes)
@@ -130,35 +133,54 @@ def _stream(job: RenderJob) -> str:
         kwargs["reference"] = _load_reference(controls["reference_id"])
     chunks = renderer.render(score, seed=int(job.seed), chunk_notes=settings.RENDER_CHUNK_NOTES,
                              **kwargs)
+    t["prepare_s"] = time.perf_counter() - t0
     beats = score.notes["onset_beat"]
-    seq, pending, all_notes = 0, [], []
-    pedal_pending, all_pedal, pedals = [], [], {}   # pedals: variation -> render.pedal.PedalStream
-    last_flush = None
+    all_notes, all_pedal, pedals = [], [], {}   # pedals: variation -> render.pedal.PedalStream
     limit = render_time_limit(n_notes=job.n_notes_total)
     deadline = time.monotonic() + limit
-    for chunk in chunks:
-        if time.monotonic() > deadline:  # enforced here too: the solo pool ignores Celery's
-            raise RenderStopped(f"the render took longer than its time limit ({limit:.0f} s for "
-                                f"{job.n_notes_total} notes); try fewer takes or a shorter score")
-        chunk = np.asarray(chunk)
-        pending.extend(chunk_to_notes(chunk, beats=beats))
-        pedal_pending.extend(_chunk_pedal(pedals, chunk, beats))
-        now = time.monotonic()
-        if last_flush is None or now - last_flush >= FLUSH_EVERY_S:
-            if not _flush(job, seq, pending, pedal_pending):
-                return RenderJob.objects.get(id=job.id).state
-            all_notes.extend(pending)
-            all_pedal.extend(pedal_pending)
-            seq, pending, pedal_pending, last_flush = seq + 1, [], [], now
-    for v, stream in sorted(pedals.items()):   # each take's last chords: their notes have all come
-        pedal_pending.extend(pedal_to_events(stream.close(), variation=v))
-    if pending or pedal_pending:
-        if not _flush(job, seq, pending, pedal_pending):
-            return RenderJob.objects.get(id=job.id).state
-        all_notes.extend(pending)
-        all_pedal.extend(pedal_pending)
-        seq += 1
-    return _finish(job, all_notes, seq, all_pedal)
+    publisher = ChunkPublisher(job)
+    publisher.start()
+    t_model = t_convert = 0.0
+    t_job = time.perf_counter()
+    try:
+        while True:
+            t0 = time.perf_counter()
+            chunk = next(chunks, None)
+            t1 = time.perf_counter()
+            t_model += t1 - t0
+            if chunk is None:
+                break
+            if time.monotonic() > deadline:  # enforced here too: the solo pool ignores Celery's
+                raise RenderStopped(f"the render took longer than its time limit ({limit:.0f} s for "
+                                    f"{job.n_notes_total} notes); try fewer takes or a shorter score")
+            chunk = np.asarray(chunk)
+            notes = chunk_to_notes(chunk, beats=beats)
+            pedal = _chunk_pedal(pedals, chunk, beats)
+            t_convert += time.perf_counter() - t1
+            if publisher.failed:
+                break
+            publisher.put(notes, pedal)
+            all_notes.extend(notes)
+            all_pedal.extend(pedal)
+        last = [e for v, stream in sorted(pedals.items())   # each take's last chords: all their notes came
+                for e in pedal_to_events(stream.close(), variation=v)]
+        publisher.put([], last)
+        all_pedal.extend(last)
+    finally:
+        t0 = time.perf_counter()
+        n_chunks = publisher.close()
+        t["publish_wait_s"] = time.perf_counter() - t0
+    if publisher.error:
+        raise RenderStopped(publisher.error)
+    if publisher.stopped.is_set():
+        return RenderJob.objects.get(id=job.id).state
+    t.update(model_s=t_model, convert_s=t_convert, stream_s=time.perf_counter() - t_job, **publisher.timing)
+    t0 = time.perf_counter()
+    state = _finish(job, all_notes, n_chunks, all_pedal)
+    t["finish_s"] = time.perf_counter() - t0
+    log.info("job %s timing %s", job.id, json.dumps({"n_notes": len(all_notes), "n_chunks": n_chunks,
+                                                     **{k: round(v, 4) for k, v in t.items()}}))
+    return state
 
 
 def _chunk_pedal(pedals: dict, chunk: np.ndarray, beats: np.ndarray) -> list[dict]:
@@ -184,30 +206,6 @@ def _load_reference(reference_id):
         return load_reference(ref.encoded.path)
     except (OSError, ValueError) as exc:
         raise RenderError(f"the reference performance could not be read ({exc})") from exc
-
-
-def _flush(job: RenderJob, seq: int, notes: list[dict], pedal: list[dict]) -> bool:
-    """Store and send one chunk (notes and the pedal events they complete); False when the job
-    was ended meanwhile (nothing sent).
-
-    Raises
-    ------
-    RenderStopped
-        When the chunk (stored) could not be sent after the retries of job_group_send.
-    """
-    if not _still_running(job.id):
-        log.info("job %s ended by someone else at chunk %d", job.id, seq)
-        return False
-    with transaction.atomic():
-        RenderChunk.objects.create(job=job, seq=seq, notes=notes, pedal=pedal)
-        job.n_notes_done += len(notes)
-        job.n_chunks = seq + 1
-        RenderJob.objects.filter(id=job.id).update(n_notes_done=job.n_notes_done,
-                                                   n_chunks=job.n_chunks,
-                                                   heartbeat=timezone.now())
-    if not job_group_send(job, {"type": "job.notes", "seq": seq, "notes": notes, "pedal": pedal}):
-        raise RenderStopped(STREAM_LOST_MESSAGE)
-    return True
 
 
 def _finish(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict]) -> str:

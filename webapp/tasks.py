@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from webapp.jobqueue import RENDER_TASK, render_job_fail, render_jobs_fail_stale
-from webapp.renderer import get_renderer
+from webapp.renderer import renderer_warm_up
 from webapp.streaming import render_failure_message, render_job_run
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,11 @@ def render_job(job_id: str) -> str:
 
 @worker_ready.connect
 def _on_worker_ready(sender=None, **kwargs):
-    """Fail the jobs a crashed worker left running; load the model before the first job."""
+    """Fail the jobs a crashed worker left running; load and warm the model before the first job."""
     n = render_jobs_fail_stale()
     if n:
         log.warning("failed %d render jobs left running by a stopped worker", n)
     try:
-        get_renderer()
+        log.info("model warmed up in %.2f s", renderer_warm_up())
     except Exception:  # the first job reports the error to its user
         log.exception("the model could not be loaded")

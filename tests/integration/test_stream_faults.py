@@ -19,12 +19,12 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from scripts.services import RedisServer
-from webapp.errors import RenderStopped
 from webapp.jobevents import job_group_send
 from webapp.models import Performance, RenderChunk, RenderJob, Score
 from webapp.routing import websocket_urlpatterns
 from webapp.services import render_job_cancel
-from webapp.streaming import STREAM_LOST_MESSAGE, _flush, render_job_run
+from webapp.publisher import STREAM_LOST_MESSAGE, ChunkPublisher
+from webapp.streaming import render_job_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,9 +67,44 @@ def test_redis_down_keeps_the_chunk_and_ends_with_a_plain_message(own_redis):
     t0 = time.monotonic()
     assert not job_group_send(job, {"type": "job.state", "state": "running"})  # no exception
     assert time.monotonic() - t0 < 5
-    with pytest.raises(RenderStopped, match="the notes rendered so far are kept"):
-        _flush(job, 0, [{"id": "n1", "p": 60}], [])
+    publisher = ChunkPublisher(job)
+    publisher.start()
+    publisher.put([{"id": "n1", "p": 60}], [])
+    assert publisher.close(timeout_s=30) == 1
+    assert publisher.error == STREAM_LOST_MESSAGE and "the notes rendered so far are kept" in publisher.error
     assert RenderChunk.objects.filter(job=job, seq=0).exists()
+    publisher = ChunkPublisher(job)   # after a failed send, nothing more is published
+    publisher.error = STREAM_LOST_MESSAGE
+    publisher.start()
+    publisher.put([{"id": "n2", "p": 62}], [])
+    assert publisher.close(timeout_s=30) == 0
+    assert RenderChunk.objects.filter(job=job).count() == 1
+
+
+def test_the_publisher_merges_what_piled_up_and_stops_when_the_job_is_ended(own_redis):
+    job = _job()
+    publisher = ChunkPublisher(job)
+    for k in range(5):  # handed over before the thread runs: they pile up and go out as one chunk
+        publisher.put([{"id": f"n{k}"}], [{"t": k, "cc": 64, "value": 127, "v": 0}])
+    publisher.put([], [])  # nothing: no chunk
+    publisher.start()
+    publisher.put([{"id": "n5"}], [])
+    n = publisher.close(timeout_s=30)
+    assert publisher.error is None and not publisher.stopped.is_set()
+    chunks = list(RenderChunk.objects.filter(job=job).order_by("seq"))
+    assert [c.seq for c in chunks] == list(range(n)) and n in (1, 2)
+    assert [x["id"] for x in chunks[0].notes[:5]] == [f"n{k}" for k in range(5)]
+    assert [x["id"] for c in chunks for x in c.notes] == [f"n{k}" for k in range(6)]
+    assert [e["t"] for e in chunks[0].pedal] == list(range(5))
+    job.refresh_from_db()
+    assert (job.n_notes_done, job.n_chunks) == (6, n)
+    # cancelled meanwhile: the publisher says so and stores nothing more
+    RenderJob.objects.filter(id=job.id).update(state="cancelled")
+    publisher = ChunkPublisher(job)
+    publisher.start()
+    publisher.put([{"id": "n6"}], [])
+    assert publisher.close(timeout_s=30) == 0 and publisher.stopped.is_set() and publisher.failed
+    assert RenderChunk.objects.filter(job=job).count() == n
 
 
 @pytest.fixture
