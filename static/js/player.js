@@ -260,10 +260,11 @@ export class Player {
       if (!this.live.has(p.variation)) continue;
       this.comparison.remember(p.performance_id, this.live.get(p.variation), this.livePedal.get(p.variation) || []);
     }
-    this.plots.show(this.live.get(mine.variation) || [], `This take (${this.comparison.describeTake(mine.performance_id) || 'just rendered'})`);
+    const minePedal = this.livePedal.get(mine.variation) || [];
+    this.plots.show(this.live.get(mine.variation) || [], `This take (${this.comparison.describeTake(mine.performance_id) || 'just rendered'})`, minePedal);
     this.loadTakes().then(() => {
       this.takes.markCurrent(mine.performance_id);
-      this.plots.show(this.live.get(mine.variation) || [], this.comparison.describeTake(mine.performance_id));
+      this.plots.show(this.live.get(mine.variation) || [], this.comparison.describeTake(mine.performance_id), minePedal);
       if (perfs.length > 1) this.takes.setCompared(perfs.map((p) => p.performance_id));
       this.comparison.refresh();
     });
@@ -319,7 +320,7 @@ export class Player {
       this.takes.markCurrent(take.performance_id);
       const label = this.comparison.describeTake(take.performance_id);
       this.setStatus(`${label || 'Take'}: ${this.transport.notes.length} notes`);
-      this.plots.show(notes, label);
+      this.plots.show(notes, label, this.comparison.takePedal(take.performance_id));
       if (at > 0) this.transport.seek(at);
       this.transport.play();
       this.refreshButtons();

@@ -270,12 +270,15 @@ def test_the_sustain_pedal_holds_notes_past_their_release_and_none_removes_it(pa
     page.fill(".pr-seed", "5")
     click_and_follow(page)
     assert page.evaluate("__player.pedalEvents") >= 1
+    # the pedal lane under the velocity plot draws the take's pedal once it is done
+    page.wait_for_function("__player.plots.pedalDown > 0", timeout=120_000)
     held = peak_voices(page)
     shot(page, screenshot, "pedal")
     page.click(".pr-play")                          # pause
     page.select_option(".pr-pedal", "none")
     click_and_follow(page)
     dry = peak_voices(page)
+    page.wait_for_function("__player.plots.pedalDown === 0", timeout=120_000)  # the lane of "none": empty
     controls = page.evaluate("__player.player.takes.takes.map((t) => t.controls.pedal || 'model')")
     assert controls == ["reference", "none"], controls
     rows = page.locator(".pr-takes-list li").all_inner_texts()

@@ -43,3 +43,25 @@ test('descriptions of controls and reports', () => {
   assert.match(describeReport({ n_matched: 500, n_missing: 10, n_extra: 3, coverage: 0.98 }),
     /500 notes matched · 10 score notes not played · 3 extra notes · 98% of the score covered/);
 });
+
+test('pedal events map to steps over the score position through the notes', async () => {
+  const { pedalSteps, scorePosition } = await import('../../static/js/player/plots.js');
+  // four quarter notes, played at 1 s per beat but the third beat held back by half a second
+  const notes = [0, 1, 2, 3].map((b) => ({ i: b, b, onset: b < 2 ? b : b + 0.5, pitch: 60, velocity: 64 }));
+  const at = scorePosition(notes);
+  assert.equal(at(-1), 0);
+  assert.equal(at(0.5), 0.5);
+  assert.equal(at(1.75), 1.5);            // halfway between beat 1 (1 s) and beat 2 (2.5 s)
+  assert.equal(at(9), 3);
+  const pedal = [
+    { t: 0, cc: 64, value: 127, v: 0 }, { t: 0, cc: 67, value: 0, v: 0 },
+    { t: 1.75, cc: 64, value: 0, v: 0 }, { t: 1.8, cc: 64, value: 64, v: 0 }, { t: 2.5, cc: 67, value: 127, v: 0 },
+  ];
+  const { sustain, soft } = pedalSteps(notes, pedal);
+  assert.deepEqual(sustain.map((s) => s.depth), [1, 0, 64 / 127]);
+  assert.equal(sustain[0].b0, 0);
+  assert.equal(sustain[0].b1, 1.5);
+  assert.equal(sustain[2].b1, 4);          // the last step lasts to the end of the last note's beat
+  assert.deepEqual(soft.map((s) => [s.b0, s.depth]), [[0, 0], [2, 1]]);
+  assert.deepEqual(pedalSteps(notes, []), { sustain: [], soft: [] });
+});

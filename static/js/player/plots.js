@@ -1,8 +1,8 @@
 // Plots of performances, on canvas: tempo curve and velocity per note over the score
-// position, the interpretation sequence z over a piano roll coloured by a 3-d PCA of z (the
-// paper's Figure 6), and, for several takes of one score, where they differ most (Figure 7):
-// the per-note spread across takes of velocity, tempo and z, highlighted on the roll.
-// Pure functions (pca3, spread) are exported for node tests.
+// position, the sustain and soft pedal under them, the interpretation sequence z over a piano
+// roll coloured by a 3-d PCA of z (the paper's Figure 6), and, for several takes of one score,
+// where they differ most (Figure 7): the per-note spread across takes of velocity, tempo and z,
+// highlighted on the roll. Pure functions (pca3, spread, pedalSteps) are exported for node tests.
 
 const PAD = { l: 44, r: 8, t: 18, b: 20 };
 
@@ -150,6 +150,61 @@ export function drawVelocity(canvas, notes) {
   return notes.length;
 }
 
+/** Score position (quarter notes) of a performance time (s), interpolated between the onsets of
+ *  the notes (NOTE objects with onset in seconds and b); before the first / after the last note,
+ *  that note's position. */
+export function scorePosition(notes) {
+  const pts = notes.filter((n) => Number.isFinite(n.onset)).map((n) => [n.onset, n.b ?? n.i])
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  return (t) => {
+    if (!pts.length) return 0;
+    if (t <= pts[0][0]) return pts[0][1];
+    let lo = 0;
+    let hi = pts.length - 1;
+    if (t >= pts[hi][0]) return pts[hi][1];
+    while (hi - lo > 1) { const m = (lo + hi) >> 1; if (pts[m][0] <= t) lo = m; else hi = m; }
+    const [t0, b0] = pts[lo];
+    const [t1, b1] = pts[hi];
+    return t1 > t0 ? b0 + (b1 - b0) * (t - t0) / (t1 - t0) : b0;
+  };
+}
+
+/** Pedal events ({t (s), cc 64 sustain / 67 soft, value 0..127}) of one take as steps over the
+ *  score position: {sustain: [{b0, b1, depth 0..1}], soft: [...]}, each step lasting until the
+ *  next event of its pedal (the last one until the last note). */
+export function pedalSteps(notes, pedal) {
+  const at = scorePosition(notes);
+  const end = notes.length ? Math.max(...notes.map((n) => n.b ?? n.i)) + 1 : 0;
+  const steps = (cc) => {
+    const ev = pedal.filter((e) => e.cc === cc).sort((a, b) => a.t - b.t);
+    return ev.map((e, k) => ({ b0: at(e.t), b1: k + 1 < ev.length ? at(ev[k + 1].t) : end, depth: e.value / 127 }))
+      .filter((s) => s.b1 > s.b0 || s.depth > 0);
+  };
+  return { sustain: steps(64), soft: steps(67) };
+}
+
+/** The sustain pedal's depth (filled) and the soft pedal (a band along the bottom) over the score
+ *  position; returns the number of sustain steps drawn with the pedal down. */
+export function drawPedal(canvas, notes, pedal) {
+  const { g, w, h } = setup(canvas, 70);
+  if (!notes.length) return 0;
+  axes(g, w, h, pedal.length ? 'Sustain pedal (depth) and soft pedal (band)' : 'No pedal', 0, 100, '%');
+  const s = scales(notes, w, h, 0, 1);
+  const { sustain, soft } = pedalSteps(notes, pedal);
+  g.fillStyle = 'rgba(39, 174, 96, .55)';
+  let down = 0;
+  for (const st of sustain) {
+    if (st.depth <= 0) continue;
+    down += 1;
+    g.fillRect(s.x(st.b0), s.y(st.depth), Math.max(1, s.x(st.b1) - s.x(st.b0)), s.y(0) - s.y(st.depth));
+  }
+  g.fillStyle = 'rgba(142, 68, 173, .6)';
+  for (const st of soft) {
+    if (st.depth > 0) g.fillRect(s.x(st.b0), s.y(0) - 4, Math.max(1, s.x(st.b1) - s.x(st.b0)), 4);
+  }
+  return down;
+}
+
 function rollFrame(canvas, notes, title) {
   const { g, w, h } = setup(canvas, 220);
   const pitches = notes.map((n) => n.pitch);
@@ -225,6 +280,7 @@ export class PlotsPanel {
     this.title.textContent = 'Render or play a take to see its tempo, velocities and interpretation.';
     this.tempo = mk('pr-plot-tempo');
     this.velocity = mk('pr-plot-velocity');
+    this.pedal = mk('pr-plot-pedal');
     this.roll = mk('pr-plot-zroll');
     this.compareTitle = document.createElement('p');
     this.compareTitle.className = 'pr-plots-title';
@@ -232,16 +288,18 @@ export class PlotsPanel {
     this.compare.hidden = true;
     const h = document.createElement('h2');
     h.textContent = 'Plots';
-    root.replaceChildren(h, this.title, this.tempo, this.velocity, this.roll, this.compareTitle, this.compare);
+    root.replaceChildren(h, this.title, this.tempo, this.velocity, this.pedal, this.roll, this.compareTitle,
+      this.compare);
   }
 
-  /** Draw one take (NOTE objects with b, tempo, velocity, z). */
-  show(notes, label) {
+  /** Draw one take (NOTE objects with b, onset, tempo, velocity, z; its PEDAL events). */
+  show(notes, label, pedal = []) {
     const ns = notes.filter((n) => n.i >= 0);
     if (!ns.length) return;
     this.title.textContent = label || '';
     this.stats.tempo = drawTempo(this.tempo, ns);
     this.stats.velocity = drawVelocity(this.velocity, ns);
+    this.stats.pedalDown = drawPedal(this.pedal, ns, pedal);
     this.stats.colours = drawZRoll(this.roll, ns);
     this.stats.label = label;
   }
