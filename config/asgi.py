@@ -18,6 +18,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 from webapp.ws_auth import OriginOrTokenValidator, TokenAuthMiddleware  # noqa: E402
 
+import threading  # noqa: E402
+
+from webapp.jobqueue import web_process_warm_up  # noqa: E402
+
+# The first Render click should not pay for the broker connection and lazy imports.
+threading.Thread(target=web_process_warm_up, name="warm-up", daemon=True).start()
+
 websocket_app = AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
 application = ProtocolTypeRouter({
     "http": django_asgi_app,

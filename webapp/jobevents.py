@@ -55,3 +55,12 @@ def job_group_send(job: RenderJob, event: dict) -> bool:
 def job_state_event(job: RenderJob) -> dict:
     """Channel-layer event announcing a job's state (consumers relay it as a 'state' message)."""
     return {"type": "job.state", "state": job.state, "message": job.message or None}
+
+
+def channel_layer_warm_up() -> None:
+    """Open this process's channel-layer connection (an event to a group nobody listens to), so
+    that a worker's first job does not pay for it before its first message. Never raises."""
+    try:
+        async_to_sync(get_channel_layer().group_send)("warm-up", {"type": "job.state", "state": "idle"})
+    except Exception as exc:  # the first job's sends retry and report
+        log.info("channel layer warm-up incomplete: %s: %s", type(exc).__name__, exc)

@@ -152,3 +152,18 @@ def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
             log.warning("job %s failed: worker %s stopped", job.id, job.worker or "?")
             job_group_send(job, job_state_event(job))
     return failed + swept
+
+
+def web_process_warm_up() -> None:
+    """Open the broker connection of this web process and import the render request's modules
+    before the first Render click (that click otherwise pays for them: ~0.7 s measured by
+    bench/first_sound.py). Run in a thread at start-up (config/asgi.py); never raises."""
+    try:
+        import django.urls
+
+        django.urls.get_resolver().url_patterns  # noqa: B018 (the URLconf and its views, imported)
+        with celery_app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=1)
+            producer.channel  # noqa: B018 (opens it)
+    except Exception as exc:  # a broker down now is reported by the first render request
+        log.info("web process warm-up incomplete: %s: %s", type(exc).__name__, exc)

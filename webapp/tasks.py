@@ -6,6 +6,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
+from webapp.jobevents import channel_layer_warm_up
 from webapp.jobqueue import RENDER_TASK, render_job_fail, render_jobs_fail_stale
 from webapp.renderer import renderer_warm_up
 from webapp.streaming import render_failure_message, render_job_run
@@ -34,6 +35,7 @@ def _on_worker_ready(sender=None, **kwargs):
     n = render_jobs_fail_stale()
     if n:
         log.warning("failed %d render jobs left running by a stopped worker", n)
+    channel_layer_warm_up()
     try:
         log.info("model warmed up in %.2f s", renderer_warm_up())
     except Exception:  # the first job reports the error to its user

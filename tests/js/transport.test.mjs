@@ -87,3 +87,12 @@ test('soundingAt and tempoAt follow the performance', () => {
   assert.equal(t.tempoAt(0.5), 90);
   assert.equal(t.tempoAt(1.0), 110);
 });
+
+test('a take played from the top starts at its first note, not at the lead-in before it', () => {
+  const { t, played } = rig();
+  t.add([note('a-1', 0.25), note('b-1', 0.75, 62)]);
+  t.play();                                  // audio clock at 10
+  assert.equal(played.length, 1);
+  assert.ok(Math.abs(played[0].when - 10.09) < 1e-9, played[0].when);   // start delay .06 + lead-in .03
+  assert.ok(Math.abs(t.position() - (0.22 - 0.06)) < 1e-9);   // the clock reaches 0.22 s at the start delay
+});

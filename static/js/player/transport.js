@@ -12,6 +12,7 @@
 const LOOKAHEAD_S = 0.5;   // schedule this far ahead of the clock (survives main-thread stalls)
 const TICK_MS = 25;
 const START_DELAY_S = 0.06;
+const LEAD_IN_S = 0.03;     // a take's first play starts this long before its first note
 const LATE_S = 0.1;
 const HALF_PEDAL_TAU_S = 0.6;   // dampers half down: the sound dies away this slowly
 const SOFT_GAIN = 0.7;          // una corda
@@ -129,6 +130,9 @@ export class Transport {
     if (this.state === 'playing') return;
     if (this.ctx.state !== 'running') this.ctx.resume();
     if (this.state === 'ended' || this.pos >= this.end && this.complete) this.pos = 0;
+    // From the top, start at the first note: a rendering's first onset lies ~0.2 s in (the
+    // performance's own lead-in), which would only delay the first sound after a click.
+    if (this.pos === 0 && this.notes.length) this.pos = Math.max(0, this.notes[0].onset - LEAD_IN_S);
     this.t0 = this.ctx.currentTime + START_DELAY_S - this.pos;
     this.state = 'playing';
     this.next = this.indexAt(this.pos);
