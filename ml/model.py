@@ -225,7 +225,7 @@ class CVRNN(nn.Module):
             out.append(x)
         return torch.stack(out)
 
-    # -- one step, shared by rendering (ml.inference), evaluation (ml.evaluate) and priming;
+    # -- one step, shared by rendering (ml.inference), evaluation (ml.table2) and priming;
     # ml/fastdecode.py mirrors it in numpy and is tested against it.
     def precompute(self, c):
         """The terms of a step that depend on c_n only, for all notes at once:

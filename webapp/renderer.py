@@ -8,6 +8,12 @@ import logging
 import threading
 import time
 
+import numpy as np
+
+from render.pedal import PedalStream
+from render.score import NOTE_DTYPE, Score
+from webapp.notes import chunk_to_notes
+
 log = logging.getLogger(__name__)
 _renderer = None
 _renderer_lock = threading.Lock()
@@ -29,12 +35,6 @@ def get_renderer():
 def renderer_warm_up(*, n_notes: int = 48) -> float:
     """Load the model and render a short synthetic score (two takes) the way a job does: the
     decode, the NOTE dicts and the pedal stream. Returns the seconds it took."""
-    import numpy as np
-
-    from render.pedal import PedalStream
-    from render.score import NOTE_DTYPE, Score
-    from webapp.notes import chunk_to_notes
-
     t0 = time.perf_counter()
     renderer = get_renderer()
     notes = np.zeros(n_notes, NOTE_DTYPE)
