@@ -39,8 +39,13 @@ def point_temperature() -> np.ndarray:
 
 def head_temperatures(temperature: float) -> np.ndarray:
     """(H,) per-head sampling temperatures for the user's randomness ``temperature`` (0..2):
-    the defaults of `ml.defaults.HEAD_TEMPERATURE` at DEFAULT_TEMPERATURE, scaled in proportion."""
-    return np.array([HEAD_TEMPERATURE[h] for h in HEADS], np.float32) * float(temperature) / DEFAULT_TEMPERATURE
+    the defaults of `ml.defaults.HEAD_TEMPERATURE` at DEFAULT_TEMPERATURE, scaled in proportion;
+    a head whose default is the expected class (`EXPECTED`) keeps it (its variety comes from z),
+    and 0 takes every head's most likely class."""
+    base = np.array([HEAD_TEMPERATURE[h] for h in HEADS], np.float32)
+    if float(temperature) == 0.0:
+        return np.zeros_like(base)
+    return np.where(base < 0, np.float32(EXPECTED), base * float(temperature) / DEFAULT_TEMPERATURE)
 MODES = ("prior", "perturb", "fixed")
 PEDAL_MODES = ("model", "none", "reference")  # whose sustain and soft pedal a render plays
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cvrnn.pt"

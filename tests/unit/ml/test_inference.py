@@ -8,7 +8,7 @@ from ml.data import head_scope_mask
 from ml.defaults import DEFAULT_TEMPERATURE, HEAD_TEMPERATURE
 from ml.inference import (RENDERED_CHUNK_DTYPE, Reference, Renderer, head_temperatures, load_reference,
                           reference_from_aligned, reference_from_file, save_reference, written_tempi)
-from ml.model import HEADS
+from ml.model import EXPECTED, HEADS
 from render.encoding import ENCODED_DTYPE
 from render.performance import PERF_NOTE_DTYPE, PEDAL_DTYPE, AlignedPerformance
 from tests.unit.ml.conftest import make_score
@@ -229,6 +229,19 @@ def test_head_temperatures_scale_the_per_head_defaults():
     assert (head_temperatures(0.0) == 0).all()
     # velocity and tempo sharper than as trained (their variety comes from z), chosen on val
     assert HEAD_TEMPERATURE["velocity"] < 1.0 and HEAD_TEMPERATURE["tempo"] < 1.0
+
+
+def test_a_head_defaulting_to_its_expected_class_keeps_it_at_every_randomness(monkeypatch):
+    from ml import inference
+
+    monkeypatch.setitem(inference.HEAD_TEMPERATURE, "tempo", EXPECTED)
+    k = list(HEADS).index("tempo")
+    for t in (0.3, DEFAULT_TEMPERATURE, 2.0):
+        temps = head_temperatures(t)
+        assert temps[k] == EXPECTED
+        others = np.delete(temps, k)
+        assert (others > 0).all()
+    assert (head_temperatures(0.0) == 0).all()   # randomness 0: every head's most likely class
 
 
 def test_per_head_temperatures_in_render(renderer, score):
