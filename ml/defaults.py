@@ -1,15 +1,17 @@
 """Rendering defaults that the web side reads too (this module imports nothing heavy)."""
 
 # The user's "note-level randomness": 0 takes each head's most likely class, DEFAULT_TEMPERATURE the
-# per-head defaults below, and other values scale those in proportion. The interpretation's
+# per-head defaults below, and other values scale those in proportion (a head at its expected
+# class stays there: ml.inference.head_temperatures). The interpretation's
 # variety comes from z; sampling x at 1 adds note-to-note noise that pianists do not make.
 DEFAULT_TEMPERATURE = 0.6
 
-# Per-head sampling temperature at the default randomness (model v2, DESIGN 4.1), chosen on the
-# val works (ml/MODEL_CARD.md, "Evaluation"): velocity sharpest (its r with the pianists falls
-# fastest with sampling noise), tempo 0.6 to keep the takes' tempo variety near the pianists',
-# sustain 1.0: its 81 classes spread "down" over many patterns, so a sharpened draw (0.5) lands on
-# "up" (model v2.1: lift F1 .06 at 0.5, .20 at 1.0; the beat pedal MAE .50 -> .47).
+# Per-head sampling temperature at the default randomness (DESIGN 4.1), chosen on the val works
+# (ml/MODEL_CARD.md, "Evaluation"): sustain 1.0: its 81 classes spread "down" over many patterns,
+# so a sharpened draw (0.5) lands on "up" (model v2.1: lift F1 .06 at 0.5, .20 at 1.0).
+# Model v2.2 keeps velocity 0.3 and beat tempo 0.6. At their expected class (-1, ml.model.EXPECTED:
+# variety from z alone) the val works gave velocity r .31 (.27 sampled), beat tempo r .15 (.13) and
+# MAE 13.5 bpm (16.4), but the takes' variety fell to .66 / .47 (.95 / .78; pianists 1).
 HEAD_TEMPERATURE = {"velocity": 0.3, "duration": 0.5, "deviation": 0.5, "tempo": 0.6, "sustain": 1.0,
                     "soft": 0.3}
 
