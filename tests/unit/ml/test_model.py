@@ -172,12 +172,18 @@ def test_below_the_free_bits_floor_the_prior_still_learns_and_nothing_else_chang
         assert torch.allclose(g.grad, h.grad, atol=1e-7)
 
 
-def test_head_mask_counts_a_head_only_where_set():
+def _random_heads(B, T):
+    """Random logits, targets and an all-valid mask (B, T), and a q/p of zeros (KL 0)."""
     torch.manual_seed(0)
-    B, T = 2, 7
     logits = torch.randn(B, T, sum(HEADS.values()))
     x = torch.stack([torch.randint(0, k, (B, T)) for k in HEADS.values()], -1)
-    mask = torch.ones(B, T, dtype=torch.bool)
+    zeros = torch.zeros(B, T, 5)
+    return logits, x, torch.ones(B, T, dtype=torch.bool), (zeros, zeros, zeros, zeros)
+
+
+def test_head_mask_counts_a_head_only_where_set():
+    B, T = 2, 7
+    logits, x, mask, _ = _random_heads(B, T)
     mask[1, 5:] = False
     zeros = torch.zeros(B, T, 5)
     qp = (zeros, zeros, zeros, zeros)
@@ -293,13 +299,7 @@ def test_point_logits_come_from_the_prior_mean_and_the_point_loss_trains_it(tiny
 
 
 def test_head_weight_scales_a_head_in_the_loss_and_not_in_the_figures():
-    torch.manual_seed(0)
-    B, T = 2, 6
-    logits = torch.randn(B, T, sum(HEADS.values()))
-    x = torch.stack([torch.randint(0, k, (B, T)) for k in HEADS.values()], -1)
-    mask = torch.ones(B, T, dtype=torch.bool)
-    zeros = torch.zeros(B, T, 5)
-    qp = (zeros, zeros, zeros, zeros)
+    logits, x, mask, qp = _random_heads(2, 6)
     loss1, s1 = elbo_loss(logits, x, mask, qp)
     loss4, s4 = elbo_loss(logits, x, mask, qp, head_weight={"tempo": 4.0})
     assert float(loss4) == pytest.approx(float(loss1) + 3 * s1["nll_tempo"], rel=1e-5)
