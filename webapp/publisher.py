@@ -25,6 +25,11 @@ STREAM_LOST_MESSAGE = ("the connection to the live stream was lost (the message 
                        "answer); the notes rendered so far are kept; press Render to try again")
 
 
+def job_still_running(job_id) -> bool:
+    """False once the job was cancelled (or failed by the stale-job sweep): stop rendering."""
+    return RenderJob.objects.filter(id=job_id, state=RenderJob.State.RUNNING).exists()
+
+
 class ChunkPublisher(threading.Thread):
     """Store-then-send of a job's chunks in a thread (see module docstring).
 
@@ -82,7 +87,7 @@ class ChunkPublisher(threading.Thread):
 
     def _publish(self, notes: list[dict], pedal: list[dict]) -> None:
         t0 = time.perf_counter()
-        running = RenderJob.objects.filter(id=self.job.id, state=RenderJob.State.RUNNING).exists()
+        running = job_still_running(self.job.id)
         t1 = time.perf_counter()
         self.timing["check_s"] += t1 - t0
         if not running:

@@ -30,7 +30,7 @@ from webapp.errors import RenderStopped
 from webapp.jobevents import job_group_send, job_state_event
 from webapp.jobqueue import render_time_limit
 from webapp.models import Performance, ReferencePerformance, RenderJob
-from webapp.publisher import STREAM_LOST_MESSAGE, ChunkPublisher  # noqa: F401 (re-exported)
+from webapp.publisher import STREAM_LOST_MESSAGE, ChunkPublisher, job_still_running  # noqa: F401 (re-exported)
 from webapp.notes import chunk_to_notes, events_to_pedal, notes_to_array, pedal_to_events, performance_duration
 from webapp.renderer import get_renderer
 from webapp.scoreprep import load_parsed
@@ -58,11 +58,6 @@ class _Heartbeat(threading.Thread):
                 RenderJob.objects.filter(id=self.job_id).update(heartbeat=timezone.now())
         finally:
             connection.close()
-
-
-def _still_running(job_id) -> bool:
-    """False once the job was cancelled (or failed by the stale-job sweep): stop rendering."""
-    return RenderJob.objects.filter(id=job_id, state=RenderJob.State.RUNNING).exists()
 
 
 def render_job_run(*, job_id: uuid.UUID | str, worker: str | None = None) -> str:
@@ -215,7 +210,7 @@ def _finish(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict])
     for n in notes:
         by_variation.setdefault(int(n.get("v", 0)), []).append(n)
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp, transaction.atomic():
-        if not _still_running(job.id):
+        if not job_still_running(job.id):
             return RenderJob.objects.get(id=job.id).state
         for v, vnotes in sorted(by_variation.items()):
             midi_path = Path(tmp) / f"performance-{v}.mid"
