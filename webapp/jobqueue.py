@@ -12,9 +12,11 @@ Jobs are sent by task name: the web process does not import the worker's task mo
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -152,6 +154,33 @@ def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
             log.warning("job %s failed: worker %s stopped", job.id, job.worker or "?")
             job_group_send(job, job_state_event(job))
     return failed + swept
+
+
+def render_sweeper_start(*, every_s: float) -> threading.Event:
+    """Sweep the queue (`render_jobs_fail_stale`) every ``every_s`` seconds in a daemon thread of
+    this process, so that a lost job is sent again or failed even when nobody watches it (the
+    views, the sockets and a worker's start sweep too). Each worker runs one: the sweep's
+    conditional updates make concurrent sweeps send or fail a job once.
+
+    Returns the event that stops the thread. A database or Redis fault skips one round.
+    """
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every_s):
+            try:
+                n = render_jobs_fail_stale()
+                if n:
+                    log.warning("periodic sweep: %d render jobs sent again or failed", n)
+            except Exception as exc:  # the database restarting: try again next round
+                log.warning("periodic sweep skipped: %s: %s", type(exc).__name__, exc)
+                connection.close()
+            finally:
+                close_old_connections()
+        connection.close()
+
+    threading.Thread(target=run, name="render-sweeper", daemon=True).start()
+    return stop
 
 
 def web_process_warm_up() -> None:

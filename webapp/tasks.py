@@ -7,7 +7,10 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from webapp.jobevents import channel_layer_warm_up
-from webapp.jobqueue import RENDER_TASK, render_job_fail, render_jobs_fail_stale
+from django.conf import settings
+
+from webapp.jobqueue import (RENDER_TASK, render_job_fail, render_jobs_fail_stale,
+                              render_sweeper_start)
 from webapp.renderer import renderer_warm_up
 from webapp.streaming import render_failure_message, render_job_run
 
@@ -31,10 +34,13 @@ def render_job(job_id: str) -> str:
 
 @worker_ready.connect
 def _on_worker_ready(sender=None, **kwargs):
-    """Fail the jobs a crashed worker left running; load and warm the model before the first job."""
+    """Fail the jobs a crashed worker left running and start the periodic queue sweep; load and
+    warm the model before the first job."""
     n = render_jobs_fail_stale()
     if n:
         log.warning("failed %d render jobs left running by a stopped worker", n)
+    if settings.RENDER_SWEEP_EVERY_S > 0:
+        render_sweeper_start(every_s=settings.RENDER_SWEEP_EVERY_S)
     channel_layer_warm_up()
     try:
         log.info("model warmed up in %.2f s", renderer_warm_up())

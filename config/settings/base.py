@@ -157,6 +157,8 @@ RENDER_NOTES_PER_S = float(os.environ.get("RENDER_NOTES_PER_S", 1000))
 RENDER_CHUNK_NOTES = int(os.environ.get("RENDER_CHUNK_NOTES", 16))
 # A running job whose worker has not written a heartbeat for this long is failed by the sweep.
 RENDER_STALE_AFTER_S = float(os.environ.get("RENDER_STALE_AFTER_S", 60))
+# Each worker sweeps the queue this often (seconds; 0: only on requests, sockets, worker start).
+RENDER_SWEEP_EVERY_S = float(os.environ.get("RENDER_SWEEP_EVERY_S", 30))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

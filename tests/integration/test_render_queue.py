@@ -17,7 +17,7 @@ from django.test import Client
 
 from config.celery import app as celery_app
 from scripts.services import free_port
-from webapp.jobqueue import NOT_TAKEN_MESSAGE, render_time_limit
+from webapp.jobqueue import NOT_TAKEN_MESSAGE, render_sweeper_start, render_time_limit
 from webapp.models import RenderJob, Score
 from webapp.services import render_job_cancel, render_jobs_fail_stale
 from webapp.tasks import render_job
@@ -118,6 +118,24 @@ def test_a_lost_queued_job_is_sent_again_then_failed(broker, settings):
     # The user's render slots are free again.
     assert c.post(f"/scores/{score.id}/render").status_code == 201
     assert c.post(f"/scores/{score.id}/render").status_code == 201
+
+
+def test_the_periodic_sweep_sends_a_lost_job_again_with_nobody_watching(broker, settings):
+    settings.RENDER_QUEUED_STALE_AFTER_S = 0.3
+    score = _score()
+    assert Client().post(f"/scores/{score.id}/render").status_code == 201
+    job = RenderJob.objects.get()
+    broker.delete("render")
+    stop = render_sweeper_start(every_s=0.2)  # the worker's thread; no view or socket polls
+    try:
+        deadline = time.monotonic() + 20
+        while RenderJob.objects.get(id=job.id).n_enqueued < 2:
+            assert time.monotonic() < deadline, "the sweeper did not send the lost job again"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+    assert [m["headers"]["id"] for m in _queued(broker)] == [job.celery_task_id]
+    assert RenderJob.objects.get(id=job.id).state == "queued"
 
 
 def test_cancel_sends_no_revoke_and_the_task_then_does_nothing(broker):
