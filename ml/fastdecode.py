@@ -7,6 +7,8 @@ sampling of the heads from one vector of uniforms per note.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
@@ -112,62 +114,169 @@ class NumpyDecoder:
         in mode 'prior' (see `Renderer.decode_steps`).
         Returns classes (n, V, H) int64, z (n, V, Z), h.
         """
-        # One BLAS thread: these products are tiny, and a second thread only adds hand-offs.
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            return self._decode(c_gen, c_state, h, rng, mode, delta, z_fixed, temperature, scope, x_prev,
-                                z_temperature)
-
-    def _decode(self, c_gen, c_state, h, rng, mode, delta, z_fixed, temperature, scope, x_prev, z_temperature):
         n, V = len(c_gen), h.shape[1]
+        rows = Rows.one(n, V, rng, self.cfg.z_dim, mode=mode, delta=delta, z_fixed=z_fixed,
+                        temperature=temperature, scope=scope, x_prev=x_prev, z_temperature=z_temperature)
+        return self.decode_rows(np.broadcast_to(c_gen[:, None], (n, V, c_gen.shape[1])),
+                                np.broadcast_to(c_state[:, None], (n, V, c_state.shape[1])), h, rows)
+
+    def decode_rows(self, c_gen: np.ndarray, c_state: np.ndarray, h: np.ndarray, rows: Rows):
+        """Generate up to n notes for B rows that may belong to several renders (`Rows`).
+
+        c_gen (n, B, U), c_state (n, B, S) from `precompute`, per row; h (layers, B, H). A group
+        of rows decodes ``rows.n[g]`` notes: past it its rows are padding (their state is kept,
+        their generator not drawn from). Returns classes (n, B, H) int64, z (n, B, Z), h.
+        """
+        B = h.shape[1]
+        pad = max(0, MIN_ROWS - B)
+        if pad:  # BLAS rounds a 1- or 2-row product differently: a render's notes must not
+            # depend on how many rows share its pass (a job alone or batched with others)
+            h = np.concatenate([h, np.zeros((h.shape[0], pad, h.shape[2]), h.dtype)], 1)
+            c_gen, c_state = (np.concatenate([a, np.zeros((a.shape[0], pad, a.shape[2]), a.dtype)], 1)
+                              for a in (c_gen, c_state))
+            rows = rows.padded(pad)
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            xs, zs, h = self._decode(c_gen, c_state, h, rows)
+        return xs[:, :B], zs[:, :B], h[:, :B]
+
+    def _decode(self, c_gen, c_state, h, rows):
+        n, B = len(c_gen), h.shape[1]
         Z, nh = self.cfg.z_dim, len(self.sizes)
-        xs = np.empty((n, V, nh), np.int64)
-        zs = np.empty((n, V, Z), np.float32)
+        xs = np.zeros((n, B, nh), np.int64)
+        zs = np.zeros((n, B, Z), np.float32)
         lo, hi = self.bounds[:-1], self.bounds[1:]
-        temps = np.broadcast_to(np.asarray(temperature, np.float32), (nh,))
+        temps = rows.temps
         greedy = temps == 0.0
         expected = temps < 0.0   # ml.model.EXPECTED: the rounded mean class
         chosen = greedy | expected
-        inv_t = np.repeat(np.where(chosen, 1.0, 1.0 / np.maximum(temps, 1e-6)), self.sizes).astype(np.float32)
+        inv_t = np.repeat(np.where(chosen, 1.0, 1.0 / np.maximum(temps, 1e-6)), self.sizes, axis=1
+                          ).astype(np.float32)
         scaled = not np.allclose(inv_t, 1.0)
+        greedy_heads, expected_heads = np.flatnonzero(greedy.any(0)), np.flatnonzero(expected.any(0))
+        prior, perturb, fixed = (rows.mode == m for m in (PRIOR, PERTURB, FIXED))
+        only_prior = prior.all()
+        x_prev, prev_ok = rows.x_prev.copy(), rows.has_prev.copy()
+        eps = np.zeros((B, Z), np.float32)
+        u = np.zeros((B, nh), np.float32)
         for i in range(n):
+            live = rows.live(i)   # (B,) rows with a note to decode at step i
+            for g, (a, b) in enumerate(rows.groups):  # each render draws from its own generator
+                if rows.n[g] > i:
+                    eps[a:b] = rows.rngs[g].standard_normal((b - a, Z), dtype=np.float32)
+                    u[a:b] = rows.rngs[g].random((b - a, nh), dtype=np.float32)
             mo = self.prior(h[-1]) @ self.prior_out[0] + self.prior_out[1]
             mu, lv = mo[:, :Z], mo[:, Z:]
-            eps = rng.standard_normal((V, Z), dtype=np.float32)
-            u = rng.random((V, nh), dtype=np.float32)
-            if mode == "prior":
-                z = mu + (z_temperature * eps) * np.exp(0.5 * lv)
-            elif mode == "perturb":
-                z = mu + (delta if delta.ndim == 2 else delta[i]) * np.exp(lv)
+            if only_prior:
+                z = mu + (rows.z_temperature * eps) * np.exp(0.5 * lv)
             else:
-                z = z_fixed if z_fixed.ndim == 2 else z_fixed[i]
+                z = np.where(prior[:, None], mu + (rows.z_temperature * eps) * np.exp(0.5 * lv), 0.0)
+                if perturb.any():
+                    z = np.where(perturb[:, None], mu + rows.delta[i] * np.exp(lv), z)
+                if fixed.any():
+                    z = np.where(fixed[:, None], rows.z_fixed[i], z)
+                z = z.astype(np.float32)
             ps = self.psi(z)
             hid = _lrelu(c_gen[i] + ps @ self.g0_psi)
-            logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (V, sum(HEADS))
+            logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (B, sum(HEADS))
+            x = xs[i]
             if not chosen.all():
-                if scaled:
-                    logits_t = logits * inv_t
-                else:
-                    logits_t = logits
+                logits_t = logits * inv_t if scaled else logits
                 # Inverse-CDF sampling of all heads at once: one exp and one running sum over
                 # the concatenated logits; each head's CDF is a difference of that sum.
                 e = np.exp(logits_t - np.repeat(np.maximum.reduceat(logits_t, lo, axis=1), self.sizes, axis=1))
                 cum = np.cumsum(e, -1)
-                before = np.concatenate([np.zeros((V, 1), np.float32), cum[:, hi[:-1] - 1]], 1)   # (V, H)
+                before = np.concatenate([np.zeros((B, 1), np.float32), cum[:, hi[:-1] - 1]], 1)   # (B, H)
                 thresh = before + u * (cum[:, hi - 1] - before)
                 below = cum < np.repeat(thresh, self.sizes, axis=1)
-                xs[i] = np.minimum(np.add.reduceat(below, lo, axis=1), self.last)
-            for k in np.flatnonzero(greedy):  # the most likely class of these heads
-                xs[i, :, k] = logits[:, lo[k]:hi[k]].argmax(-1)
-            for k in np.flatnonzero(expected):  # the expected class of these
-                part = logits[:, lo[k]:hi[k]]
+                x[:] = np.minimum(np.add.reduceat(below, lo, axis=1), self.last)
+            for k in greedy_heads:  # the most likely class of these heads
+                r = greedy[:, k]
+                x[r, k] = logits[r, lo[k]:hi[k]].argmax(-1)
+            for k in expected_heads:  # the expected class of these
+                r = expected[:, k]
+                part = logits[r, lo[k]:hi[k]]
                 e = np.exp(part - part.max(-1, keepdims=True))
-                xs[i, :, k] = np.rint((e @ self.classes[k]) / e.sum(-1))
-            if scope is not None and x_prev is not None:
-                keep = ~scope[i]
-                xs[i][:, keep] = x_prev[:, keep]
-            x_prev = xs[i]
-            emb = np.concatenate([tab[xs[i, :, k]] for k, tab in enumerate(self.x_embs)], -1)
+                x[r, k] = np.rint((e @ self.classes[k]) / e.sum(-1))
+            if rows.scope is not None:
+                keep = ~rows.scope[i] & prev_ok[:, None]
+                x[keep] = x_prev[keep]
+            emb = np.concatenate([tab[x[:, k]] for k, tab in enumerate(self.x_embs)], -1)
             inp = c_state[i] + self.phi(emb) @ self.s_phi + ps @ self.s_psi
-            h = self.step_state(h, inp)
+            h_next = self.step_state(h, inp)
+            if live.all():
+                h, x_prev[:] = h_next, x
+                prev_ok[:] = True
+            else:
+                h = np.where(live[None, :, None], h_next, h)
+                x_prev[live], prev_ok[live] = x[live], True
             zs[i] = z
         return xs, zs, h
+
+
+PRIOR, PERTURB, FIXED = 0, 1, 2
+MODE_CODES = {"prior": PRIOR, "perturb": PERTURB, "fixed": FIXED}
+MIN_ROWS = 4   # rows of every decode pass (padded): BLAS gives each row the same sums from 3 up
+
+
+@dataclass
+class Rows:
+    """Per-row settings of one decode pass over B rows: the takes of one or several renders.
+
+    Rows ``groups[g] = (start, stop)`` are one render's takes: they draw their noise from
+    ``rngs[g]`` (z noise, then one uniform per head, per note, as `Renderer.decode_steps`) and
+    decode ``n[g]`` notes of the pass, so a render's notes do not depend on its neighbours.
+    """
+
+    groups: list            # [(start, stop)] row ranges, one per render
+    rngs: list              # [np.random.Generator], one per group
+    n: np.ndarray           # (G,) notes each group decodes in this pass
+    mode: np.ndarray        # (B,) PRIOR / PERTURB / FIXED
+    temps: np.ndarray       # (B, H) per head: > 0 sample, 0 most likely class, EXPECTED mean class
+    z_temperature: np.ndarray  # (B, 1) the prior's spread in mode prior
+    x_prev: np.ndarray      # (B, H) int64: the note before the first (where has_prev)
+    has_prev: np.ndarray    # (B,) bool
+    delta: np.ndarray | None = None    # (n, B, Z) for perturb rows
+    z_fixed: np.ndarray | None = None  # (n, B, Z) for fixed rows
+    scope: np.ndarray | None = None    # (n, B, H) bool: False repeats the previous class
+
+    def live(self, i: int) -> np.ndarray:
+        out = np.zeros(len(self.mode), bool)
+        for (a, b), n in zip(self.groups, self.n):
+            out[a:b] = n > i
+        return out
+
+    @classmethod
+    def one(cls, n, V, rng, Z, *, mode, delta, z_fixed, temperature, scope, x_prev, z_temperature) -> Rows:
+        """The rows of one render's V takes (the arguments of `NumpyDecoder.decode`)."""
+        nh = len(HEADS)
+
+        def per_note(a):
+            return None if a is None else np.broadcast_to(a if np.ndim(a) == 3 else np.asarray(a)[None],
+                                                          (n, V, Z))
+
+        return cls(groups=[(0, V)], rngs=[rng], n=np.array([n]), mode=np.full(V, MODE_CODES[mode]),
+                   temps=np.broadcast_to(np.asarray(temperature, np.float32), (V, nh)),
+                   z_temperature=np.full((V, 1), z_temperature, np.float32),
+                   x_prev=np.zeros((V, nh), np.int64) if x_prev is None else np.asarray(x_prev, np.int64),
+                   has_prev=np.full(V, x_prev is not None),
+                   delta=per_note(delta) if mode == "perturb" else None,
+                   z_fixed=per_note(z_fixed) if mode == "fixed" else None,
+                   scope=None if scope is None else np.broadcast_to(np.asarray(scope, bool)[:, None], (n, V, nh)))
+
+    def padded(self, k: int) -> Rows:
+        """These rows and k padding rows (a group that decodes nothing)."""
+        B = len(self.mode)
+
+        def pad(a, axis, value=0):
+            if a is None:
+                return None
+            shape = list(a.shape)
+            shape[axis] = k
+            return np.concatenate([a, np.full(shape, value, a.dtype)], axis)
+
+        return Rows(groups=[*self.groups, (B, B + k)], rngs=[*self.rngs, None], n=np.append(self.n, 0),
+                    mode=np.concatenate([self.mode, np.repeat(self.mode[:1], k)]),
+                    temps=np.concatenate([self.temps, np.repeat(self.temps[:1], k, 0)]),
+                    z_temperature=pad(self.z_temperature, 0), x_prev=pad(self.x_prev, 0),
+                    has_prev=pad(self.has_prev, 0, False), delta=pad(self.delta, 1),
+                    z_fixed=pad(self.z_fixed, 1), scope=pad(self.scope, 1, True))

@@ -25,6 +25,7 @@ from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
 from ml.defaults import DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE, POINT_TEMPERATURE
 from ml.fastdecode import NumpyDecoder
 from ml.model import EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
+from ml.streams import RenderStream, decode_pass
 from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, decode
 from render.features import beat_context, beat_index, piano_roll, roll_notes, score_features
 from render.score import DEFAULT_TEMPO_BPM, Score
@@ -229,14 +230,32 @@ class Renderer:
             xs.append(x_prev), zs.append(z)
         return torch.stack(xs), torch.stack(zs), h
 
-    # -- the public entry point --------------------------------------------------------------
-    def render(self, score: Score, *, seed: int = 0, mode: str = "prior", delta=None, z=None,
-               reference: Reference | None = None, base_tempo_bpm: float | None = None,
-               expressiveness: float = 1.0, temperature: float = DEFAULT_TEMPERATURE,
-               variations: int = 1, chunk_notes: int = 64, z_temperature: float = DEFAULT_Z_TEMPERATURE,
-               pedal: str = "model") -> Iterator[np.ndarray]:
+    # -- the public entry points ------------------------------------------------------------
+    def render(self, score: Score, **kwargs) -> Iterator[np.ndarray]:
         """Render ``score``; yields RENDERED_CHUNK_DTYPE arrays of up to ``chunk_notes`` notes per
-        variation (all variations of the same notes together), in score order.
+        variation (all variations of the same notes together), in score order. The arguments
+        are those of `start`, which checks them before the first chunk (ValueError)."""
+        stream = self.start(score, **kwargs)
+
+        def chunks():
+            while (chunk := self.step([stream])[0]) is not None:
+                yield chunk
+
+        return chunks()
+
+    def step(self, streams: list[RenderStream]) -> list[np.ndarray | None]:
+        """The next chunk of each stream, decoded in one batched pass (ml.streams): several
+        renders (scores, controls, takes) advance together; None for a stream that has ended."""
+        return decode_pass(self, streams)
+
+    @torch.inference_mode()
+    def start(self, score: Score, *, seed: int = 0, mode: str = "prior", delta=None, z=None,
+              reference: Reference | None = None, base_tempo_bpm: float | None = None,
+              expressiveness: float = 1.0, temperature: float = DEFAULT_TEMPERATURE,
+              variations: int = 1, chunk_notes: int = 64, z_temperature: float = DEFAULT_Z_TEMPERATURE,
+              pedal: str = "model") -> RenderStream:
+        """Begin rendering ``score``: check the arguments, prime on a reference; `step` then
+        yields its chunks (alone, or in one pass with other renders).
 
         delta: 5 numbers, or an (N, 5) per-note curve, for ``perturb``; z: 5 numbers or (N, 5) for
         ``fixed`` (default zeros). expressiveness scales the deviations from a deadpan rendering
@@ -303,35 +322,16 @@ class Renderer:
             if pedal == "reference" and own:
                 pedal_fixed[reference.index, 0] = reference.encoded["sustain"]
                 pedal_fixed[reference.index, 1] = reference.encoded["soft"]
-        states = [None] * V
-        rng = np.random.default_rng(int(seed))
-        scope = head_scope_mask(score.notes["onset_beat"])
-        x_prev = None
         if self.fast is not None:
             h = h.cpu().numpy()
             delta_t = None if delta_t is None else delta_t.cpu().numpy()
             z_t = None if z_t is None else z_t.cpu().numpy()
-        for start, c in blocks:
-            if self.fast is not None:
-                c_gen, c_state = self.fast.precompute(c.cpu().numpy())
-            for s in range(0, len(c), chunk_notes):
-                idx = np.arange(start + s, start + min(s + chunk_notes, len(c)))
-                sl = slice(idx[0], idx[-1] + 1)
-                d = None if delta_t is None else delta_t[sl] if delta_t.ndim == 3 else delta_t
-                zf = None if z_t is None else z_t[sl] if z_t.ndim == 3 else z_t
-                if self.fast is not None:
-                    part = slice(s, s + len(idx))
-                    x, zz, h = self.fast.decode(c_gen[part], c_state[part], h, rng, mode=mode, delta=d, z_fixed=zf,
-                                                 temperature=temps, scope=scope[sl], x_prev=x_prev,
-                                                 z_temperature=z_temperature)
-                else:
-                    xp = None if x_prev is None else torch.from_numpy(x_prev).to(self.device)
-                    x, zz, h = self.decode_steps(c[s:s + len(idx)], h, gen, mode=mode, delta=d, z_fixed=zf,
-                                                 temperature=temps, scope=scope[sl], x_prev=xp,
-                                                 z_temperature=z_temperature)
-                    x, zz = x.cpu().numpy(), zz.cpu().numpy()
-                x_prev = x[-1]
-                yield self._to_notes(score, idx, written[idx], x, zz, states, expressiveness, pedal_fixed[idx])
+        return RenderStream(score=score, variations=V, chunk_notes=int(chunk_notes), mode=mode, temps=temps,
+                            z_temperature=float(z_temperature), expressiveness=float(expressiveness),
+                            written=written, pedal_fixed=pedal_fixed,
+                            scope=head_scope_mask(score.notes["onset_beat"]), delta=delta_t, z_fixed=z_t,
+                            blocks=iter(blocks), h=h, rng=np.random.default_rng(int(seed)), gen=gen,
+                            states=[None] * V)
 
     def _per_note(self, value, N, V, name):
         a = np.asarray(value, np.float32)
