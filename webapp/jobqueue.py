@@ -118,6 +118,25 @@ def render_jobs_sweep_queued(*, job_ids=None) -> int:
     return swept
 
 
+def render_jobs_claim(*, worker: str, limit: int, waited_s: float) -> list[RenderJob]:
+    """Start up to ``limit`` queued jobs on ``worker`` (oldest first) that were sent at least
+    ``waited_s`` seconds ago: a render session takes them into its batched passes. Each claim is
+    a conditional update, so a job is claimed once however many workers look; its broker
+    message, when delivered, finds it started and does nothing.
+
+    Returns the claimed jobs (with their scores), running.
+    """
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    ids = list(RenderJob.objects.filter(state=RenderJob.State.QUEUED,
+                                        enqueued__lte=now - timedelta(seconds=waited_s))
+               .order_by("created").values_list("id", flat=True)[:limit])
+    claimed = [i for i in ids if RenderJob.objects.filter(id=i, state=RenderJob.State.QUEUED).update(
+        state=RenderJob.State.RUNNING, started=now, heartbeat=now, worker=worker)]
+    return list(RenderJob.objects.select_related("score").filter(id__in=claimed).order_by("created"))
+
+
 def render_jobs_fail_stale(*, job_ids=None, worker: str | None = None) -> int:
     """End as failed the running jobs whose worker stopped sending heartbeats; send again, or
     fail, the queued jobs that no worker took (`render_jobs_sweep_queued`).

@@ -12,7 +12,8 @@ from django.conf import settings
 from webapp.jobqueue import (RENDER_TASK, render_job_fail, render_jobs_fail_stale,
                               render_sweeper_start)
 from webapp.renderer import renderer_warm_up
-from webapp.streaming import render_failure_message, render_job_run
+from webapp.jobrun import render_failure_message
+from webapp.streaming import render_job_run
 
 log = logging.getLogger(__name__)
 

@@ -157,6 +157,13 @@ RENDER_NOTES_PER_S = float(os.environ.get("RENDER_NOTES_PER_S", 1000))
 RENDER_CHUNK_NOTES = int(os.environ.get("RENDER_CHUNK_NOTES", 16))
 # A running job whose worker has not written a heartbeat for this long is failed by the sweep.
 RENDER_STALE_AFTER_S = float(os.environ.get("RENDER_STALE_AFTER_S", 60))
+# A worker renders up to RENDER_BATCH_MAX jobs in one batched pass: while it renders, it takes
+# jobs that have waited RENDER_BATCH_CLAIM_AFTER_S (an idle worker gets a new job first), looking
+# every RENDER_BATCH_POLL_S, for RENDER_SESSION_MAX_S (then it finishes what it has).
+RENDER_BATCH_MAX = int(os.environ.get("RENDER_BATCH_MAX", 8))
+RENDER_BATCH_CLAIM_AFTER_S = float(os.environ.get("RENDER_BATCH_CLAIM_AFTER_S", 0.2))
+RENDER_BATCH_POLL_S = float(os.environ.get("RENDER_BATCH_POLL_S", 0.1))
+RENDER_SESSION_MAX_S = float(os.environ.get("RENDER_SESSION_MAX_S", 120))
 # Each worker sweeps the queue this often (seconds; 0: only on requests, sockets, worker start).
 RENDER_SWEEP_EVERY_S = float(os.environ.get("RENDER_SWEEP_EVERY_S", 30))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

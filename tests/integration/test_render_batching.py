@@ -1,0 +1,60 @@
+"""Jobs of different users rendered together by one worker (webapp.streaming's render session):
+a job that waits in the queue joins the running one's batched passes, streams its own notes in
+order, gets the notes it would get alone, and a cancel ends one job and leaves the others."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from tests.integration.conftest import MEDIUM_SCORE_NOTES
+from tests.integration.stack import Client
+
+
+def _wait(client: Client, job_id: str, states: set, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get(f"/jobs/{job_id}/").json()
+        if status["state"] in states:
+            return status
+        assert time.monotonic() < deadline, f"job {job_id} still {status['state']} after {timeout} s"
+        time.sleep(0.05)
+
+
+def _complete(msgs: list[dict], n_notes: int, takes: int) -> list[dict]:
+    """Every note of every take, chunks numbered without gap; returns the notes."""
+    assert msgs[-1]["type"] == "done", msgs[-1]
+    chunks = [m for m in msgs if m["type"] == "notes"]
+    assert [c["seq"] for c in chunks] == list(range(len(chunks)))
+    notes = [n for c in chunks for n in c["notes"]]
+    for v in range(takes):
+        assert [n["i"] for n in notes if n.get("v", 0) == v] == list(range(n_notes)), f"take {v}"
+    return notes
+
+
+def test_queued_jobs_join_the_running_one_and_each_gets_its_own_notes(stack, big_user, medium_score):
+    u1, big, medium = big_user
+    u2 = Client(stack).signup(f"b{uuid.uuid4().hex[:8]}")
+    medium2 = u2.upload_ok(medium_score)
+    a = u1.render(big, seed=5).json()["job_id"]                # long: the others join it
+    _wait(u1, a, {"running"})
+    b = u2.render(medium2, seed=9, controls={"variations": 2}).json()["job_id"]
+    c = u1.render(medium, seed=3, controls={"mode": "perturb", "delta": [1, 0, 0, -1, 0]}).json()["job_id"]
+    with u2.socket(b) as ws_b, u1.socket(c) as ws_c:
+        notes_b = _complete(ws_b.messages_until_end(), MEDIUM_SCORE_NOTES, takes=2)
+        notes_c = _complete(ws_c.messages_until_end(), MEDIUM_SCORE_NOTES, takes=1)
+    # b and c ran while a was running, on a's worker: in a's render session
+    assert u1.get(f"/jobs/{a}/").json()["state"] == "running", "the big job ended before the others"
+    rows = {j: stack.sql("SELECT worker, started, finished FROM webapp_renderjob WHERE id = %s",
+                         j.replace("-", "") if stack.db == "sqlite" else j)[0] for j in (a, b, c)}
+    assert rows[a][0] == rows[b][0] == rows[c][0]
+    # a cancel ends a alone (b and c were done already; a's notes so far are kept)
+    assert u1.post(f"/jobs/{a}/cancel").json() == {"state": "cancelled"}
+    _wait(u1, a, {"cancelled"})
+    # c's notes are those it gets rendered alone (same seed and controls, nothing else running)
+    again = u1.render(medium, seed=3, controls={"mode": "perturb", "delta": [1, 0, 0, -1, 0]}).json()["job_id"]
+    with u1.socket(again) as ws:
+        alone = _complete(ws.messages_until_end(), MEDIUM_SCORE_NOTES, takes=1)
+    assert alone == notes_c
+    assert notes_b != notes_c  # another user's controls and seed: its own take
+    log = stack.worker_log.read_text(errors="replace")
+    assert f"job {c} joins the render session" in log or f"job {b} joins the render session" in log
