@@ -14,7 +14,10 @@ upload times, the notes lost, repeated or out of order over every stream, and th
 its logs). Exit code 1 unless notes lost, out of order and errors are all 0.
 
 Usage: ``python bench/load.py [--base-url URL] [--listeners 50] [--users 8] [--uploads 8]
-[--notes 300] [--json OUT]``. The defaults run in about two minutes on two loaded cores.
+[--notes 300] [--workers 1] [--batch-max N] [--compare] [--json OUT]``. The defaults run in about
+two minutes on two loaded cores. ``--compare`` first runs the same load on a private app whose
+worker renders one job at a time (RENDER_BATCH_MAX=1, no cross-job batching) and prints the
+ratios of the last first chunk and of the renders' aggregate notes/s.
 """
 from __future__ import annotations
 
@@ -185,6 +188,8 @@ def report(res: dict) -> tuple[dict, bool]:
         "listener_done_s": [x["done_s"] for x in lis],
         "uploads_s": res["uploads_s"], "lost_notes": lost, "out_of_order_or_repeated": disorder,
         "errors": res["errors"],
+        # the users' renders together: their notes over the time from the POSTs to the last done
+        "render_notes_per_s": (sum(r["n_total"] for r in ren) / max(r["done_s"] for r in ren)) if ren else 0.0,
     }
     print(f"load: {res['n_listeners']} listeners on one job, {res['n_users']} users rendering, "
           f"{res['n_uploads']} uploads, all at once; wall {res['wall_s']:.1f} s")
@@ -192,6 +197,8 @@ def report(res: dict) -> tuple[dict, bool]:
     print(f"  queue wait (-> running): {_stats(figures['queue_wait_s'])}")
     print(f"  first chunk:             {_stats(figures['first_chunk_s'])}")
     print(f"  done:                    {_stats(figures['done_s'])}")
+    print(f"  aggregate:               {figures['render_notes_per_s']:.0f} notes/s (all takes' notes "
+          "over the time to the last done)")
     print(f"listeners ({len(lis)}/{res['n_listeners']} followed to the end), from the POST:")
     print(f"  first chunk:             {_stats(figures['listener_first_chunk_s'])}")
     print(f"  done:                    {_stats(figures['listener_done_s'])}")
@@ -215,6 +222,30 @@ def _model_checkpoint(tmp: Path) -> str:
     return str(DEFAULT_CHECKPOINT)
 
 
+def run_private(args, tmp: Path, score: Path, upload_score: Path, *, env: dict, workers: int) -> dict:
+    """The load against a private app (SQLite, ``workers`` Celery workers, ``env`` on top)."""
+    redis = RedisServer(tmp / "redis").start()
+    stack = Stack(tmp / "stack", db="sqlite", redis_url=redis.url, port=free_port(),
+                  env={"MODEL_CHECKPOINT": _model_checkpoint(tmp), "LOG_LEVEL": "INFO", **env})
+    try:
+        t_start = time.perf_counter()
+        stack.start(timeout_s=args.start_timeout)
+        for k in range(1, workers):
+            stack.add_worker(f"load-{k}", timeout_s=args.start_timeout)
+        print(flush=True)
+        print(f"private app started in {time.perf_counter() - t_start:.1f} s "
+              f"({stack.base_url}, SQLite, {workers} worker(s), {env or 'defaults'})")
+        res = run_load(stack.base_url, args, score, upload_score)
+        for log in [stack.workdir / "daphne.log", *stack.workdir.glob("worker*.log")]:
+            for line in log.read_text(errors="replace").splitlines():
+                if LOG_ERRORS.search(line):
+                    res["errors"].append(f"{log.name}: {line[:250]}")
+    finally:
+        stack.stop()
+        redis.stop()
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-url", help="a running app (default: start a private one)")
@@ -226,6 +257,11 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=600, help="seconds a stream may take")
     ap.add_argument("--start-timeout", type=float, default=600,
                     help="seconds the private app's worker and Daphne may take to start")
+    ap.add_argument("--workers", type=int, default=1, help="Celery workers of the private app")
+    ap.add_argument("--batch-max", type=int, help="RENDER_BATCH_MAX of the private app (1: one job "
+                    "at a time per worker)")
+    ap.add_argument("--compare", action="store_true", help="first run the same load on one worker "
+                    "rendering one job at a time (RENDER_BATCH_MAX=1) and print the ratios")
     ap.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the private app on kill too
@@ -239,24 +275,24 @@ def main(argv=None) -> int:
         if args.base_url:
             figures, ok = report(run_load(args.base_url, args, score, upload_score))
         else:
-            redis = RedisServer(tmp / "redis").start()
-            stack = Stack(tmp / "stack", db="sqlite", redis_url=redis.url, port=free_port(),
-                          env={"MODEL_CHECKPOINT": _model_checkpoint(tmp), "LOG_LEVEL": "INFO"})
-            try:
-                t_start = time.perf_counter()
-                stack.start(timeout_s=args.start_timeout)
-                print(flush=True)
-                print(f"private app started in {time.perf_counter() - t_start:.1f} s "
-                      f"({stack.base_url}, SQLite, one worker)")
-                res = run_load(stack.base_url, args, score, upload_score)
-                for log in [stack.workdir / "daphne.log", *stack.workdir.glob("worker*.log")]:
-                    for line in log.read_text(errors="replace").splitlines():
-                        if LOG_ERRORS.search(line):
-                            res["errors"].append(f"{log.name}: {line[:250]}")
-            finally:
-                stack.stop()
-                redis.stop()
-            figures, ok = report(res)
+            base = None
+            if args.compare:
+                print("== baseline: one worker, one job at a time (RENDER_BATCH_MAX=1)")
+                base, base_ok = report(run_private(args, tmp / "base", score, upload_score,
+                                                   env={"RENDER_BATCH_MAX": "1"}, workers=1))
+            env = {} if args.batch_max is None else {"RENDER_BATCH_MAX": str(args.batch_max)}
+            if args.compare:
+                print(f"== this configuration: {args.workers} worker(s), {env or 'RENDER_BATCH_MAX default'}")
+            figures, ok = report(run_private(args, tmp / "run", score, upload_score, env=env,
+                                             workers=args.workers))
+            if base is not None:
+                ok = ok and base_ok
+                figures["baseline"] = base
+                last_b, last = max(base["first_chunk_s"]), max(figures["first_chunk_s"])
+                print(f"ratios to the baseline: last first chunk {last:.2f} s vs {last_b:.2f} s "
+                      f"({last / last_b:.2f}x); renders' aggregate {figures['render_notes_per_s']:.0f} "
+                      f"vs {base['render_notes_per_s']:.0f} notes/s "
+                      f"({figures['render_notes_per_s'] / base['render_notes_per_s']:.2f}x)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0 if ok else 1

@@ -6,7 +6,9 @@ Prints: end-to-end render throughput (score features included) and first-chunk l
 `Renderer.render`; the same model decoded by a plain per-note eager PyTorch loop (module calls,
 softmax + multinomial, no precomputation) on the same score; 16 variations batched; training
 notes/s on synthetic windows; peak resident memory after the renders (a rendering worker's
-footprint) and after training. Ratios are against the plain loop; ``with_pedal_events_ratio``
+footprint) and after training. ``jobs_*``: several users' renders of the score (different seeds and modes, chunks of 16) one
+after another vs advanced together in shared passes (`Renderer.step`, a worker's render session).
+Ratios are against the plain loop; ``with_pedal_events_ratio``
 compares the same render (and the batched takes) with the pedal events made per chunk, as the web
 worker does, against without (issue 11: within 10 %).
 """
@@ -97,6 +99,24 @@ def time_render(renderer, score, pedal_stream: bool = False, **kw) -> tuple[floa
     return time.perf_counter() - t0, first, n
 
 
+def time_jobs(renderer, score, n_jobs: int, together: bool) -> tuple[float, int]:
+    """(seconds, notes) of ``n_jobs`` renders of ``score`` with different seeds and modes, as
+    different users' jobs: one after another, or advanced together in shared passes
+    (`Renderer.step`, as a web worker's render session does)."""
+    kws = [dict(seed=10 + j, chunk_notes=16, **({"mode": "perturb", "delta": np.full(5, 0.5)} if j % 2 else {}))
+           for j in range(n_jobs)]
+    t0 = time.perf_counter()
+    n = 0
+    if together:
+        streams = [renderer.start(score, **kw) for kw in kws]
+        while not all(s.done for s in streams):
+            n += sum(len(c) for c in renderer.step(streams) if c is not None)
+    else:
+        for kw in kws:
+            n += sum(len(c) for c in renderer.render(score, **kw))
+    return time.perf_counter() - t0, n
+
+
 def train_rate(renderer, steps: int = 3, batch: int = 64, window: int = 120) -> float:
     """Training notes/s of this architecture on random windows (forward, backward, Adam)."""
     from ml.model import CVRNN, elbo_loss
@@ -128,6 +148,7 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--variations", type=int, default=16)
+    ap.add_argument("--jobs", type=int, default=8, help="renders of different users, together vs in turn")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -145,6 +166,9 @@ def main(argv=None) -> int:
     # the pedal's cost on the serving path: the same renders with the pedal events made per chunk
     ptotal, _, pn = time_render(renderer, score, pedal_stream=True, seed=1, chunk_notes=64)
     pvt, _, pvn = time_render(renderer, score, pedal_stream=True, seed=2, variations=a.variations, chunk_notes=64)
+    # several users' jobs: one after another, then together in shared passes (chunks of 16)
+    seq_t, seq_n = time_jobs(renderer, score, a.jobs, together=False)
+    tog_t, tog_n = time_jobs(renderer, score, a.jobs, together=True)
     # what a rendering worker holds: parsing, the model and renders (training comes after)
     render_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tr = train_rate(renderer)
@@ -162,6 +186,9 @@ def main(argv=None) -> int:
         "with_pedal_events_ratio": round((pn / ptotal) / (n / total), 3),
         "batched_with_pedal_events_notes_per_s": round(pvn / pvt, 1),
         "batched_with_pedal_events_ratio": round((pvn / pvt) / (vn / vt), 3),
+        "jobs": a.jobs, "jobs_in_turn_notes_per_s": round(seq_n / seq_t, 1),
+        "jobs_together_notes_per_s": round(tog_n / tog_t, 1),
+        "jobs_together_speedup": round((tog_n / tog_t) / (seq_n / seq_t), 2),
         "render_peak_rss_mb": round(render_peak_mb, 1),
         "train_notes_per_s": round(tr, 1), "peak_rss_mb": round(peak_mb, 1),
     }
