@@ -33,7 +33,7 @@ def stream_through(client: Client, job_id: str, *, fault=None, timeout: float = 
     ``fault()`` is called once, after the first chunk. Returns the chunks received (in arrival
     order), the final message, how many times the socket was opened and why each one broke.
     """
-    chunks, end, opened, broken = [], None, 0, []
+    chunks, end, opened, broken, trace = [], None, 0, [], []  # trace: what each socket received
     deadline = time.monotonic() + timeout
     while end is None:
         assert time.monotonic() < deadline, f"no end of job {job_id} in {timeout} s"
@@ -42,6 +42,7 @@ def stream_through(client: Client, job_id: str, *, fault=None, timeout: float = 
         try:
             with client.socket(job_id, from_seq=next_seq) as ws:
                 opened += 1
+                trace.append([])
                 while end is None:
                     try:
                         m = ws.recv(max(1.0, deadline - time.monotonic()))
@@ -50,6 +51,7 @@ def stream_through(client: Client, job_id: str, *, fault=None, timeout: float = 
                             raise
                         end = ending
                         break
+                    trace[-1].append(m["type"] if m["type"] != "notes" else m["seq"])
                     if m["type"] == "notes":
                         chunks.append(m)
                         if fault is not None:
@@ -62,7 +64,7 @@ def stream_through(client: Client, job_id: str, *, fault=None, timeout: float = 
         except SOCKET_FAULTS as exc:
             broken.append(f"{type(exc).__name__}: {exc}")
             time.sleep(0.5)  # the page waits before it reconnects too
-    return {"chunks": chunks, "end": end, "opened": opened, "broken": broken}
+    return {"chunks": chunks, "end": end, "opened": opened, "broken": broken, "trace": trace}
 
 
 def assert_in_order_once(chunks: list[dict], n_notes_total: int, *, complete: bool) -> None:
@@ -94,7 +96,7 @@ def assert_stored_as_streamed(client: Client, job_id: str, streamed: list[dict])
     """A late listener (from 0) gets exactly the chunks streamed live; a done job's take holds
     the same notes. Returns the late listener's final message."""
     late = stream_through(client, job_id, timeout=60)
-    assert late["opened"] == 1, late["broken"]
+    assert late["opened"] == 1, (late["broken"], late["trace"])
     assert [(c["seq"], c["notes"]) for c in late["chunks"]] == [(c["seq"], c["notes"])
                                                                for c in streamed]
     if late["end"]["type"] == "done":  # the first take (variation) of the job
