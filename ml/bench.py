@@ -6,8 +6,9 @@ Prints: end-to-end render throughput (score features included) and first-chunk l
 `Renderer.render`; the same model decoded by a plain per-note eager PyTorch loop (module calls,
 softmax + multinomial, no precomputation) on the same score; 16 variations batched; training
 notes/s on synthetic windows; peak resident memory after the renders (a rendering worker's
-footprint) and after training. ``jobs_*``: several users' renders of the score (different seeds and modes, chunks of 16) one
-after another vs advanced together in shared passes (`Renderer.step`, a worker's render session).
+footprint) and after training. ``jobs_*``: several users' renders of the score (different seeds
+and modes, chunks of 16) one after another vs advanced together in shared passes
+(`Renderer.step`, a worker's render session).
 Ratios are against the plain loop; ``with_pedal_events_ratio``
 compares the same render (and the batched takes) with the pedal events made per chunk, as the web
 worker does, against without (issue 11: within 10 %).
