@@ -7,19 +7,23 @@ uploads a ~2,000-note score and measures, over HTTP and real WebSockets:
 1. time from the Render POST to the first chunk of notes (what the player needs to start
    sounding) and to the end of the render, over ``--runs`` renders;
 2. ``--listeners`` WebSocket clients on one job at once: each must get every chunk, in order;
-3. renders per minute with one worker (``--throughput`` renders queued at once);
+3. renders per minute with one worker (``--throughput`` renders submitted at once, as that many
+   users would; the worker renders them together in one batched pass per chunk), with the last
+   first chunk; ``--compare`` also measures it with the worker rendering one job at a time
+   (RENDER_BATCH_MAX=1, a second private app) and prints the ratios;
 4. the model alone on the same score in this process (before the stack starts), the ratio of
    POST -> done to it, and the worker's own per-stage times of each job (its log's "timing" lines:
    score loading, preparation, model, conversion to NOTE dicts, chunk storage and sends, the wait
    for the last chunk, storing the take).
 
-Usage: ``python bench/web_bench.py [--score PATH] [--runs 5] [--listeners 20] [--throughput 6]
-[--random-model] [--json OUT]``. Prints a table; exit code 1 if any chunk was dropped or
+Usage: ``python bench/web_bench.py [--score PATH] [--runs 5] [--listeners 20] [--throughput 8]
+[--compare] [--random-model] [--json OUT]``. Prints a table; exit code 1 if any chunk was dropped or
 reordered.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -104,15 +108,28 @@ def listeners(client: Client, score_id: str, n: int, n_notes: int) -> dict:
             "done_s_max": max(r["done_s"] for r in results)}
 
 
-def throughput(client: Client, score_id: str, k: int) -> dict:
+def throughput(client: Client, score_id: str, k: int, n_notes: int) -> dict:
+    """k renders submitted at once (as k users would), each followed from its POST by its own
+    listener: renders per minute, the last first chunk, every stream complete and in order."""
     t0 = time.perf_counter()
-    jobs = [client.render(score_id, seed=1000 + i).json()["job_id"] for i in range(k)]
-    for job_id in jobs:
-        with client.socket(job_id) as ws:
-            msgs = ws.messages_until_end(timeout=1200)
-        assert msgs[-1]["type"] == "done", msgs[-1]
+    out: list[dict] = [None] * k  # type: ignore[list-item]
+
+    def one(i: int):
+        t = time.perf_counter()
+        job = client.render(score_id, seed=1000 + i).json()
+        msgs, first = _collect(client, job["job_id"], t)
+        out[i] = {"first_chunk_s": first, "done_s": time.perf_counter() - t,
+                  "ok": check_stream(msgs, n_notes)[0]}
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(k)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     elapsed = time.perf_counter() - t0
-    return {"renders": k, "elapsed_s": elapsed, "renders_per_min": 60 * k / elapsed}
+    return {"renders": k, "elapsed_s": elapsed, "renders_per_min": 60 * k / elapsed,
+            "first_chunk_s_max": max(r["first_chunk_s"] for r in out),
+            "done_s_max": max(r["done_s"] for r in out), "n_ok": sum(r["ok"] for r in out)}
 
 
 def model_only(ckpt: str, score_path: Path, runs: int = 3) -> float:
@@ -150,6 +167,21 @@ def job_timings(worker_log: Path, job_ids: list[str]) -> dict:
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
+@contextlib.contextmanager
+def _stack(workdir: Path, ckpt: str, env: dict):
+    """A private app (Redis, SQLite, Daphne, one worker) with ``env`` on top; stopped on exit."""
+    redis = RedisServer(workdir / "redis").start()
+    stack = Stack(workdir / "stack", db="sqlite", redis_url=redis.url, port=free_port(),
+                  env={"MODEL_CHECKPOINT": ckpt, "RENDER_MAX_CONCURRENT_PER_USER": "1000",
+                       "UPLOAD_PARSE_TIMEOUT_S": "300", **env})
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        redis.stop()
+
+
 def default_score(tmp: Path) -> Path:
     from music21 import corpus
 
@@ -162,7 +194,9 @@ def main(argv=None) -> int:
                     "with its repeats)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--listeners", type=int, default=20)
-    ap.add_argument("--throughput", type=int, default=6)
+    ap.add_argument("--throughput", type=int, default=8)
+    ap.add_argument("--compare", action="store_true",
+                    help="also run the throughput part with one job at a time per worker")
     ap.add_argument("--random-model", action="store_true",
                     help="random weights of the real architecture instead of MODEL_CHECKPOINT")
     ap.add_argument("--json", type=Path, help="write the figures here as JSON")
@@ -185,12 +219,14 @@ def main(argv=None) -> int:
             save_checkpoint(ckpt, CVRNN(ModelConfig()))
         score_path = args.score or default_score(tmp)
         base_s = model_only(ckpt, score_path)   # before the stack starts: nothing else running
-        redis = RedisServer(tmp / "redis").start()
-        stack = Stack(tmp / "stack", db="sqlite", redis_url=redis.url, port=free_port(),
-                      env={"MODEL_CHECKPOINT": ckpt, "RENDER_MAX_CONCURRENT_PER_USER": "1000",
-                           "UPLOAD_PARSE_TIMEOUT_S": "300"})
-        try:
-            stack.start()
+        base_thr = None
+        if args.compare:  # the same renders at once, the worker taking one job at a time
+            with _stack(tmp / "one-at-a-time", ckpt, {"RENDER_BATCH_MAX": "1"}) as stack:
+                client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
+                score_id = client.upload_ok(score_path)
+                n_notes = timed_render(client, score_id, seed=0)["msgs"][-1]["n_notes"]
+                base_thr = throughput(client, score_id, args.throughput, n_notes)
+        with _stack(tmp / "app", ckpt, {}) as stack:
             client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
             score_id = client.upload_ok(score_path)
             warm = timed_render(client, score_id, seed=0)  # first render loads nothing: the
@@ -198,11 +234,8 @@ def main(argv=None) -> int:
             runs = [timed_render(client, score_id, seed=s) for s in range(1, args.runs + 1)]
             bad = [check_stream(r["msgs"], n_notes) for r in runs + [warm]]
             lis = listeners(client, score_id, args.listeners, n_notes)
-            thr = throughput(client, score_id, args.throughput)
+            thr = throughput(client, score_id, args.throughput, n_notes)
             stages = job_timings(stack.worker_log, [r["job_id"] for r in runs])
-        finally:
-            stack.stop()
-            redis.stop()
     first = [r["first_chunk_s"] for r in runs]
     done = [r["done_s"] for r in runs]
     n_chunks = [sum(m["type"] == "notes" for m in r["msgs"]) for r in runs]
@@ -212,7 +245,7 @@ def main(argv=None) -> int:
         "done_s_median": statistics.median(done), "done_s_max": max(done),
         "chunks_per_render_median": statistics.median(n_chunks),
         "streams_ok": sum(ok for ok, _ in bad), "streams": len(bad),
-        "listeners": lis, "throughput": thr,
+        "listeners": lis, "throughput": thr, "throughput_one_job_at_a_time": base_thr,
         "model_only_s": base_s, "done_over_model_only": statistics.median(done) / base_s,
         "worker_stages_s_median": stages,
     }
@@ -229,11 +262,18 @@ def main(argv=None) -> int:
     print(f"streams complete and in order: {figures['streams_ok']}/{figures['streams']}")
     print(f"{lis['n']} listeners on one job: {lis['n_ok']} complete and in order; first chunk "
           f"max {lis['first_chunk_s_max'] * 1000:.0f} ms, done max {lis['done_s_max']:.2f} s")
-    print(f"throughput: {thr['renders']} renders in {thr['elapsed_s']:.1f} s = "
-          f"{thr['renders_per_min']:.1f} renders/min")
+    print(f"throughput: {thr['renders']} renders submitted at once, done in {thr['elapsed_s']:.1f} s = "
+          f"{thr['renders_per_min']:.1f} renders/min ({60 / base_s:.1f} for the model alone one after "
+          f"another); last first chunk {thr['first_chunk_s_max']:.2f} s; {thr['n_ok']}/{thr['renders']} "
+          "streams complete")
+    if base_thr:
+        print(f"  one job at a time (RENDER_BATCH_MAX=1): {base_thr['renders_per_min']:.1f} renders/min, last "
+              f"first chunk {base_thr['first_chunk_s_max']:.2f} s; ratios: renders/min "
+              f"{thr['renders_per_min'] / base_thr['renders_per_min']:.2f}x, last first chunk "
+              f"{thr['first_chunk_s_max'] / base_thr['first_chunk_s_max']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
-    ok = figures["streams_ok"] == figures["streams"] and lis["n_ok"] == lis["n"]
+    ok = figures["streams_ok"] == figures["streams"] and lis["n_ok"] == lis["n"] and thr["n_ok"] == thr["renders"]
     return 0 if ok else 1
 
 

@@ -253,7 +253,7 @@ class Renderer:
               reference: Reference | None = None, base_tempo_bpm: float | None = None,
               expressiveness: float = 1.0, temperature: float = DEFAULT_TEMPERATURE,
               variations: int = 1, chunk_notes: int = 64, z_temperature: float = DEFAULT_Z_TEMPERATURE,
-              pedal: str = "model") -> RenderStream:
+              pedal: str = "model", max_chunk_notes: int | None = None) -> RenderStream:
         """Begin rendering ``score``: check the arguments, prime on a reference; `step` then
         yields its chunks (alone, or in one pass with other renders).
 
@@ -268,6 +268,8 @@ class Renderer:
         pedal: ``model`` (the model's sustain and soft pedal), ``none`` (no pedal) or
         ``reference`` (the reference pianist's pedal on the notes it played, the model's
         elsewhere; needs a reference of this score's own notes, else the model's throughout).
+        chunk_notes is the first chunk's size; later chunks double up to max_chunk_notes
+        (default chunk_notes: every chunk the same size). The notes do not depend on either.
         Raises ValueError on a bad argument.
         """
         if mode not in MODES:
@@ -289,6 +291,9 @@ class Renderer:
             raise ValueError("base tempo must be between 20 and 400 bpm")
         if chunk_notes < 1:
             raise ValueError("chunk_notes must be positive")
+        max_chunk_notes = chunk_notes if max_chunk_notes is None else max_chunk_notes
+        if max_chunk_notes < chunk_notes:
+            raise ValueError("max_chunk_notes must be at least chunk_notes")
         if not 0.0 <= z_temperature <= 2.0:
             raise ValueError("z_temperature must be between 0 and 2")
         if pedal not in PEDAL_MODES:
@@ -326,7 +331,8 @@ class Renderer:
             h = h.cpu().numpy()
             delta_t = None if delta_t is None else delta_t.cpu().numpy()
             z_t = None if z_t is None else z_t.cpu().numpy()
-        return RenderStream(score=score, variations=V, chunk_notes=int(chunk_notes), mode=mode, temps=temps,
+        return RenderStream(score=score, variations=V, chunk_notes=int(chunk_notes),
+                            max_chunk_notes=int(max_chunk_notes), mode=mode, temps=temps,
                             z_temperature=float(z_temperature), expressiveness=float(expressiveness),
                             written=written, pedal_fixed=pedal_fixed,
                             scope=head_scope_mask(score.notes["onset_beat"]), delta=delta_t, z_fixed=z_t,

@@ -30,7 +30,8 @@ class RenderStream:
 
     score: Score
     variations: int
-    chunk_notes: int
+    chunk_notes: int            # notes in the next chunk (at most): doubles after each chunk ...
+    max_chunk_notes: int        # ... up to this (the first chunk small: sound starts sooner)
     mode: str
     temps: np.ndarray           # (H,) per head (ml.defaults)
     z_temperature: float
@@ -67,6 +68,11 @@ class RenderStream:
                 self.c_gen, self.c_state = fast.precompute(self.c.cpu().numpy())
         return min(self.chunk_notes, len(self.c) - self.offset)
 
+    def advance(self, n: int) -> None:
+        """n notes decoded: the next chunk may be twice as long (up to max_chunk_notes)."""
+        self.offset += n
+        self.chunk_notes = min(2 * self.chunk_notes, self.max_chunk_notes)
+
     def span_args(self, n: int):
         """Note indices, per-note delta / z_fixed and scope of the next n notes."""
         idx = np.arange(self.block_start + self.offset, self.block_start + self.offset + n)
@@ -101,7 +107,7 @@ def decode_pass(renderer, streams: list[RenderStream]) -> list[np.ndarray | None
                                               z_temperature=s.z_temperature)
             x, z = x.cpu().numpy(), z.cpu().numpy()
         s.x_prev = x[-1]
-        s.offset += n
+        s.advance(n)
         out.append(renderer._to_notes(s.score, idx, s.written[idx], x, z, s.states, s.expressiveness,
                                       s.pedal_fixed[idx]))
     return out

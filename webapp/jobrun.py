@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from render.errors import RenderError
@@ -57,6 +58,7 @@ class JobRun:
     def __init__(self, job: RenderJob):
         """Load the score and start the model's stream (RenderError, ValueError on bad input)."""
         self.job, self.t = job, {}
+        self.finisher: threading.Thread | None = None  # stores the takes once the score has ended
         t0 = time.perf_counter()
         score_row = job.score
         score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
@@ -68,7 +70,9 @@ class JobRun:
         if controls.get("reference_id"):
             kwargs["reference"] = _load_reference(controls["reference_id"])
         self.stream = get_renderer().start(score, seed=int(job.seed),
-                                           chunk_notes=settings.RENDER_CHUNK_NOTES, **kwargs)
+                                           chunk_notes=settings.RENDER_CHUNK_NOTES,
+                                           max_chunk_notes=max(settings.RENDER_CHUNK_NOTES,
+                                                               settings.RENDER_MAX_CHUNK_NOTES), **kwargs)
         self.t["prepare_s"] = time.perf_counter() - t0
         self.beats = score.notes["onset_beat"]
         self.notes, self.pedal, self.pedals = [], [], {}   # pedals: take -> PedalStream
@@ -84,8 +88,10 @@ class JobRun:
         once this job has ended (done, or cancelled meanwhile); raises RenderStopped when it
         must fail (its time limit, a lost stream)."""
         self.t["model_s"] += model_s
-        if chunk is None:
-            self._finish()
+        if chunk is None:  # storing the takes (~0.1 s) must not hold up the others' passes
+            self.finisher = threading.Thread(target=self._finish_or_fail, name=f"finish-{self.job.id}",
+                                             daemon=True)
+            self.finisher.start()
             return True
         t0 = time.perf_counter()
         if time.monotonic() > self.deadline:  # enforced here: the solo pool ignores Celery's
@@ -108,6 +114,14 @@ class JobRun:
             self.publisher.close(timeout_s=30)
         finally:
             render_job_fail_with(job=self.job, exc=exc)
+
+    def _finish_or_fail(self) -> None:
+        try:
+            self._finish()
+        except Exception as exc:
+            render_job_fail_with(job=self.job, exc=exc)
+        finally:
+            connection.close()  # this thread's own database connection
 
     def _close_publisher(self) -> int:
         t0 = time.perf_counter()

@@ -87,6 +87,7 @@ class RenderSession:
 
     def __init__(self, worker: str):
         self.worker, self.runs, self.job_ids = worker, [], frozenset()
+        self.finishers: list[threading.Thread] = []   # jobs storing their takes
         self.t0 = self.last_claim = time.monotonic()
         self.n_jobs = 0
 
@@ -101,6 +102,8 @@ class RenderSession:
                 if not self.runs:
                     break
                 self._pass()
+            for t in self.finishers:
+                t.join()
         finally:
             for r in self.runs:  # an interrupt (a shutdown): end them
                 r.fail(RenderStopped("the render was interrupted (the render worker is stopping); "
@@ -156,6 +159,9 @@ class RenderSession:
 
     def _end(self, r: JobRun, exc: Exception | None = None) -> None:
         self.runs.remove(r)
-        self.job_ids = self.job_ids - {r.job.id}
+        if r.finisher is not None:  # still running: its heartbeat goes on until it has stored
+            self.finishers.append(r.finisher)
+        else:
+            self.job_ids = self.job_ids - {r.job.id}
         if exc is not None:
             r.fail(exc)

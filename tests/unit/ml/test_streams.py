@@ -14,6 +14,7 @@ SETTINGS = [
     dict(score=16, seed=2, variations=3, mode="perturb", delta=[1, -1, 0.5, 0, 2], chunk_notes=24),
     dict(score=28, seed=3, mode="fixed", z=[0.3, 0, 0, -1, 0], expressiveness=0.5, chunk_notes=7),
     dict(score=9, seed=4, variations=2, temperature=0.0, pedal="none"),
+    dict(score=70, seed=5, chunk_notes=4, max_chunk_notes=32),
 ]
 
 
@@ -49,7 +50,7 @@ def _together(renderer, settings, join_at=None):
     return chunks
 
 
-@pytest.mark.parametrize("join_at", [None, [0, 3, 1, 5]], ids=["together", "joining-later"])
+@pytest.mark.parametrize("join_at", [None, [0, 3, 1, 5, 2]], ids=["together", "joining-later"])
 def test_each_render_in_a_shared_pass_gets_the_notes_it_gets_alone(renderer, join_at):
     together = _together(renderer, SETTINGS, join_at)
     for s, got in zip(SETTINGS, together):
@@ -78,3 +79,18 @@ def test_a_finished_stream_gives_none_and_others_go_on(renderer):
     assert all(c is not None for c in first)
     second = renderer.step([short, long])
     assert second[0] is None and short.done and second[1] is not None and not long.done
+
+
+def test_chunks_grow_to_their_maximum_and_the_notes_do_not_change(renderer):
+    score = make_score(40)  # 160 notes
+    grown = list(renderer.render(score, seed=3, chunk_notes=4, max_chunk_notes=32))
+    fixed = list(renderer.render(score, seed=3, chunk_notes=16))
+    assert [len(c) for c in grown] == [4, 8, 16, 32, 32, 32, 32, 4]
+    a, b = np.concatenate(grown), np.concatenate(fixed)
+    for k in a.dtype.names:  # the seconds are summed per chunk: equal up to rounding
+        if k == "onset_sec":
+            np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-9)
+        else:
+            assert np.array_equal(a[k], b[k]), k
+    with pytest.raises(ValueError, match="max_chunk_notes"):
+        renderer.start(score, chunk_notes=8, max_chunk_notes=4)
