@@ -218,3 +218,27 @@ def test_cancel_a_render(page, live_app, tmp_path, screenshot):
     assert page.evaluate("__player.error") is None
     screenshot(page, "app_cancelled")
     assert not failures, failures
+
+
+def test_the_page_resumes_its_stream_after_a_server_restart(page, live_app, tmp_path, screenshot):
+    """Daphne restarted (SIGTERM, as a deploy does) while the page streams a render: the page
+    reconnects on its own and gets every note once, and the take is stored whole."""
+    from tests.data.corpus import _many_notes_midi
+
+    long_score = tmp_path / "long_etude.mid"
+    long_score.write_bytes(_many_notes_midi(8000))
+    sign_up(page, live_app.base_url)
+    upload(page, live_app.base_url, long_score)
+    wait_ready(page)
+    page.fill(".pr-variations", "4")
+    page.click(".pr-render")
+    page.wait_for_function("__player.notesReceived > 0", timeout=60_000)
+    live_app.restart_daphne(timeout_s=240)
+    page.wait_for_function("__player.error || (!__player.streaming && __player.notesReceived >= 32000)",
+                           timeout=240_000)
+    assert page.evaluate("__player.error") is None, page.evaluate("__player.error")
+    assert page.evaluate("__player.reconnects") >= 1, "the socket survived a Daphne restart?"
+    assert page.evaluate("__player.notesReceived") == 4 * 8000
+    page.wait_for_function("document.querySelector('.pr-takes-list li')?.dataset.state === 'done'",
+                           timeout=30_000)
+    screenshot(page, "app_resumed_after_restart")

@@ -7,7 +7,9 @@ export class JobStream {
    * @param {string} path  ws path from the render response, e.g. "/ws/jobs/<uuid>/"
    * @param {object} handlers  onNotes(notes, seq, pedal), onState(state, message), onQueue(msg), onDone(msg), onError(text)
    */
-  constructor(path, handlers, { maxRetries = 8 } = {}) {
+  // A server restart (a deploy) can take a minute on a busy machine: the delay between tries
+  // doubles from 0.2 s to 4 s, and 40 tries wait about two and a half minutes in all.
+  constructor(path, handlers, { maxRetries = 40 } = {}) {
     this.path = path;
     this.h = handlers;
     this.nextSeq = 0;
