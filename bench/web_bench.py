@@ -168,14 +168,17 @@ def job_timings(worker_log: Path, job_ids: list[str]) -> dict:
 
 
 @contextlib.contextmanager
-def _stack(workdir: Path, ckpt: str, env: dict):
-    """A private app (Redis, SQLite, Daphne, one worker) with ``env`` on top; stopped on exit."""
+def _stack(workdir: Path, ckpt: str, env: dict, workers: int = 1):
+    """A private app (Redis, SQLite, Daphne, ``workers`` Celery workers) with ``env`` on top;
+    stopped on exit."""
     redis = RedisServer(workdir / "redis").start()
     stack = Stack(workdir / "stack", db="sqlite", redis_url=redis.url, port=free_port(),
                   env={"MODEL_CHECKPOINT": ckpt, "RENDER_MAX_CONCURRENT_PER_USER": "1000",
                        "UPLOAD_PARSE_TIMEOUT_S": "300", **env})
     try:
         stack.start()
+        for k in range(1, workers):
+            stack.add_worker(f"bench-{k}")
         yield stack
     finally:
         stack.stop()
@@ -195,6 +198,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--listeners", type=int, default=20)
     ap.add_argument("--throughput", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=1, help="Celery workers of the app (the throughput "
+                    "part; --compare then also runs it with one worker)")
     ap.add_argument("--compare", action="store_true",
                     help="also run the throughput part with one job at a time per worker")
     ap.add_argument("--random-model", action="store_true",
@@ -219,14 +224,20 @@ def main(argv=None) -> int:
             save_checkpoint(ckpt, CVRNN(ModelConfig()))
         score_path = args.score or default_score(tmp)
         base_s = model_only(ckpt, score_path)   # before the stack starts: nothing else running
-        base_thr = None
+        base_thr = one_thr = None
         if args.compare:  # the same renders at once, the worker taking one job at a time
             with _stack(tmp / "one-at-a-time", ckpt, {"RENDER_BATCH_MAX": "1"}) as stack:
                 client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
                 score_id = client.upload_ok(score_path)
                 n_notes = timed_render(client, score_id, seed=0)["msgs"][-1]["n_notes"]
                 base_thr = throughput(client, score_id, args.throughput, n_notes)
-        with _stack(tmp / "app", ckpt, {}) as stack:
+            if args.workers > 1:  # one batching worker alone: the baseline of several
+                with _stack(tmp / "one-worker", ckpt, {}) as stack:
+                    client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
+                    score_id = client.upload_ok(score_path)
+                    timed_render(client, score_id, seed=0)
+                    one_thr = throughput(client, score_id, args.throughput, n_notes)
+        with _stack(tmp / "app", ckpt, {}, workers=args.workers) as stack:
             client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
             score_id = client.upload_ok(score_path)
             warm = timed_render(client, score_id, seed=0)  # first render loads nothing: the
@@ -246,10 +257,11 @@ def main(argv=None) -> int:
         "chunks_per_render_median": statistics.median(n_chunks),
         "streams_ok": sum(ok for ok, _ in bad), "streams": len(bad),
         "listeners": lis, "throughput": thr, "throughput_one_job_at_a_time": base_thr,
+        "workers": args.workers, "throughput_one_worker": one_thr,
         "model_only_s": base_s, "done_over_model_only": statistics.median(done) / base_s,
         "worker_stages_s_median": stages,
     }
-    print(f"score: {score_path.name}, {n_notes} notes (one worker, solo pool, SQLite)")
+    print(f"score: {score_path.name}, {n_notes} notes ({args.workers} worker(s), solo pool, SQLite)")
     print(f"POST -> first chunk: median {figures['first_chunk_s_median'] * 1000:.0f} ms, "
           f"max {figures['first_chunk_s_max'] * 1000:.0f} ms (target < 1000 ms)")
     print(f"POST -> done:        median {figures['done_s_median']:.2f} s, "
@@ -266,6 +278,10 @@ def main(argv=None) -> int:
           f"{thr['renders_per_min']:.1f} renders/min ({60 / base_s:.1f} for the model alone one after "
           f"another); last first chunk {thr['first_chunk_s_max']:.2f} s; {thr['n_ok']}/{thr['renders']} "
           "streams complete")
+    if one_thr:
+        ratio = thr["renders_per_min"] / one_thr["renders_per_min"]
+        print(f"  {args.workers} workers vs one worker alone (both batching): {thr['renders_per_min']:.1f} vs "
+              f"{one_thr['renders_per_min']:.1f} renders/min = {ratio:.2f}x")
     if base_thr:
         print(f"  one job at a time (RENDER_BATCH_MAX=1): {base_thr['renders_per_min']:.1f} renders/min, last "
               f"first chunk {base_thr['first_chunk_s_max']:.2f} s; ratios: renders/min "
