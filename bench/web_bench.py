@@ -154,7 +154,7 @@ def model_only(ckpt: str, score_path: Path, runs: int = 3) -> float:
 
 def job_timings(worker_log: Path, job_ids: list[str]) -> dict:
     """Median seconds per stage over the jobs' "timing" lines in the worker's log
-    (webapp.streaming logs one per job)."""
+    (webapp.jobs.worker logs one per job)."""
     import re
 
     rows = []

@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels (auth + origin checks).
 
 WebSockets: browsers authenticate by session and must come from an allowed Origin; scripts send an
-API token and no Origin (webapp.ws_auth).
+API token and no Origin (webapp.jobs.ws_auth).
 """
 import os
 
@@ -15,12 +15,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from webapp.routing import websocket_urlpatterns  # noqa: E402
-from webapp.ws_auth import OriginOrTokenValidator, TokenAuthMiddleware  # noqa: E402
+from webapp.jobs.routing import websocket_urlpatterns  # noqa: E402
+from webapp.jobs.ws_auth import OriginOrTokenValidator, TokenAuthMiddleware  # noqa: E402
 
 import threading  # noqa: E402
 
-from webapp.jobqueue import web_process_warm_up  # noqa: E402
+from webapp.jobs.lifecycle import web_process_warm_up  # noqa: E402
 
 # The first Render click should not pay for the broker connection and lazy imports.
 threading.Thread(target=web_process_warm_up, name="warm-up", daemon=True).start()

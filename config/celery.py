@@ -7,4 +7,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["webapp"])
+app.autodiscover_tasks(["webapp.jobs"])  # webapp.jobs.tasks (the surveys register theirs in ready())

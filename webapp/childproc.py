@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 # "__main__" first: the children then skip re-running the main script (daphne, celery).
-PRELOAD = ["__main__", "webapp.childproc", "webapp.scoreprep", "webapp.engraving", "webapp.refalign",
+PRELOAD = ["__main__", "webapp.childproc", "webapp.scores.prep", "webapp.scores.engraving", "webapp.references.align",
            "render.loaders", "render.score", "partitura", "verovio", "music21", "mido"]
 _mp_context = None
 

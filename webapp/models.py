@@ -77,7 +77,7 @@ class RenderJob(models.Model):
     celery_task_id = models.CharField(max_length=64, blank=True, default="")
     # The requester's network address (anonymous renders are limited per address too).
     client_addr = models.CharField(max_length=64, blank=True, default="", db_index=True)
-    # When its task was last sent to the queue, and how many times (webapp.jobqueue's sweep).
+    # When its task was last sent to the queue, and how many times (webapp.jobs.lifecycle's sweep).
     enqueued = models.DateTimeField(null=True, blank=True)
     n_enqueued = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True, default="")
@@ -103,7 +103,7 @@ class RenderChunk(models.Model):
     job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="chunks")
     seq = models.PositiveIntegerField()
     notes = models.JSONField()
-    pedal = models.JSONField(default=list, blank=True)  # PEDAL events of the web contract (webapp.notes)
+    pedal = models.JSONField(default=list, blank=True)  # PEDAL events of the web contract (webapp.jobs.notes)
 
     class Meta:
         ordering = ["job", "seq"]
@@ -124,7 +124,7 @@ class Performance(models.Model):
     seed = models.BigIntegerField()
     controls = models.JSONField(default=dict, blank=True)
     notes = models.JSONField()
-    pedal = models.JSONField(default=list, blank=True)  # sustain / soft events (webapp.notes)
+    pedal = models.JSONField(default=list, blank=True)  # sustain / soft events (webapp.jobs.notes)
     n_notes = models.PositiveIntegerField()
     duration_sec = models.FloatField()
     midi = models.FileField(upload_to="performances/%Y/%m/")

@@ -119,8 +119,8 @@ CHANNEL_LAYERS = {"default": {
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ROUTES = {"webapp.tasks.render_job": {"queue": "render"}}
-# Render tasks acknowledge late (webapp.tasks): a message taken by a worker that dies before it
+CELERY_TASK_ROUTES = {"webapp.tasks.render_job": {"queue": "render"}}   # the task's registered name
+# Render tasks acknowledge late (webapp.jobs.tasks): a message taken by a worker that dies before it
 # ends is delivered again, and the task, which starts a job only while it is queued, does nothing
 # for a job already started (the stale-job sweep fails a running job whose heartbeat stops).
 # Workers take one message at a time, so a dead worker holds no queued job hostage. The visibility

@@ -1,4 +1,4 @@
-"""API clients stream their render over the job WebSocket with their token (webapp.ws_auth): a
+"""API clients stream their render over the job WebSocket with their token (webapp.jobs.ws_auth): a
 script renders through the API, connects to the returned ws_url with ``Authorization: Token`` (no
 Origin header, as scripts send none) or ``?token=``, and receives the state, every chunk in order
 and the done message; another user's token, a bad token, no token and a foreign Origin are

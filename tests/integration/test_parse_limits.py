@@ -11,7 +11,7 @@ from tests.integration.stack import REPO
 CODE = """
 from pathlib import Path
 from webapp.errors import ScoreError
-from webapp.services import score_create
+from webapp.scores.services import score_create
 try:
     score_create(path=Path({path!r}), original_filename="slow.musicxml")
     print("ACCEPTED")

@@ -1,4 +1,4 @@
-"""Jobs of different users rendered together by one worker (webapp.streaming's render session):
+"""Jobs of different users rendered together by one worker (webapp.jobs.worker's render session):
 a job that waits in the queue joins the running one's batched passes, streams its own notes in
 order, gets the notes it would get alone, and a cancel ends one job and leaves the others."""
 from __future__ import annotations

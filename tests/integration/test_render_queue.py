@@ -17,10 +17,11 @@ from django.test import Client
 
 from config.celery import app as celery_app
 from scripts.services import free_port
-from webapp.jobqueue import NOT_TAKEN_MESSAGE, render_sweeper_start, render_time_limit
+from webapp.jobs.lifecycle import NOT_TAKEN_MESSAGE, render_sweeper_start, render_time_limit
 from webapp.models import RenderJob, Score
-from webapp.services import render_job_cancel, render_jobs_fail_stale
-from webapp.tasks import render_job
+from webapp.jobs.services import render_job_cancel
+from webapp.jobs.lifecycle import render_jobs_fail_stale
+from webapp.jobs.tasks import render_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -140,7 +141,7 @@ def test_the_periodic_sweep_sends_a_lost_job_again_with_nobody_watching(broker, 
 
 
 def test_cancel_sends_no_revoke_and_the_task_then_does_nothing(broker):
-    from webapp.streaming import render_job_run
+    from webapp.jobs.worker import render_job_run
 
     score = _score()
     c = Client()

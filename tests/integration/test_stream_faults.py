@@ -19,12 +19,12 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from scripts.services import RedisServer
-from webapp.jobevents import job_group_send
+from webapp.jobs.events import job_group_send
 from webapp.models import Performance, RenderChunk, RenderJob, Score
-from webapp.routing import websocket_urlpatterns
-from webapp.services import render_job_cancel
-from webapp.publisher import STREAM_LOST_MESSAGE, ChunkPublisher
-from webapp.streaming import render_job_run
+from webapp.jobs.routing import websocket_urlpatterns
+from webapp.jobs.services import render_job_cancel
+from webapp.jobs.publisher import STREAM_LOST_MESSAGE, ChunkPublisher
+from webapp.jobs.worker import render_job_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,7 +110,7 @@ def test_the_publisher_merges_what_piled_up_and_stops_when_the_job_is_ended(own_
 @pytest.fixture
 def real_score(tmp_path, settings) -> Score:
     from tests.data.corpus import make_midi
-    from webapp.services import score_create
+    from webapp.scores.services import score_create
 
     settings.MEDIA_ROOT = tmp_path / "media"
     notes = [(60 + i % 12, i * 0.5, 0.5, 70) for i in range(40)]
@@ -198,7 +198,7 @@ def test_a_queued_job_shows_its_place_and_the_socket_closes_after_a_cancel(own_r
 def test_a_listener_gets_the_kept_chunks_before_the_failed_state(own_redis, owner):
     from django.utils import timezone
 
-    from webapp.jobqueue import render_job_fail
+    from webapp.jobs.lifecycle import render_job_fail
 
     job = _job(state="running", owner=owner, heartbeat=timezone.now())
     RenderChunk.objects.create(job=job, seq=0, notes=[{"id": "n1"}])

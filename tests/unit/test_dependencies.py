@@ -1,6 +1,6 @@
 """The pinned dependencies: runtime apart from tests and linters, and one Verovio on both sides.
 
-The score is engraved by Verovio in Python (webapp.engraving, render.readers) and displayed by
+The score is engraved by Verovio in Python (webapp.scores.engraving, render.readers) and displayed by
 Verovio's WASM toolkit from npm (static/vendor/verovio, copied by scripts/collect_assets.py):
 both must be the same release, or the page may draw what the server did not lay out.
 """

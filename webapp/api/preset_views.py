@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp import selectors as webapp_selectors
+from webapp.jobs.selectors import performance_get_visible
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
 from webapp.api.views import _body, _errors, _job_created, _render_refusals, _score_or_404, _valid
@@ -43,7 +43,7 @@ class PresetListView(APIView):
             if data.get("performance_id"):
                 if "controls" in body or "seed" in body:
                     raise PresetError("give either performance_id or seed and controls")
-                perf = webapp_selectors.performance_get_visible(
+                perf = performance_get_visible(
                     performance_id=data["performance_id"], user=request.user, session_key="")
                 if perf is None:
                     raise Http404("no such performance")

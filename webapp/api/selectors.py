@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from webapp import selectors as webapp_selectors
+from webapp.jobs.selectors import DOWNLOAD_FORMATS, job_summary
+from webapp.scores.selectors import score_list_demos, score_list_for_user
 from webapp.models import Performance, RenderJob, Score
 from webapp.presets import selectors as preset_selectors
 from webapp.presets.models import Preset
@@ -22,13 +23,13 @@ def api_score(*, score: Score) -> dict:
 
 def api_scores_visible(*, user) -> list[dict]:
     """Demo scores, then the user's own uploads (newest first)."""
-    scores = list(webapp_selectors.score_list_demos())
-    scores += list(webapp_selectors.score_list_for_user(user=user))
+    scores = list(score_list_demos())
+    scores += list(score_list_for_user(user=user))
     return [api_score(score=s) for s in scores]
 
 
 def api_job(*, job: RenderJob) -> dict:
-    out = webapp_selectors.job_summary(job=job)
+    out = job_summary(job=job)
     out["status_url"] = reverse("api-job", args=[job.id])
     out.setdefault("controls", job.controls)
     out.setdefault("performance_ids", [out["performance_id"]] if out.get("performance_id") else [])
@@ -43,7 +44,7 @@ def api_performance_summary(*, performance: Performance) -> dict:
             "created": performance.created.isoformat(),
             "url": reverse("api-performance", args=[performance.id]),
             "downloads": {fmt: reverse("api-performance-download", args=[performance.id, fmt])
-                          for fmt in webapp_selectors.DOWNLOAD_FORMATS}}
+                          for fmt in DOWNLOAD_FORMATS}}
 
 
 def api_performance(*, performance: Performance) -> dict:

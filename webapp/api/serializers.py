@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from webapp.controls import DELTA_LIMIT, MODES, TEMPO_RANGE, Z_LIMIT
+from webapp.jobs.controls import DELTA_LIMIT, MODES, TEMPO_RANGE, Z_LIMIT
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -23,7 +23,7 @@ class SectionSerializer(serializers.Serializer):
 
 
 class ControlsSerializer(serializers.Serializer):
-    """Interpretation controls (webapp.controls): every one optional."""
+    """Interpretation controls (webapp.jobs.controls): every one optional."""
 
     mode = serializers.ChoiceField(choices=MODES, required=False,
                                    help_text="prior: sample z; perturb: prior mean + delta; "
@@ -57,7 +57,7 @@ class RenderRequestSerializer(serializers.Serializer):
 
 class RenderRequestCheck(RenderRequestSerializer):
     """What the view checks itself: the controls' values are checked by the render service
-    (webapp.controls), with the web's messages."""
+    (webapp.jobs.controls), with the web's messages."""
 
     controls = serializers.DictField(required=False)
 

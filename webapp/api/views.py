@@ -17,11 +17,16 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp import selectors as webapp_selectors
-from webapp import services as webapp_services
+from webapp.jobs.lifecycle import render_jobs_fail_stale
+from webapp.jobs.selectors import DOWNLOAD_FORMATS, job_get_for_requester, performance_get_visible
+from webapp.jobs.services import render_job_cancel, render_job_create
+from webapp.references.selectors import reference_get_visible
+from webapp.scores.selectors import score_get_visible
+from webapp.scores.services import score_create_from_upload
+
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
-from webapp.downloads import AudioUnavailable, performance_file_response
+from webapp.jobs.downloads import AudioUnavailable, performance_file_response
 from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
@@ -48,12 +53,10 @@ def _body(request) -> dict:
 
 
 def _score_or_404(request, score_id):
-    score = webapp_selectors.score_get_visible(score_id=score_id, user=request.user)
+    score = score_get_visible(score_id=score_id, user=request.user)
     if score is None:
         raise Http404("no such score")
     return score
-
-
 
 
 def _job_created(job) -> Response:
@@ -111,7 +114,7 @@ class ScoreListView(APIView):
                 f"the file is over the limit of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB")
         data = _valid(s.ScoreUploadSerializer, request.data)
         try:
-            score = webapp_services.score_create_from_upload(
+            score = score_create_from_upload(
                 uploaded_file=data["file"], owner=request.user, title=data.get("title", ""))
         except ScoreError as exc:  # the web upload's message, as it is
             return Response({"error": str(exc), "fields": {"file": [str(exc)]}},
@@ -139,11 +142,11 @@ class ScoreRenderView(APIView):
         data = _valid(s.RenderRequestCheck, body)
         controls = body.get("controls") or {}
         ref_id = controls.get("reference_id") if isinstance(controls, dict) else None
-        if ref_id not in (None, "") and webapp_selectors.reference_get_visible(
+        if ref_id not in (None, "") and reference_get_visible(
                 reference_id=ref_id, user=request.user, session_key="") is None:
             raise ValidationError("no such reference performance (it is not yours, or it was "
                                   "deleted)")
-        return _render_refusals(lambda: _job_created(webapp_services.render_job_create(
+        return _render_refusals(lambda: _job_created(render_job_create(
             score=score, user=request.user, session_key="", seed=data.get("seed"),
             controls=controls)))
 
@@ -160,7 +163,7 @@ class ScorePerformancesView(APIView):
 # --- jobs and performances --------------------------------------------------------------------
 
 def _job_or_404(request, job_id):
-    job = webapp_selectors.job_get_for_requester(job_id=job_id, user=request.user,
+    job = job_get_for_requester(job_id=job_id, user=request.user,
                                                  session_key="")
     if job is None:
         raise Http404("no such job")
@@ -175,7 +178,7 @@ class JobView(APIView):
                    summary="A render job's state and progress (poll until it has ended)")
     def get(self, request, job_id):
         job = _job_or_404(request, job_id)
-        webapp_services.render_jobs_fail_stale(job_ids=[job.id])
+        render_jobs_fail_stale(job_ids=[job.id])
         job.refresh_from_db()
         return Response(api_selectors.api_job(job=job))
 
@@ -189,7 +192,7 @@ class JobCancelView(APIView):
     def post(self, request, job_id):
         job = _job_or_404(request, job_id)
         try:
-            job = webapp_services.render_job_cancel(job=job)
+            job = render_job_cancel(job=job)
         except JobNotActive as exc:
             return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(api_selectors.api_job(job=job))
@@ -202,7 +205,7 @@ class PerformanceView(APIView):
                    responses={200: s.PerformanceSerializer, **_errors(401, 404)},
                    summary="A performance with every note and its download links")
     def get(self, request, performance_id):
-        perf = webapp_selectors.performance_get_visible(performance_id=performance_id,
+        perf = performance_get_visible(performance_id=performance_id,
                                                         user=request.user, session_key="")
         if perf is None:
             raise Http404("no such performance")
@@ -219,9 +222,9 @@ class PerformanceDownloadView(APIView):
                            s.ErrorSerializer, description="Audio could not be made")},
                    summary="Download a performance as mid, wav, ogg or csv")
     def get(self, request, performance_id, fmt):
-        perf = webapp_selectors.performance_get_visible(performance_id=performance_id,
+        perf = performance_get_visible(performance_id=performance_id,
                                                         user=request.user, session_key="")
-        if perf is None or fmt not in webapp_selectors.DOWNLOAD_FORMATS:
+        if perf is None or fmt not in DOWNLOAD_FORMATS:
             raise Http404("no such performance" if perf is None else "unknown format")
         try:
             return performance_file_response(performance=perf, fmt=fmt)

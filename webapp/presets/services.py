@@ -1,7 +1,7 @@
 """Writes of presets: save from a take or from controls, edit, share / stop sharing, delete, apply.
 
 A preset's controls are validated by the same function that validates render controls
-(webapp.controls.controls_clean, called by webapp.services.render_job_create); its reference is a
+(webapp.jobs.controls.controls_clean, called by webapp.jobs.services.render_job_create); its reference is a
 private copy of the encoded reference performance (see webapp.presets.models.Preset).
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ import uuid
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from webapp.controls import ControlError, controls_clean
+from webapp.jobs.controls import ControlError, controls_clean
 from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 from webapp.presets.models import Preset, new_share_token
-from webapp.services import render_job_create
+from webapp.jobs.services import render_job_create
 
 log = logging.getLogger(__name__)
 NAME_MAX = 100
@@ -100,7 +100,7 @@ def preset_create(*, owner, name: str, description: str = "", seed=None,
     seed : int, optional
         The seed to render with (None: a fresh one at each apply).
     controls : dict, optional
-        Render controls (webapp.controls); ``reference_id`` is not accepted here: pass
+        Render controls (webapp.jobs.controls); ``reference_id`` is not accepted here: pass
         ``reference`` (which the caller has checked the owner may use).
     reference : ReferencePerformance, optional
         Copied into the preset (the preset keeps working when it is deleted).

@@ -11,21 +11,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp import selectors as webapp_selectors
+from webapp.jobs.selectors import job_summary, performance_get_visible
+from webapp.scores.selectors import score_get_visible, score_list_demos, score_list_for_user
 from webapp.errors import RenderLimitReached, RenderServiceUnavailable
+from webapp.http import json_error, request_session_key
 from webapp.presets import selectors, services
 from webapp.presets.services import PresetError
-
-
-def _session_key(request, *, create: bool = False) -> str:
-    if not request.session.session_key and create:
-        request.session["renders"] = True  # a non-empty session gets its cookie
-        request.session.save()
-    return request.session.session_key or ""
-
-
-def _error(message: str, status: int) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
 
 
 def preset_owned_or_404(request, preset_id):
@@ -45,8 +36,8 @@ def preset_shared_or_404(token):
 
 
 def _apply_targets(request) -> dict:
-    return {"demos": webapp_selectors.score_list_demos(),
-            "my_scores": webapp_selectors.score_list_for_user(user=request.user)}
+    return {"demos": score_list_demos(),
+            "my_scores": score_list_for_user(user=request.user)}
 
 
 @require_GET
@@ -66,27 +57,27 @@ def preset_list_shared(request):
 def preset_create(request):
     """JSON {performance_id, name, description?} -> 201 {id, url}: save a take as a preset."""
     if not request.user.is_authenticated:
-        return _error("sign in to save presets", 403)
+        return json_error("sign in to save presets", 403)
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
-        return _error("the request body is not valid JSON", 400)
+        return json_error("the request body is not valid JSON", 400)
     if not isinstance(body, dict):
-        return _error("the request body must be a JSON object", 400)
+        return json_error("the request body must be a JSON object", 400)
     try:
         perf_id = uuid.UUID(str(body.get("performance_id")))
     except ValueError:
-        return _error("performance_id is not the id of a take", 400)
-    perf = webapp_selectors.performance_get_visible(
-        performance_id=perf_id, user=request.user, session_key=_session_key(request))
+        return json_error("performance_id is not the id of a take", 400)
+    perf = performance_get_visible(
+        performance_id=perf_id, user=request.user, session_key=request_session_key(request))
     if perf is None:
-        return _error("no such performance", 404)
+        return json_error("no such performance", 404)
     try:
         preset = services.preset_create_from_performance(
             performance=perf, owner=request.user, name=body.get("name") or "",
             description=body.get("description") or "")
     except PresetError as exc:
-        return _error(str(exc), 400)
+        return json_error(str(exc), 400)
     return JsonResponse({"id": str(preset.id), "name": preset.name,
                          "url": reverse("preset-detail", args=[preset.id])}, status=201)
 
@@ -199,21 +190,21 @@ def _variation(request) -> dict | None:
 
 
 def _apply(request, preset, score_id) -> JsonResponse:
-    score = webapp_selectors.score_get_visible(score_id=score_id, user=request.user)
+    score = score_get_visible(score_id=score_id, user=request.user)
     if score is None:
-        return _error("no such score", 404)
+        return json_error("no such score", 404)
     try:
         job = services.preset_apply(preset=preset, score=score, user=request.user,
-                                    session_key=_session_key(request, create=True),
+                                    session_key=request_session_key(request, create=True),
                                     variation=_variation(request),
                                     client_addr=(request.META.get("REMOTE_ADDR") or "")[:64])
     except RenderLimitReached as exc:
-        return _error(str(exc), 429)
+        return json_error(str(exc), 429)
     except RenderServiceUnavailable as exc:
-        return _error(str(exc), 503)
+        return json_error(str(exc), 503)
     except ValueError as exc:
-        return _error(str(exc), 400)
-    return JsonResponse(webapp_selectors.job_summary(job=job), status=201)
+        return json_error(str(exc), 400)
+    return JsonResponse(job_summary(job=job), status=201)
 
 
 @require_POST

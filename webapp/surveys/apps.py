@@ -8,6 +8,6 @@ class SurveysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # config/celery.py autodiscovers webapp.tasks only: register our tasks with the worker
+        # config/celery.py autodiscovers webapp.jobs.tasks only: register our tasks with the worker
         # (and the web process, which queues them) when Django sets up.
         from webapp.surveys import tasks  # noqa: F401

@@ -7,7 +7,7 @@ import numpy as np
 
 from render.baselines import deadpan
 from webapp.models import Score
-from webapp.scoreprep import load_parsed
+from webapp.scores.prep import load_parsed
 from webapp.surveys import design
 from webapp.surveys.errors import SurveyRefused
 from webapp.surveys.models import Item, ItemClip, Stimulus, Survey

@@ -22,8 +22,8 @@ from render.align import align_midi
 from render.baselines import deadpan, humanize
 from render.errors import RenderError
 from render.export import AudioError, render_audio
-from webapp.renderer import get_renderer
-from webapp.scoreprep import load_parsed
+from webapp.jobs.renderer import get_renderer
+from webapp.scores.prep import load_parsed
 from webapp.surveys import design
 from webapp.surveys.models import Stimulus, Survey, SurveyPiece
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from webapp.errors import ScoreError, ScoreInUse
 from webapp.models import Score
-from webapp.services import score_create, score_delete
+from webapp.scores.services import score_create, score_delete
 
 M21_NOTE = ("Encoding from the corpus shipped with music21 (BSD-licensed software; its corpus "
             "is distributed with the encoders' permission, some encodings not for commercial "

@@ -1,0 +1,210 @@
+"""One render job on a worker, from its score to its stored takes: `JobRun` prepares the model's
+stream of the job, turns each decoded chunk into NOTE and PEDAL dicts for its publisher
+(webapp.jobs.publisher: stored, then sent) and, at the end, stores the performances and says 'done'.
+
+A worker's render session (webapp.jobs.worker) advances several JobRuns in one batched model pass;
+each fails, or is cancelled, alone.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.files import File
+from django.db import connection, transaction
+from django.utils import timezone
+
+from render.errors import RenderError
+from render.export import save_midi
+from render.pedal import PedalStream
+from webapp.jobs.controls import controls_render_kwargs
+from webapp.errors import RenderStopped
+from webapp.jobs.events import job_group_send, job_state_event
+from webapp.jobs.lifecycle import render_time_limit
+from webapp.models import Performance, ReferencePerformance, RenderJob
+from webapp.jobs.notes import chunk_to_notes, events_to_pedal, notes_to_array, pedal_to_events, performance_duration
+from webapp.jobs.publisher import ChunkPublisher, job_still_running
+from webapp.jobs.renderer import get_renderer
+from webapp.scores.prep import load_parsed
+from webapp.jobs.selectors import job_done_summary
+
+log = logging.getLogger(__name__)
+
+
+def render_failure_message(*, exc: BaseException, job_id) -> str:
+    """The user's one line for a render that raised ``exc`` (never the raw text of a crash)."""
+    if isinstance(exc, (RenderError, RenderStopped)):
+        log.warning("job %s failed: %s", job_id, exc)
+        return str(exc)[:500]
+    if isinstance(exc, SoftTimeLimitExceeded):
+        log.warning("job %s stopped by its Celery time limit", job_id)
+        return "the render took longer than its time limit; try fewer takes or a shorter score"
+    log.error("job %s failed", job_id, exc_info=exc)
+    return (f"the render failed (an internal error, {type(exc).__name__}); press Render to try "
+            "again")
+
+
+class JobRun:
+    """A running job's render: its model stream (ml.streams.RenderStream), publisher, per-take
+    pedal streams, the notes so far and per-stage timing (logged at the end)."""
+
+    def __init__(self, job: RenderJob):
+        """Load the score and start the model's stream (RenderError, ValueError on bad input)."""
+        self.job, self.t = job, {}
+        self.finisher: threading.Thread | None = None  # stores the takes once the score has ended
+        t0 = time.perf_counter()
+        score_row = job.score
+        score = load_parsed(score_row.parsed.path, title=score_row.title, fmt=score_row.format,
+                            source=score_row.original_filename)
+        self.t["load_score_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        controls = job.controls or {}
+        kwargs = controls_render_kwargs(controls=controls, notes=score.notes)
+        if controls.get("reference_id"):
+            kwargs["reference"] = _load_reference(controls["reference_id"])
+        self.stream = get_renderer().start(score, seed=int(job.seed),
+                                           chunk_notes=settings.RENDER_CHUNK_NOTES,
+                                           max_chunk_notes=max(settings.RENDER_CHUNK_NOTES,
+                                                               settings.RENDER_MAX_CHUNK_NOTES), **kwargs)
+        self.t["prepare_s"] = time.perf_counter() - t0
+        self.beats = score.notes["onset_beat"]
+        self.notes, self.pedal, self.pedals = [], [], {}   # pedals: take -> PedalStream
+        self.limit = render_time_limit(n_notes=job.n_notes_total)
+        self.deadline = time.monotonic() + self.limit
+        self.publisher = ChunkPublisher(job)
+        self.publisher.start()
+        self.t_start = time.perf_counter()
+        self.t["model_s"] = self.t["convert_s"] = 0.0
+
+    def feed(self, chunk: np.ndarray | None, model_s: float = 0.0) -> bool:
+        """Publish one decoded chunk (None: the score has ended, store the takes). Returns True
+        once this job has ended (done, or cancelled meanwhile); raises RenderStopped when it
+        must fail (its time limit, a lost stream)."""
+        self.t["model_s"] += model_s
+        if chunk is None:  # storing the takes (~0.1 s) must not hold up the others' passes
+            self.finisher = threading.Thread(target=self._finish_or_fail, name=f"finish-{self.job.id}",
+                                             daemon=True)
+            self.finisher.start()
+            return True
+        t0 = time.perf_counter()
+        if time.monotonic() > self.deadline:  # enforced here: the solo pool ignores Celery's
+            raise RenderStopped(f"the render took longer than its time limit ({self.limit:.0f} s for "
+                                f"{self.job.n_notes_total} notes); try fewer takes or a shorter score")
+        notes = chunk_to_notes(chunk, beats=self.beats)
+        pedal = _chunk_pedal(self.pedals, chunk, self.beats)
+        self.t["convert_s"] += time.perf_counter() - t0
+        if self.publisher.failed:
+            self._close_publisher()
+            return True  # cancelled meanwhile (a publishing error raised above)
+        self.publisher.put(notes, pedal)
+        self.notes.extend(notes)
+        self.pedal.extend(pedal)
+        return False
+
+    def fail(self, exc: BaseException) -> None:
+        """End this job as failed with the user's line for ``exc`` (its stored chunks are kept)."""
+        try:
+            self.publisher.close(timeout_s=30)
+        finally:
+            render_job_fail_with(job=self.job, exc=exc)
+
+    def _finish_or_fail(self) -> None:
+        try:
+            self._finish()
+        except Exception as exc:
+            render_job_fail_with(job=self.job, exc=exc)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def _close_publisher(self) -> int:
+        t0 = time.perf_counter()
+        n_chunks = self.publisher.close()
+        self.t["publish_wait_s"] = time.perf_counter() - t0
+        if self.publisher.error:
+            raise RenderStopped(self.publisher.error)
+        return n_chunks
+
+    def _finish(self) -> None:
+        last = [e for v, stream in sorted(self.pedals.items())   # each take's last chords
+                for e in pedal_to_events(stream.close(), variation=v)]
+        self.publisher.put([], last)
+        self.pedal.extend(last)
+        n_chunks = self._close_publisher()
+        if self.publisher.stopped.is_set():
+            return
+        self.t.update(stream_s=time.perf_counter() - self.t_start, **self.publisher.timing)
+        t0 = time.perf_counter()
+        _store_takes(self.job, self.notes, n_chunks, self.pedal)
+        self.t["finish_s"] = time.perf_counter() - t0
+        log.info("job %s timing %s", self.job.id, json.dumps({
+            "n_notes": len(self.notes), "n_chunks": n_chunks, **{k: round(v, 4) for k, v in self.t.items()}}))
+
+
+def render_job_fail_with(*, job: RenderJob, exc: BaseException) -> str:
+    """Fail a running job with the user's line for ``exc``; tell its listeners. Returns its state."""
+    msg = render_failure_message(exc=exc, job_id=job.id)
+    RenderJob.objects.filter(id=job.id, state=RenderJob.State.RUNNING).update(
+        state=RenderJob.State.FAILED, message=msg, finished=timezone.now())
+    job.refresh_from_db()
+    job_group_send(job, job_state_event(job))
+    return job.state
+
+
+def _chunk_pedal(pedals: dict, chunk: np.ndarray, beats: np.ndarray) -> list[dict]:
+    """PEDAL dicts that the notes of ``chunk`` complete, per take (render.pedal.PedalStream)."""
+    out = []
+    variations = chunk["variation"] if "variation" in chunk.dtype.names else np.zeros(len(chunk), int)
+    for v in np.unique(variations):
+        rows = chunk[variations == v]
+        stream = pedals.setdefault(int(v), PedalStream())
+        ev = stream.feed(beats[rows["index"]], rows["onset_sec"], rows["duration_sec"], rows["sustain"], rows["soft"])
+        out.extend(pedal_to_events(ev, variation=int(v)))
+    return out
+
+
+def _load_reference(reference_id):
+    """The ml.inference.Reference of a stored reference performance (RenderError if gone)."""
+    from ml.inference import load_reference  # torch: only in the worker processes
+
+    ref = ReferencePerformance.objects.filter(id=reference_id).first()
+    if ref is None or not ref.encoded:
+        raise RenderError("the reference performance of this render no longer exists")
+    try:
+        return load_reference(ref.encoded.path)
+    except (OSError, ValueError) as exc:
+        raise RenderError(f"the reference performance could not be read ({exc})") from exc
+
+
+def _store_takes(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict]) -> str:
+    """Store the performances (one per variation: MIDI with its pedal, notes, pedal events) and
+    mark the job done."""
+    by_variation: dict[int, list[dict]] = {}
+    for n in notes:
+        by_variation.setdefault(int(n.get("v", 0)), []).append(n)
+    with tempfile.TemporaryDirectory(prefix="perf-") as tmp, transaction.atomic():
+        if not job_still_running(job.id):
+            return RenderJob.objects.get(id=job.id).state
+        for v, vnotes in sorted(by_variation.items()):
+            midi_path = Path(tmp) / f"performance-{v}.mid"
+            vpedal = [e for e in pedal if e["v"] == v]
+            save_midi(notes_to_array(vnotes), midi_path, pedal=events_to_pedal(vpedal))
+            perf = Performance(job=job, variation=v, score=job.score, seed=job.seed,
+                               controls=job.controls, notes=vnotes, pedal=vpedal, n_notes=len(vnotes),
+                               duration_sec=performance_duration(vnotes))
+            with open(midi_path, "rb") as f:
+                perf.midi.save(f"{perf.id.hex}.mid", File(f), save=False)
+            perf.save()
+        RenderJob.objects.filter(id=job.id).update(
+            state=RenderJob.State.DONE, finished=timezone.now(), n_chunks=n_chunks)
+    job.refresh_from_db()
+    job_group_send(job, {"type": "job.done", **job_done_summary(job_id=job.id)})
+    log.info("job %s done: %d notes (%d takes) in %d chunks", job.id, len(notes),
+             len(by_variation), n_chunks)
+    return job.state

@@ -1,0 +1,1 @@
+"""Reference performances: upload, alignment (child process), selectors, views."""

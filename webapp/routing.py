@@ -1,8 +1,0 @@
-"""WebSocket URL routes."""
-from django.urls import path
-
-from webapp.consumers import JobConsumer
-
-websocket_urlpatterns = [
-    path("ws/jobs/<str:job_id>/", JobConsumer.as_asgi()),
-]

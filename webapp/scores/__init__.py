@@ -1,0 +1,1 @@
+"""Scores: upload parsing and preparation, engraving, services, selectors, views."""
