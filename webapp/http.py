@@ -1,7 +1,8 @@
 """Small helpers of the HTML and JSON views: the session key, the client address, a
-visible score or 404, a JSON error."""
+visible score or 404, a JSON error, the upload size guard."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404, JsonResponse
 
 from webapp.scores.selectors import score_get_visible
@@ -29,3 +30,11 @@ def score_or_404(request, score_id):
 
 def json_error(message: str, status: int) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+def upload_too_large(request) -> str | None:
+    """The message for a request body over the upload limit (checked before the body is
+    parsed: the multipart part may be any size), else None."""
+    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_BYTES + 65536:
+        return f"the file is over the limit of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB"
+    return None

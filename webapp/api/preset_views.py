@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from webapp.jobs.selectors import performance_get_visible
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
-from webapp.api.views import _body, _errors, _job_created, _render_refusals, _score_or_404, _valid
+from webapp.http import score_or_404
+from webapp.api.views import _body, _errors, _job_created, _render_refusals, _valid
 from webapp.presets.views import preset_owned_or_404, preset_shared_or_404
 from webapp.presets import selectors as preset_selectors
 from webapp.presets import services as preset_services
@@ -128,7 +129,7 @@ class PresetApplyView(APIView):
 
 def _apply(request, preset):
     data = _valid(s.ApplyCheck, _body(request))
-    score = _score_or_404(request, data["score_id"])
+    score = score_or_404(request, data["score_id"])
     variation = None
     if any(k in data for k in ("seed", "controls", "variations")):
         if "controls" in data:

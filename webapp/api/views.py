@@ -4,7 +4,6 @@ Errors are ``{"error": message}`` (webapp.api.errors); the schema is drf-spectac
 """
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -17,11 +16,11 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.http import score_or_404, upload_too_large
 from webapp.jobs.lifecycle import render_jobs_fail_stale
 from webapp.jobs.selectors import DOWNLOAD_FORMATS, job_get_for_requester, performance_get_visible
 from webapp.jobs.services import render_job_cancel, render_job_create
 from webapp.references.selectors import reference_get_visible
-from webapp.scores.selectors import score_get_visible
 from webapp.scores.services import score_create_from_upload
 
 from webapp.api import selectors as api_selectors
@@ -50,13 +49,6 @@ def _body(request) -> dict:
     if not isinstance(request.data, dict) and not hasattr(request.data, "getlist"):
         raise ValidationError("the request body must be a JSON object")
     return request.data
-
-
-def _score_or_404(request, score_id):
-    score = score_get_visible(score_id=score_id, user=request.user)
-    if score is None:
-        raise Http404("no such score")
-    return score
 
 
 def _job_created(job) -> Response:
@@ -109,9 +101,8 @@ class ScoreListView(APIView):
                    responses={201: s.ScoreSerializer, **_errors(400, 401, 415)},
                    summary="Upload a score (same checks and messages as the web upload)")
     def post(self, request):
-        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_BYTES + 65536:
-            raise ValidationError(
-                f"the file is over the limit of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB")
+        if (too_large := upload_too_large(request)) is not None:
+            raise ValidationError(too_large)
         data = _valid(s.ScoreUploadSerializer, request.data)
         try:
             score = score_create_from_upload(
@@ -127,7 +118,7 @@ class ScoreDetailView(APIView):
                    responses={200: s.ScoreSerializer, **_errors(404)},
                    summary="A score (a demo, or one of yours)")
     def get(self, request, score_id):
-        return Response(api_selectors.api_score(score=_score_or_404(request, score_id)))
+        return Response(api_selectors.api_score(score=score_or_404(request, score_id)))
 
 
 class ScoreRenderView(APIView):
@@ -137,7 +128,7 @@ class ScoreRenderView(APIView):
                    responses={201: s.JobSerializer, **_errors(400, 401, 404, 429, 503)},
                    summary="Render the score with any controls; stream ws_url or poll the job")
     def post(self, request, score_id):
-        score = _score_or_404(request, score_id)
+        score = score_or_404(request, score_id)
         body = _body(request)
         data = _valid(s.RenderRequestCheck, body)
         controls = body.get("controls") or {}
@@ -156,7 +147,7 @@ class ScorePerformancesView(APIView):
                    responses={200: s.PerformanceSummarySerializer(many=True), **_errors(404)},
                    summary="Your performances of the score, oldest first")
     def get(self, request, score_id):
-        score = _score_or_404(request, score_id)
+        score = score_or_404(request, score_id)
         return Response(api_selectors.api_performances_for_score(score=score, user=request.user))
 
 

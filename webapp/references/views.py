@@ -1,11 +1,10 @@
 """Reference performance views (thin): upload and list, notes, delete."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from webapp.http import json_error, request_session_key, score_or_404
+from webapp.http import upload_too_large, json_error, request_session_key, score_or_404
 from webapp.references.selectors import reference_get_visible, reference_summary, references_for_score
 from webapp.references.services import ReferenceRefused, reference_create_from_upload
 from webapp.references.services import reference_delete as reference_delete_service
@@ -19,8 +18,8 @@ def score_references(request, score_id):
     if request.method == "GET":
         return JsonResponse(references_for_score(
             score=score, user=request.user, session_key=request_session_key(request)), safe=False)
-    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_BYTES + 65536:
-        return json_error(f"the file is over the limit of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB", 400)
+    if (too_large := upload_too_large(request)) is not None:
+        return json_error(too_large, 400)
     upload = request.FILES.get("file")
     if upload is None:
         return json_error("choose a MIDI file of a performance of this score", 400)

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.errors import ScoreError, ScoreInUse
-from webapp.http import score_or_404
+from webapp.http import score_or_404, upload_too_large
 from webapp.scores import selectors, services
 from webapp.scores.selectors import score_list_demos, score_list_for_user
 from webapp.scores.services import score_create_from_upload
@@ -29,10 +29,8 @@ def home(request):
 @require_POST
 @login_required
 def upload(request):
-    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_BYTES + 65536:
-        # Refused before the body is parsed.
+    if (upload_error := upload_too_large(request)) is not None:
         form = UploadForm()
-        upload_error = f"the file is over the limit of {settings.UPLOAD_MAX_BYTES / 1e6:g} MB"
         return render(request, "home.html", {
             "demos": score_list_demos(), "upload_error": upload_error,
             "my_scores": score_list_for_user(user=request.user), "form": form,
