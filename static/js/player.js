@@ -133,7 +133,9 @@ export class Player {
     return { seed: Math.floor(Math.random() * 2 ** 31), ...extra };
   }
 
-  async render() {
+  /** Render a take; ``url`` replaces the score's render URL for this one request (a preset's
+   * apply URL keeps its reference performance). */
+  async render({ url } = {}) {
     showMessage(this.ui, '');
     this.error = null;
     this.ctx.resume();   // inside the click: the browser lets audio start
@@ -149,7 +151,7 @@ export class Player {
     this.setStatus('Starting…');
     let job;
     try {
-      job = await postJSON(this.cfg.renderUrl, this.renderParams(), this.cfg.csrf);
+      job = await postJSON(url || this.cfg.renderUrl, this.renderParams(), this.cfg.csrf);
     } catch (e) {
       this.ui.render.disabled = false;
       this.fail(`Render refused: ${e.message}`);
@@ -387,6 +389,13 @@ export function mount(root = document.getElementById('player')) {
   root.dataset.mounted = '1';
   const player = new Player(root);
   window.__player = playerProbe(player);
+  // What the page's other scripts may use (not the test probe): set the controls, render
+  // (optionally through another URL); 'player:takes' events tell them when the takes are drawn.
+  root.pianoPlayer = {
+    setControls: (values) => player.controls.setControls(values),
+    render: (options) => player.render(options),
+  };
+  root.dispatchEvent(new CustomEvent('player:ready', { detail: root.pianoPlayer }));
   return player;
 }
 

@@ -52,6 +52,8 @@ export class TakesList {
   set(takes) {
     this.takes = takes;
     this.draw();
+    // The page's other scripts (presets/hook.js) add to the rows: tell them they were drawn.
+    this.el.dispatchEvent(new CustomEvent('player:takes', { bubbles: true, detail: { takes } }));
   }
 
   markCurrent(performanceId) {

@@ -3,7 +3,8 @@
 // ?preset=<id or share token>, a banner to render this score with that preset: the
 // controls panel is set to the preset's seed and controls (what is shown is what renders;
 // change a slider to render a variation of it), and the player's own Render flow is used,
-// pointed once at the preset's apply URL (which keeps the preset's reference performance).
+// through the preset's apply URL (which keeps the preset's reference performance). It uses the
+// player's public interface (#player.pianoPlayer, 'player:ready' and 'player:takes' events).
 import { getJSON, postJSON } from '../player/api.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -57,19 +58,20 @@ function addSaveButtons(list) {
 }
 
 function watchTakes() {
-  const observer = new MutationObserver(() => {
+  player.addEventListener('player:takes', () => {
     const list = player.querySelector('.pr-takes-list');
     if (list) addSaveButtons(list);
   });
-  observer.observe(player, { childList: true, subtree: true });
+  const list = player.querySelector('.pr-takes-list');   // drawn before this script ran
+  if (list) addSaveButtons(list);
 }
 
-/** The Player mounted on #player (player.js runs first; wait a little in case it has not). */
-async function mountedPlayer() {
-  for (let k = 0; k < 100 && !(window.__player && window.__player.player); k += 1) {
-    await new Promise((resolve) => { setTimeout(resolve, 50); });
-  }
-  return window.__player ? window.__player.player : null;
+/** The player's public interface on #player (player.js mounts it; wait for it if need be). */
+function mountedPlayer() {
+  if (player.pianoPlayer) return Promise.resolve(player.pianoPlayer);
+  return new Promise((resolve) => {
+    player.addEventListener('player:ready', (ev) => resolve(ev.detail), { once: true });
+  });
 }
 
 async function presetBanner(key) {
@@ -87,16 +89,11 @@ async function presetBanner(key) {
   }
   const applyUrl = info.apply_url_template.replace('00000000-0000-0000-0000-000000000000', player.dataset.scoreId);
   const p = await mountedPlayer();
-  if (p) p.controls.setControls({ seed: info.seed, controls: info.controls });
+  p.setControls({ seed: info.seed, controls: info.controls });
   const text = make('span', {}, `Preset “${info.name}” by ${info.owner}${info.reference ? ', in the style of a reference performance' : ''}: `
     + 'its values are set below; change them to render a variation. ');
   const button = make('button', { type: 'button', class: 'preset-apply' }, 'Render with this preset');
-  button.addEventListener('click', () => {
-    if (!p) return;
-    const own = p.cfg.renderUrl;
-    p.cfg.renderUrl = applyUrl;   // read synchronously by render() for this one request
-    try { p.render(); } finally { p.cfg.renderUrl = own; }
-  });
+  button.addEventListener('click', () => p.render({ url: applyUrl }));
   banner.append(text, button);
 }
 
