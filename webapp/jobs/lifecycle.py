@@ -211,6 +211,9 @@ def web_process_warm_up() -> None:
         import django.urls
 
         django.urls.get_resolver().url_patterns  # noqa: B018 (the URLconf and its views, imported)
+        celery_app.backend  # noqa: B018 (send_task asks for it: ~50 ms of imports on the first send)
+        celery_app.amqp.router  # noqa: B018
+        celery_app.amqp.send_task_message  # noqa: B018 (its sender, made on first use)
         with celery_app.producer_or_acquire() as producer:
             producer.connection.ensure_connection(max_retries=1)
             producer.channel  # noqa: B018 (opens it)
