@@ -19,6 +19,10 @@ def _np(t):
     return t.detach().cpu().numpy().astype(np.float32)
 
 
+def _c(a):
+    return np.ascontiguousarray(a)
+
+
 def _lrelu(x):
     return np.maximum(x, 0.1 * x)
 
@@ -67,21 +71,26 @@ class NumpyDecoder:
         self.cfg = cfg
         u, c_dim = cfg.dense_units, cfg.c_dim
         self.prior = _Dense(model.prior, cfg.state_dim)
-        self.prior_out = (_np(model.prior_out.weight).T, _np(model.prior_out.bias))
+        # Every weight matrix C-contiguous: with a transposed (Fortran-order) operand OpenBLAS
+        # rounds a row differently in products of up to ~10 rows (see `consistent_rows`).
+        self.prior_out = (_c(_np(model.prior_out.weight).T), _np(model.prior_out.bias))
         self.psi = _Dense(model.psi, cfg.z_dim)
         self.phi = _Dense(model.phi, cfg.x_emb * len(HEADS))
         self.x_embs = [_np(e.weight) for e in model.x_embs]
         g0, g2, g4 = model.gen_in, model.gen_hidden, model.gen_out
-        self.g0_c = (_np(g0.weight)[:, :c_dim].T, _np(g0.bias))
+        self.g0_c = (_c(_np(g0.weight)[:, :c_dim].T), _np(g0.bias))
         self.g0_psi = np.ascontiguousarray(_np(g0.weight)[:, c_dim:].T)
-        self.g2 = (_np(g2.weight).T, _np(g2.bias))
-        self.g4 = (_np(g4.weight).T, _np(g4.bias))
+        self.g2 = (_c(_np(g2.weight).T), _np(g2.bias))
+        self.g4 = (_c(_np(g4.weight).T), _np(g4.bias))
         W, b = _np(model.state_in.weight), _np(model.state_in.bias)
-        self.s_c = (W[:, :c_dim].T, b)
+        self.s_c = (_c(W[:, :c_dim].T), b)
         self.s_phi = np.ascontiguousarray(W[:, c_dim:c_dim + u].T)
         self.s_psi = np.ascontiguousarray(W[:, c_dim + u:].T)
-        self.cells = [(_np(c.weight_ih).T, _np(c.bias_ih), _np(c.weight_hh).T, _np(c.bias_hh))
+        self.cells = [(_c(_np(c.weight_ih).T), _np(c.bias_ih), _c(_np(c.weight_hh).T), _np(c.bias_hh))
                       for c in model.cells]
+        self.min_rows = consistent_rows([W for mlp in (self.prior, self.psi, self.phi) for W, _ in mlp.layers]
+                                        + [self.prior_out[0], self.g0_psi, self.g2[0], self.g4[0], self.s_phi,
+                                           self.s_psi] + [w for c in self.cells for w in (c[0], c[2])])
         self.sizes = list(HEADS.values())
         self.bounds = np.cumsum([0] + self.sizes)
         self.last = np.array(self.sizes) - 1
@@ -128,9 +137,9 @@ class NumpyDecoder:
         their generator not drawn from). Returns classes (n, B, H) int64, z (n, B, Z), h.
         """
         B = h.shape[1]
-        pad = max(0, MIN_ROWS - B)
-        if pad:  # BLAS rounds a 1- or 2-row product differently: a render's notes must not
-            # depend on how many rows share its pass (a job alone or batched with others)
+        pad = max(0, self.min_rows - B)
+        if pad:  # a render's notes must not depend on how many rows share its pass (a job
+            # alone or batched with others): see `consistent_rows`
             h = np.concatenate([h, np.zeros((h.shape[0], pad, h.shape[2]), h.dtype)], 1)
             c_gen, c_state = (np.concatenate([a, np.zeros((a.shape[0], pad, a.shape[2]), a.dtype)], 1)
                               for a in (c_gen, c_state))
@@ -215,7 +224,28 @@ class NumpyDecoder:
 
 PRIOR, PERTURB, FIXED = 0, 1, 2
 MODE_CODES = {"prior": PRIOR, "perturb": PERTURB, "fixed": FIXED}
-MIN_ROWS = 4   # rows of every decode pass (padded): BLAS gives each row the same sums from 3 up
+
+
+def consistent_rows(weights: list[np.ndarray], probe: int = 128) -> int:
+    """The fewest rows from which a product with each of these weights gives every row the same
+    float32 result as in a ``probe``-row product (measured here, once per decoder).
+
+    OpenBLAS picks its kernel by shape: a 1-row product (gemv) and, for some shapes, products of
+    a few rows sum in another order than larger ones. Padding every decode pass to this many
+    rows makes a render's notes independent of the other renders sharing its passes (C-order
+    weights keep the number small: 2 for the shipped model).
+    """
+    rng = np.random.default_rng(0)
+    m0 = 1
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for W in weights:
+            X = rng.standard_normal((probe, W.shape[0])).astype(np.float32)
+            ref = X @ W
+            for M in range(probe - 1, 0, -1):
+                if not np.array_equal(X[:M] @ W, ref[:M]):
+                    m0 = max(m0, M + 1)
+                    break
+    return m0
 
 
 @dataclass

@@ -29,7 +29,7 @@ STACK_ENV = {
     "LOG_LEVEL": "INFO",
     "UPLOAD_PARSE_TIMEOUT_S": "240",
 }
-BIG_SCORE_NOTES = 4_000     # never rendered to the end in the tests
+BIG_SCORE_NOTES = 4_000     # rendered to the end only by test_render_batching (4 takes)
 MEDIUM_SCORE_NOTES = 300    # several chunks
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from tests.integration.conftest import MEDIUM_SCORE_NOTES
+from tests.integration.conftest import BIG_SCORE_NOTES, MEDIUM_SCORE_NOTES
 from tests.integration.stack import Client
 
 
@@ -31,25 +31,31 @@ def _complete(msgs: list[dict], n_notes: int, takes: int) -> list[dict]:
     return notes
 
 
-def test_queued_jobs_join_the_running_one_and_each_gets_its_own_notes(stack, big_user, medium_score):
+def test_queued_jobs_join_the_running_one_and_each_gets_its_own_notes(stack, big_user, medium_score,
+                                                                       big_score):
     u1, big, medium = big_user
     u2 = Client(stack).signup(f"b{uuid.uuid4().hex[:8]}")
-    medium2 = u2.upload_ok(medium_score)
+    medium2, big2 = u2.upload_ok(medium_score), u2.upload_ok(big_score)
     a = u1.render(big, seed=5).json()["job_id"]                # long: the others join it
     _wait(u1, a, {"running"})
     b = u2.render(medium2, seed=9, controls={"variations": 2}).json()["job_id"]
     c = u1.render(medium, seed=3, controls={"mode": "perturb", "delta": [1, 0, 0, -1, 0]}).json()["job_id"]
+    d = u2.render(big2, seed=11, controls={"variations": 4}).json()["job_id"]   # longer than a
     with u2.socket(b) as ws_b, u1.socket(c) as ws_c:
         notes_b = _complete(ws_b.messages_until_end(), MEDIUM_SCORE_NOTES, takes=2)
         notes_c = _complete(ws_c.messages_until_end(), MEDIUM_SCORE_NOTES, takes=1)
-    # b and c ran while a was running, on a's worker: in a's render session
+    # b, c and d ran while a was running, on a's worker: in a's render session
     assert u1.get(f"/jobs/{a}/").json()["state"] == "running", "the big job ended before the others"
-    rows = {j: stack.sql("SELECT worker, started, finished FROM webapp_renderjob WHERE id = %s",
-                         j.replace("-", "") if stack.db == "sqlite" else j)[0] for j in (a, b, c)}
-    assert rows[a][0] == rows[b][0] == rows[c][0]
-    # a cancel ends a alone (b and c were done already; a's notes so far are kept)
+    _wait(u2, d, {"running"})
+    rows = {j: stack.sql("SELECT worker FROM webapp_renderjob WHERE id = %s",
+                         j.replace("-", "") if stack.db == "sqlite" else j)[0] for j in (a, b, c, d)}
+    assert rows[a] == rows[b] == rows[c] == rows[d]
+    # cancelling a, in the same passes as d, ends a alone: d renders on to its end
     assert u1.post(f"/jobs/{a}/cancel").json() == {"state": "cancelled"}
+    assert u2.get(f"/jobs/{d}/").json()["state"] == "running", "d ended before the cancel"
     _wait(u1, a, {"cancelled"})
+    with u2.socket(d) as ws_d:
+        _complete(ws_d.messages_until_end(timeout=300), BIG_SCORE_NOTES, takes=4)
     # c's notes are those it gets rendered alone (same seed and controls, nothing else running)
     again = u1.render(medium, seed=3, controls={"mode": "perturb", "delta": [1, 0, 0, -1, 0]}).json()["job_id"]
     with u1.socket(again) as ws:

@@ -18,9 +18,20 @@ SETTINGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def renderer(tiny_checkpoint):
-    return Renderer.load(tiny_checkpoint)
+@pytest.fixture(scope="module", params=["tiny", "full-size"])
+def renderer(request, tiny_checkpoint, tmp_path_factory):
+    """The tiny test model, and the shipped architecture with random weights (its matrix shapes
+    are the ones BLAS may round differently by row count)."""
+    if request.param == "tiny":
+        return Renderer.load(tiny_checkpoint)
+    import torch
+
+    from ml.model import CVRNN, ModelConfig, save_checkpoint
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("full") / "full.pt"
+    save_checkpoint(path, CVRNN(ModelConfig()))
+    return Renderer.load(path)
 
 
 def _start(renderer, s):
