@@ -9,15 +9,15 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.jobs.selectors import performance_get_visible
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
-from webapp.http import score_or_404
 from webapp.api.views import _body, _errors, _job_created, _render_refusals, _valid
-from webapp.presets.views import preset_owned_or_404, preset_shared_or_404
+from webapp.http import score_or_404
+from webapp.jobs.selectors import performance_get_visible
 from webapp.presets import selectors as preset_selectors
 from webapp.presets import services as preset_services
 from webapp.presets.services import PresetError
+from webapp.presets.views import preset_owned_or_404, preset_shared_or_404
 
 
 def _mine(preset) -> dict:

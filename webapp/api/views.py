@@ -16,17 +16,16 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.api import selectors as api_selectors
+from webapp.api import serializers as s
+from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError
 from webapp.http import score_or_404, upload_too_large
+from webapp.jobs.downloads import AudioUnavailable, performance_file_response
 from webapp.jobs.lifecycle import render_jobs_fail_stale
 from webapp.jobs.selectors import DOWNLOAD_FORMATS, job_get_for_requester, performance_get_visible
 from webapp.jobs.services import render_job_cancel, render_job_create
 from webapp.references.selectors import reference_get_visible
 from webapp.scores.services import score_create_from_upload
-
-from webapp.api import selectors as api_selectors
-from webapp.api import serializers as s
-from webapp.jobs.downloads import AudioUnavailable, performance_file_response
-from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
     400: "Invalid input", 401: "Not signed in, or a bad token", 403: "Not allowed",

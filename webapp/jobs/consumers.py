@@ -16,8 +16,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from webapp.jobs.lifecycle import render_jobs_fail_stale
-from webapp.models import RenderJob
 from webapp.jobs.selectors import job_chunks, job_done_summary, job_get_for_requester, job_queue_position
+from webapp.models import RenderJob
 
 WATCHDOG_EVERY_S = 2.0
 SWEEP_EVERY_TICKS = 3   # the stale-job sweep runs every third watchdog tick

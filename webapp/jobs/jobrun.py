@@ -24,16 +24,16 @@ from django.utils import timezone
 from render.errors import RenderError
 from render.export import save_midi
 from render.pedal import PedalStream
-from webapp.jobs.controls import controls_render_kwargs
 from webapp.errors import RenderStopped
+from webapp.jobs.controls import controls_render_kwargs
 from webapp.jobs.events import job_group_send, job_state_event
 from webapp.jobs.lifecycle import render_time_limit
-from webapp.models import Performance, ReferencePerformance, RenderJob
 from webapp.jobs.notes import chunk_to_notes, events_to_pedal, notes_to_array, pedal_to_events, performance_duration
 from webapp.jobs.publisher import ChunkPublisher, job_still_running
 from webapp.jobs.renderer import get_renderer
-from webapp.scores.prep import load_parsed
 from webapp.jobs.selectors import job_done_summary
+from webapp.models import Performance, ReferencePerformance, RenderJob
+from webapp.scores.prep import load_parsed
 
 log = logging.getLogger(__name__)
 

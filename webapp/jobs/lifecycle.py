@@ -23,8 +23,8 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from webapp.errors import RenderServiceUnavailable
 from webapp.jobs.events import BROKER_ERRORS, job_group_send, job_state_event
-from webapp.models import RenderJob
 from webapp.jobs.selectors import job_queue_position
+from webapp.models import RenderJob
 
 log = logging.getLogger(__name__)
 RENDER_TASK = "webapp.tasks.render_job"   # the registered name of webapp.jobs.tasks.render_job (kept from

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+
 def _f(x: float, nd: int) -> float:
     x = float(x)
     return round(x, nd) if math.isfinite(x) else 0.0

@@ -7,9 +7,8 @@ import uuid
 from django.conf import settings
 from django.urls import reverse
 
-from webapp.owners import owner_q
 from webapp.models import Performance, RenderChunk, RenderJob, Score
-
+from webapp.owners import owner_q
 
 DOWNLOAD_FORMATS = ("mid", "wav", "ogg", "csv")
 

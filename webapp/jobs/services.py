@@ -16,12 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from render.export import render_audio, save_csv
+from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable
 from webapp.jobs.controls import ControlError, controls_clean
-from webapp.errors import (JobNotActive, RenderLimitReached, RenderServiceUnavailable)
 from webapp.jobs.events import job_group_send, job_state_event
 from webapp.jobs.lifecycle import render_job_enqueue, render_job_fail, render_jobs_fail_stale
-from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 from webapp.jobs.notes import notes_to_array
+from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 from webapp.scores.selectors import score_bars
 
 log = logging.getLogger(__name__)

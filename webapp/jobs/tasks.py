@@ -5,14 +5,12 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
-
-from webapp.jobs.events import channel_layer_warm_up
 from django.conf import settings
 
-from webapp.jobs.lifecycle import (RENDER_TASK, render_job_fail, render_jobs_fail_stale,
-                              render_sweeper_start)
-from webapp.jobs.renderer import renderer_warm_up
+from webapp.jobs.events import channel_layer_warm_up
 from webapp.jobs.jobrun import render_failure_message
+from webapp.jobs.lifecycle import RENDER_TASK, render_job_fail, render_jobs_fail_stale, render_sweeper_start
+from webapp.jobs.renderer import renderer_warm_up
 from webapp.jobs.worker import render_job_run
 
 log = logging.getLogger(__name__)

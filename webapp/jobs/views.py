@@ -7,13 +7,13 @@ import json
 from django.http import Http404, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable
+from webapp.http import client_addr, json_error, request_session_key, score_or_404
+from webapp.jobs.downloads import AudioUnavailable, performance_file_response
 from webapp.jobs.lifecycle import render_jobs_fail_stale
 from webapp.jobs.selectors import job_get_for_requester, job_summary, performance_get_visible, takes_for_score
 from webapp.jobs.services import render_job_cancel, render_job_create
 from webapp.references.selectors import reference_get_visible
-from webapp.http import client_addr, json_error, request_session_key, score_or_404
-from webapp.errors import (JobNotActive, RenderLimitReached, RenderServiceUnavailable)
-from webapp.jobs.downloads import AudioUnavailable, performance_file_response
 
 
 def _render_params(request, *, session_key: str) -> dict:

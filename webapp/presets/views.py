@@ -11,12 +11,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.jobs.selectors import job_summary, performance_get_visible
-from webapp.scores.selectors import score_get_visible, score_list_demos, score_list_for_user
 from webapp.errors import RenderLimitReached, RenderServiceUnavailable
 from webapp.http import json_error, request_session_key
+from webapp.jobs.selectors import job_summary, performance_get_visible
 from webapp.presets import selectors, services
 from webapp.presets.services import PresetError
+from webapp.scores.selectors import score_get_visible, score_list_demos, score_list_for_user
 
 
 def preset_owned_or_404(request, preset_id):

@@ -5,8 +5,8 @@ import uuid
 
 from django.urls import reverse
 
-from webapp.owners import owner_q
 from webapp.models import ReferencePerformance, Score
+from webapp.owners import owner_q
 
 
 def reference_get_visible(*, reference_id, user, session_key: str) -> ReferencePerformance | None:

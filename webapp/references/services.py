@@ -15,9 +15,9 @@ from django.conf import settings
 
 from render.errors import RenderError
 from webapp.childproc import ChildCrashed, ChildRefused, ChildTimeout, run_in_child
-from webapp.scores.filesave import row_save_with_files
 from webapp.models import ReferencePerformance, Score
 from webapp.references.align import align_reference
+from webapp.scores.filesave import row_save_with_files
 
 log = logging.getLogger(__name__)
 MIDI_SUFFIXES = (".mid", ".midi")

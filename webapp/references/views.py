@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.http import Http404, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from webapp.http import upload_too_large, json_error, request_session_key, score_or_404
+from webapp.http import json_error, request_session_key, score_or_404, upload_too_large
 from webapp.references.selectors import reference_get_visible, reference_summary, references_for_score
 from webapp.references.services import ReferenceRefused, reference_create_from_upload
 from webapp.references.services import reference_delete as reference_delete_service

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from render.sniff import read_mxl
 from render.meiprep import prepare_mei
+from render.sniff import read_mxl
 
 XML_ID_SEED = 1
 _REND = re.compile(r"-rend\d+$")

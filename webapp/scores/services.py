@@ -15,10 +15,9 @@ from django.db.models import ProtectedError
 
 from render.sniff import read_head, sniff_format
 from webapp.childproc import ChildCrashed, ChildRefused, ChildTimeout, run_in_child
-from webapp.errors import (ScoreError,
-                           ScoreInUse)
-from webapp.scores.filesave import row_save_with_files
+from webapp.errors import ScoreError, ScoreInUse
 from webapp.models import Score
+from webapp.scores.filesave import row_save_with_files
 from webapp.scores.prep import prepare
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.errors import ScoreError, ScoreInUse
 from webapp.http import score_or_404, upload_too_large
+from webapp.jobs.controls import default_temperature, max_variations
 from webapp.scores import selectors, services
+from webapp.scores.forms import UploadForm
 from webapp.scores.selectors import score_list_demos, score_list_for_user
 from webapp.scores.services import score_create_from_upload
-from webapp.jobs.controls import default_temperature, max_variations
-from webapp.scores.forms import UploadForm
 
 
 @require_GET
