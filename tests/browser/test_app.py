@@ -188,20 +188,25 @@ def test_anonymous_visitor_plays_a_demo(page, live_app, demos, screenshot):
     assert not failures, failures
 
 
-def test_cancel_a_render(page, live_app, tmp_path, screenshot):
+def start_long_render(page, live_app, tmp_path) -> None:
+    """Sign up, upload an 8,000-note etude and render 4 takes of it, until the first notes: the
+    decoder takes seconds, so what the test does next lands mid-render (a short piece was
+    rendered whole between the first chunk and a click)."""
     from tests.data.corpus import _many_notes_midi
 
-    # 8,000 notes x 4 takes: the decoder takes seconds, so the cancel lands mid-render (a short
-    # piece was rendered whole between the first chunk and the click)
     long_score = tmp_path / "long_etude.mid"
     long_score.write_bytes(_many_notes_midi(8000))
-    failures = track_failures(page)
     sign_up(page, live_app.base_url)
     upload(page, live_app.base_url, long_score)
     wait_ready(page)
     page.fill(".pr-variations", "4")
     page.click(".pr-render")
     page.wait_for_function("__player.notesReceived > 0", timeout=60_000)
+
+
+def test_cancel_a_render(page, live_app, tmp_path, screenshot):
+    failures = track_failures(page)
+    start_long_render(page, live_app, tmp_path)
     assert page.locator(".pr-cancel").is_visible()
     page.click(".pr-cancel")
     page.wait_for_function("!__player.streaming", timeout=20_000)
@@ -223,16 +228,7 @@ def test_cancel_a_render(page, live_app, tmp_path, screenshot):
 def test_the_page_resumes_its_stream_after_a_server_restart(page, live_app, tmp_path, screenshot):
     """Daphne restarted (SIGTERM, as a deploy does) while the page streams a render: the page
     reconnects on its own and gets every note once, and the take is stored whole."""
-    from tests.data.corpus import _many_notes_midi
-
-    long_score = tmp_path / "long_etude.mid"
-    long_score.write_bytes(_many_notes_midi(8000))
-    sign_up(page, live_app.base_url)
-    upload(page, live_app.base_url, long_score)
-    wait_ready(page)
-    page.fill(".pr-variations", "4")
-    page.click(".pr-render")
-    page.wait_for_function("__player.notesReceived > 0", timeout=60_000)
+    start_long_render(page, live_app, tmp_path)
     live_app.restart_daphne(timeout_s=240)
     page.wait_for_function("__player.error || (!__player.streaming && __player.notesReceived >= 32000)",
                            timeout=240_000)
