@@ -28,6 +28,15 @@ def score_or_404(request, score_id):
     return score
 
 
+def visible_or_404(request, get, what: str, **ids):
+    """``get(**ids, user=, session_key=)`` for the requester (a user, or an anonymous session),
+    or 404 "no such <what>"."""
+    obj = get(**ids, user=request.user, session_key=request_session_key(request))
+    if obj is None:
+        raise Http404(f"no such {what}")
+    return obj
+
+
 def json_error(message: str, status: int) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.urls import reverse
 
 from webapp.jobs.selectors import DOWNLOAD_FORMATS, job_summary
-from webapp.scores.selectors import score_list_demos, score_list_for_user
 from webapp.models import Performance, RenderJob, Score
 from webapp.presets import selectors as preset_selectors
 from webapp.presets.models import Preset
+from webapp.scores.selectors import score_list_demos, score_list_for_user
 
 
 def api_score(*, score: Score) -> dict:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable
-from webapp.http import client_addr, json_error, request_session_key, score_or_404
+from webapp.http import client_addr, json_error, request_session_key, score_or_404, visible_or_404
 from webapp.jobs.downloads import AudioUnavailable, performance_file_response
 from webapp.jobs.lifecycle import render_jobs_fail_stale
 from webapp.jobs.selectors import job_get_for_requester, job_summary, performance_get_visible, takes_for_score
@@ -68,15 +68,11 @@ def score_render(request, score_id):
 def score_takes(request, score_id):
     score = score_or_404(request, score_id)
     return JsonResponse(takes_for_score(score=score, user=request.user,
-                                                  session_key=request_session_key(request)), safe=False)
+                                        session_key=request_session_key(request)), safe=False)
 
 
 def _job_or_404(request, job_id):
-    job = job_get_for_requester(job_id=job_id, user=request.user,
-                                          session_key=request_session_key(request))
-    if job is None:
-        raise Http404("no such job")
-    return job
+    return visible_or_404(request, job_get_for_requester, "job", job_id=job_id)
 
 
 @require_GET
@@ -98,11 +94,7 @@ def job_cancel(request, job_id):
 
 
 def _perf_or_404(request, performance_id):
-    perf = performance_get_visible(performance_id=performance_id, user=request.user,
-                                             session_key=request_session_key(request))
-    if perf is None:
-        raise Http404("no such performance")
-    return perf
+    return visible_or_404(request, performance_get_visible, "performance", performance_id=performance_id)
 
 
 @require_GET

@@ -13,9 +13,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from webapp.jobs.controls import ControlError, controls_clean
+from webapp.jobs.services import render_job_create
 from webapp.models import Performance, ReferencePerformance, RenderJob, Score
 from webapp.presets.models import Preset, new_share_token
-from webapp.jobs.services import render_job_create
 
 log = logging.getLogger(__name__)
 NAME_MAX = 100

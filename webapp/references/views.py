@@ -1,10 +1,10 @@
 """Reference performance views (thin): upload and list, notes, delete."""
 from __future__ import annotations
 
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from webapp.http import json_error, request_session_key, score_or_404, upload_too_large
+from webapp.http import json_error, request_session_key, score_or_404, upload_too_large, visible_or_404
 from webapp.references.selectors import reference_get_visible, reference_summary, references_for_score
 from webapp.references.services import ReferenceRefused, reference_create_from_upload
 from webapp.references.services import reference_delete as reference_delete_service
@@ -34,11 +34,7 @@ def score_references(request, score_id):
 
 
 def _reference_or_404(request, reference_id):
-    ref = reference_get_visible(reference_id=reference_id, user=request.user,
-                                          session_key=request_session_key(request))
-    if ref is None:
-        raise Http404("no such reference performance")
-    return ref
+    return visible_or_404(request, reference_get_visible, "reference performance", reference_id=reference_id)
 
 
 @require_GET
