@@ -7,6 +7,7 @@ sampling of the heads from one vector of uniforms per note.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ class NumpyDecoder:
         u, c_dim = cfg.dense_units, cfg.c_dim
         self.prior = _Dense(model.prior, cfg.state_dim)
         # Every weight matrix C-contiguous: with a transposed (Fortran-order) operand OpenBLAS
-        # rounds a row differently in products of up to ~10 rows (see `consistent_rows`).
+        # rounds rows differently on more row counts (see `row_alignment`).
         self.prior_out = (_c(_np(model.prior_out.weight).T), _np(model.prior_out.bias))
         self.psi = _Dense(model.psi, cfg.z_dim)
         self.phi = _Dense(model.phi, cfg.x_emb * len(HEADS))
@@ -88,9 +89,9 @@ class NumpyDecoder:
         self.s_psi = np.ascontiguousarray(W[:, c_dim + u:].T)
         self.cells = [(_c(_np(c.weight_ih).T), _np(c.bias_ih), _c(_np(c.weight_hh).T), _np(c.bias_hh))
                       for c in model.cells]
-        self.min_rows = consistent_rows([W for mlp in (self.prior, self.psi, self.phi) for W, _ in mlp.layers]
-                                        + [self.prior_out[0], self.g0_psi, self.g2[0], self.g4[0], self.s_phi,
-                                           self.s_psi] + [w for c in self.cells for w in (c[0], c[2])])
+        self.row_align = row_alignment([W for mlp in (self.prior, self.psi, self.phi) for W, _ in mlp.layers]
+                                       + [self.prior_out[0], self.g0_psi, self.g2[0], self.g4[0], self.s_phi,
+                                          self.s_psi] + [w for c in self.cells for w in (c[0], c[2])])
         self.sizes = list(HEADS.values())
         self.bounds = np.cumsum([0] + self.sizes)
         self.last = np.array(self.sizes) - 1
@@ -137,16 +138,14 @@ class NumpyDecoder:
         their generator not drawn from). Returns classes (n, B, H) int64, z (n, B, Z), h.
         """
         B = h.shape[1]
-        pad = max(0, self.min_rows - B)
-        if pad:  # a render's notes must not depend on how many rows share its pass (a job
-            # alone or batched with others): see `consistent_rows`
-            h = np.concatenate([h, np.zeros((h.shape[0], pad, h.shape[2]), h.dtype)], 1)
-            c_gen, c_state = (np.concatenate([a, np.zeros((a.shape[0], pad, a.shape[2]), a.dtype)], 1)
-                              for a in (c_gen, c_state))
-            rows = rows.padded(pad)
+        # A render's notes must not depend on the renders sharing its pass: each group of rows
+        # starts on a multiple of the BLAS row tile, padded to one (see `row_alignment`).
+        rows, where = rows.aligned(self.row_align)
+        if len(rows.mode) != B or (where != np.arange(B)).any():
+            h, c_gen, c_state = (_scatter(a, where, len(rows.mode)) for a in (h, c_gen, c_state))
         with _blas_controller().limit(limits=1, user_api="blas"):
             xs, zs, h = self._decode(c_gen, c_state, h, rows)
-        return xs[:, :B], zs[:, :B], h[:, :B]
+        return xs[:, where], zs[:, where], h[:, where]
 
     def _decode(self, c_gen, c_state, h, rows):
         n, B = len(c_gen), h.shape[1]
@@ -205,7 +204,7 @@ class NumpyDecoder:
                 r = expected[:, k]
                 part = logits[r, lo[k]:hi[k]]
                 e = np.exp(part - part.max(-1, keepdims=True))
-                x[r, k] = np.rint((e @ self.classes[k]) / e.sum(-1))
+                x[r, k] = np.rint((e * self.classes[k]).sum(-1) / e.sum(-1))  # not gemv: row-count free
             if rows.scope is not None:
                 keep = ~rows.scope[i] & prev_ok[:, None]
                 x[keep] = x_prev[keep]
@@ -226,26 +225,37 @@ PRIOR, PERTURB, FIXED = 0, 1, 2
 MODE_CODES = {"prior": PRIOR, "perturb": PERTURB, "fixed": FIXED}
 
 
-def consistent_rows(weights: list[np.ndarray], probe: int = 128) -> int:
-    """The fewest rows from which a product with each of these weights gives every row the same
-    float32 result as in a ``probe``-row product (measured here, once per decoder).
+def row_alignment(weights: list[np.ndarray], probe: int = 96,
+                  candidates=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48)) -> int:
+    """The smallest row tile ``a`` such that a product with each of these weights gives every
+    row the same float32 result wherever the row sits, so long as the product has a multiple of
+    ``a`` rows and the row's group starts on a multiple of ``a`` (measured here, per decoder).
 
-    OpenBLAS picks its kernel by shape: a 1-row product (gemv) and, for some shapes, products of
-    a few rows sum in another order than larger ones. Padding every decode pass to this many
-    rows makes a render's notes independent of the other renders sharing its passes (C-order
-    weights keep the number small: 2 for the shipped model).
+    OpenBLAS picks its kernels by shape and by CPU: a 1-row product (gemv) sums in another order
+    than larger ones (Intel: a = 2), and some kernels round the rows of a partial tile, or the
+    last row of each 6-row half tile, differently (AMD Zen: a = 12). Laying every decode pass
+    out on this tile makes a render's notes independent of the renders sharing its passes.
     """
     rng = np.random.default_rng(0)
-    m0 = 1
     with _blas_controller().limit(limits=1, user_api="blas"):
-        for W in weights:
-            X = rng.standard_normal((probe, W.shape[0])).astype(np.float32)
-            ref = X @ W
-            for M in range(probe - 1, 0, -1):
-                if not np.array_equal(X[:M] @ W, ref[:M]):
-                    m0 = max(m0, M + 1)
-                    break
-    return m0
+        probes = [(W, rng.standard_normal((probe, W.shape[0])).astype(np.float32)) for W in weights]
+        refs = [X @ W for W, X in probes]
+        for a in candidates:
+            if probe % a == 0 and all(
+                    all(np.array_equal(X[:M] @ W, ref[:M]) for M in range(a, probe, a))
+                    and all(np.array_equal(X[o:o + a] @ W, ref[o:o + a]) for o in range(a, probe, a))
+                    for (W, X), ref in zip(probes, refs)):
+                return a
+    warnings.warn("no row tile gives batch-independent BLAS products: renders sharing a pass may "
+                  "differ from the same renders alone in their last float bits", RuntimeWarning, stacklevel=2)
+    return candidates[-1]
+
+
+def _scatter(a: np.ndarray, where: np.ndarray, B: int) -> np.ndarray:
+    """a (..., len(where), D) placed at rows ``where`` of a zero (..., B, D) array."""
+    out = np.zeros(a.shape[:-2] + (B, a.shape[-1]), a.dtype)
+    out[..., where, :] = a
+    return out
 
 
 @dataclass
@@ -293,20 +303,40 @@ class Rows:
                    z_fixed=per_note(z_fixed) if mode == "fixed" else None,
                    scope=None if scope is None else np.broadcast_to(np.asarray(scope, bool)[:, None], (n, V, nh)))
 
-    def padded(self, k: int) -> Rows:
-        """These rows and k padding rows (a group that decodes nothing)."""
+    def aligned(self, a: int) -> tuple[Rows, np.ndarray]:
+        """These rows laid out so that each group starts on a multiple of ``a`` and the pass has a
+        multiple of ``a`` rows (at least one tile); the gaps are padding groups that decode
+        nothing. Returns (rows, where): old row i is new row where[i]."""
         B = len(self.mode)
+        starts, pos = [], 0
+        for s, e in self.groups:
+            starts.append(pos)
+            pos += -(-(e - s) // a) * a
+        total = max(pos, a)
+        where = np.concatenate([np.arange(p, p + e - s) for p, (s, e) in zip(starts, self.groups)]
+                               ) if self.groups else np.zeros(0, int)
+        if total == B and (where == np.arange(B)).all():
+            return self, where
+        groups, rngs, n = [], [], []
+        for p, (s, e), rng, k in zip(starts, self.groups, self.rngs, self.n):
+            groups.append((p, p + e - s)), rngs.append(rng), n.append(k)
+        used = np.zeros(total, bool)
+        used[where] = True
+        for i in np.flatnonzero(~used):  # padding rows: one group each, decoding nothing
+            groups.append((int(i), int(i) + 1)), rngs.append(None), n.append(0)
+        fill = np.zeros(total, int)  # padding rows copy row 0's settings (their notes are dropped)
+        fill[where] = np.arange(B)
 
-        def pad(a, axis, value=0):
-            if a is None:
+        def put(x, axis, value):
+            if x is None:
                 return None
-            shape = list(a.shape)
-            shape[axis] = k
-            return np.concatenate([a, np.full(shape, value, a.dtype)], axis)
+            out = np.take(x, fill, axis=axis).copy()
+            idx = [slice(None)] * x.ndim
+            idx[axis] = ~used
+            out[tuple(idx)] = value
+            return out
 
-        return Rows(groups=[*self.groups, (B, B + k)], rngs=[*self.rngs, None], n=np.append(self.n, 0),
-                    mode=np.concatenate([self.mode, np.repeat(self.mode[:1], k)]),
-                    temps=np.concatenate([self.temps, np.repeat(self.temps[:1], k, 0)]),
-                    z_temperature=pad(self.z_temperature, 0), x_prev=pad(self.x_prev, 0),
-                    has_prev=pad(self.has_prev, 0, False), delta=pad(self.delta, 1),
-                    z_fixed=pad(self.z_fixed, 1), scope=pad(self.scope, 1, True))
+        return Rows(groups=groups, rngs=rngs, n=np.array(n), mode=self.mode[fill], temps=self.temps[fill],
+                    z_temperature=self.z_temperature[fill], x_prev=put(self.x_prev, 0, 0),
+                    has_prev=put(self.has_prev, 0, False), delta=put(self.delta, 1, 0),
+                    z_fixed=put(self.z_fixed, 1, 0), scope=put(self.scope, 1, True)), where

@@ -6,8 +6,8 @@ own controls and takes) advance chunk by chunk in one batched pass of the decode
         chunks = renderer.step(streams)    # one chunk per unfinished stream (None once it ended)
 
 A stream's notes do not depend on the other streams of its passes: each draws its noise from
-its own generator (ml.fastdecode.Rows) and every pass has at least `NumpyDecoder.min_rows`
-rows (`ml.fastdecode.consistent_rows`).
+its own generator (ml.fastdecode.Rows) and every pass is laid out on the BLAS row tile
+(`NumpyDecoder.row_align`, `ml.fastdecode.row_alignment`).
 """
 from __future__ import annotations
 

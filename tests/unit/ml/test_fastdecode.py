@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml.fastdecode import NumpyDecoder
+from ml.fastdecode import NumpyDecoder, Rows
 from ml.inference import Renderer
 from ml.model import EXPECTED, HEADS, ORDINAL_HEADS, CVRNN
 
@@ -210,3 +210,34 @@ def test_the_point_estimate_takes_the_expected_class_of_the_ordinal_heads(setup)
     xt2, _, xn2, _ = decode_both(setup, temps, seeds=(5, 6))
     np.testing.assert_array_equal(xt2, xt)
     np.testing.assert_array_equal(xn2, xn)
+
+
+def test_rows_are_laid_out_on_the_row_tile_with_padding_groups_that_decode_nothing():
+    rng = [np.random.default_rng(k) for k in range(2)]
+    one = Rows.one(5, 1, rng[0], 5, mode="prior", delta=None, z_fixed=None, temperature=0.5, scope=None,
+                   x_prev=None, z_temperature=1.0)
+    three = Rows.one(3, 3, rng[1], 5, mode="fixed", delta=None, z_fixed=np.ones(5), temperature=0.0,
+                     scope=None, x_prev=np.ones((3, len(HEADS))), z_temperature=0.7)
+    both = Rows(groups=[(0, 1), (1, 4)], rngs=rng, n=np.array([5, 3]), mode=np.r_[one.mode, three.mode],
+                temps=np.r_[one.temps, three.temps], z_temperature=np.r_[one.z_temperature, three.z_temperature],
+                x_prev=np.r_[one.x_prev, three.x_prev], has_prev=np.r_[one.has_prev, three.has_prev],
+                z_fixed=np.zeros((5, 4, 5), np.float32))
+    rows, where = both.aligned(4)
+    assert where.tolist() == [0, 4, 5, 6] and len(rows.mode) == 8
+    assert rows.groups[:2] == [(0, 1), (4, 7)] and rows.rngs[:2] == rng
+    assert all(n == 0 and r is None for n, r in zip(rows.n[2:], rows.rngs[2:]))  # padding decodes nothing
+    assert sorted(a for a, _ in rows.groups[2:]) == [1, 2, 3, 7]
+    assert rows.live(2).tolist() == [True, False, False, False, True, True, True, False]
+    assert rows.live(4).tolist() == [True] + [False] * 7
+    assert (rows.z_temperature[where] == both.z_temperature).all() and not rows.has_prev[[1, 2, 3, 7]].any()
+    assert both.aligned(1)[0] is both  # already on the tile: unchanged
+
+
+def test_the_row_tile_makes_every_row_the_same_wherever_it_sits(model):
+    fast = NumpyDecoder(model)
+    a = fast.row_align
+    W = fast.g2[0]
+    X = np.random.default_rng(0).standard_normal((4 * a, W.shape[0])).astype(np.float32)
+    ref = X @ W
+    assert all(np.array_equal(X[o:o + a] @ W, ref[o:o + a]) for o in range(0, 4 * a, a))
+    assert all(np.array_equal(X[:M] @ W, ref[:M]) for M in range(a, 4 * a, a))
