@@ -287,7 +287,8 @@ class CVRNN(nn.Module):
             h = self.update(h, c_state[:, t], x[:, t], self.psi(mq))
         return h
 
-    def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0, point: bool = False):
+    def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0, point: bool = False,
+                sample: bool = False):
         """Teacher-forced pass over a window, sampling z from the posterior (reparameterised).
 
         feat (B, T, F) long; roll (B, 96, L); pos (B, T) long; beats (B, D, nb) float beat
@@ -296,7 +297,8 @@ class CVRNN(nn.Module):
         truncate: detach the CVRNN state every this many notes (truncated backpropagation).
         Returns logits (B, T, sum(HEADS)), (mu_q, logvar_q, mu_p, logvar_p) each (B, T, Z),
         and the new state (detach it before the next window); with ``point``, also the logits
-        generated from z = the prior mean (the point estimate's path, `point_loss`).
+        generated from z = the prior mean (the point estimate's path, `point_loss`); with ``sample``,
+        then the logits generated from one draw of the prior (a sampled take's path, `point_loss`).
         """
         h, hs = state
         c, hs_new = self.score(feat, roll, pos, beats, beat_pos, hs)
@@ -326,7 +328,11 @@ class CVRNN(nn.Module):
         logits = self.generate(c_gen, torch.stack(psis, 1))
         # Padded steps must not move the score GRU state either: windows end at piece ends.
         out = logits, (torch.stack(mqs, 1), torch.stack(lqs, 1), mp, lp), (h, hs_new)
-        return out + (self.generate(c_gen, self.psi(mp)),) if point else out
+        if point:
+            out += (self.generate(c_gen, self.psi(mp)),)
+        if sample:  # (B, T, sum(HEADS)); z from p(z_n | h_{n-1}) as a take draws it
+            out += (self.generate(c_gen, self.psi(mp + torch.randn_like(mp) * torch.exp(0.5 * lp))),)
+        return out
 
 
 # Heads whose classes are ordered values (a mean class means something); not the pedal patterns.
@@ -374,14 +380,18 @@ def heads_nll(logits, x, mask, head_mask=None, head_weight=None):
     return nll, per_head
 
 
-def point_loss(point_logits, x, mask, head_mask=None, head_weight=None):
+def point_loss(point_logits, x, mask, head_mask=None, head_weight=None, prefix: str = "point"):
     """Deviation (auxiliary term, not in the paper): the negative log-likelihood of the human
     performance generated from z_n = the prior mean mu_p(h_{n-1}), i.e. along the path of the point
     estimate. The ELBO trains the generator only on posterior samples, which see x_n; this term
     makes the prior's mean carry what the score and the history imply. The bottleneck is kept: x_n
-    still sees h only through z_n. Returns (nll, per-head stats)."""
+    still sees h only through z_n. Returns (nll, per-head stats named ``<prefix>_<head>``).
+
+    The same term on logits generated from a draw of the prior (``CVRNN.forward(sample=True)``,
+    prefix "sample") trains the generator on the z that sampled takes use, which the ELBO never
+    shows it (model v2.4, MODEL_CARD)."""
     nll, per_head = heads_nll(point_logits, x, mask, head_mask, head_weight)
-    return nll, {f"point_{k}": v for k, v in per_head.items()}
+    return nll, {f"{prefix}_{k}": v for k, v in per_head.items()}
 
 
 def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None,

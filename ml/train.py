@@ -44,6 +44,7 @@ class TrainConfig:
     prior_below_floor: bool = False  # the prior learns while the KL is below the free-bits floor (elbo_loss)
     init_from: str = ""           # start from this checkpoint's weights (fresh optimizer and schedule)
     point_weight: float = 0.0     # weight of ml.model.point_loss (z = prior mean); 0 = the ELBO alone
+    sample_weight: float = 0.0    # weight of the same NLL with z drawn from the prior (a sampled take's path)
     head_weight: str = ""         # JSON {head: weight} on heads' NLL, e.g. '{"tempo": 3}' (ml.model.elbo_loss)
     kl_anneal_steps: int = 1500
     transpose: int = 7
@@ -95,11 +96,12 @@ def evaluate(model: CVRNN, pieces, cfg: TrainConfig, device, notes_per_piece: in
     for batch, reset in batcher.batches(plan):
         b = to_torch(batch, device)
         state = reset_state(state, reset, device)
-        logits, qp, state, point = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
-                                         b["mask"], state, point=True)
+        logits, qp, state, point, sample = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"],
+                                                 b["x"], b["mask"], state, point=True, sample=True)
         _, stats = elbo_loss(logits, b["x"], b["mask"], qp, head_mask=b["scope"])
         p_nll, p_stats = point_loss(point, b["x"], b["mask"], b["scope"])  # the point estimate's path
-        stats.update(p_stats, point_nll=float(p_nll))
+        s_nll, s_stats = point_loss(sample, b["x"], b["mask"], b["scope"], prefix="sample")  # a take's path
+        stats.update(**p_stats, **s_stats, point_nll=float(p_nll), sample_nll=float(s_nll))
         n = int(b["mask"].sum())
         for k, v in stats.items():
             if k != "kl_dim":
@@ -202,17 +204,22 @@ def train(cfg: TrainConfig) -> dict:
             plan["cursor"] = cursor
             b = to_torch(batch, device)
             state = reset_state(state, reset, device)
-            logits, qp, state, *point = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
-                                              b["mask"], state, truncate=cfg.truncate, point=cfg.point_weight > 0)
+            logits, qp, state, *extra = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
+                                              b["mask"], state, truncate=cfg.truncate, point=cfg.point_weight > 0,
+                                              sample=cfg.sample_weight > 0)
             state = tuple(s.detach() for s in state)
             kl_w = min(1.0, (step + 1) / max(cfg.kl_anneal_steps, 1))
             loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=kl_w, free_bits=cfg.free_bits,
                                     head_mask=b["scope"], prior_below_floor=cfg.prior_below_floor,
                                     head_weight=head_weight)
-            if point:
-                p_nll, p_stats = point_loss(point[0], b["x"], b["mask"], b["scope"], head_weight)
+            if cfg.point_weight > 0:
+                p_nll, p_stats = point_loss(extra.pop(0), b["x"], b["mask"], b["scope"], head_weight)
                 loss = loss + cfg.point_weight * p_nll
                 stats.update(p_stats, point_nll=sum(p_stats.values()))
+            if cfg.sample_weight > 0:
+                s_nll, s_stats = point_loss(extra.pop(0), b["x"], b["mask"], b["scope"], head_weight, "sample")
+                loss = loss + cfg.sample_weight * s_nll
+                stats.update(s_stats, sample_nll=sum(s_stats.values()))
             if cfg.max_steps or cfg.max_minutes:
                 frac = min(step / cfg.max_steps, 1.0) if cfg.max_steps else \
                     min((elapsed0 + time.time() - t_start) / (cfg.max_minutes * 60), 1.0)
@@ -234,6 +241,7 @@ def train(cfg: TrainConfig) -> dict:
                       f"dev {stats['nll_deviation']:.2f} tempo {stats['nll_tempo']:.2f} "
                       f"sus {stats['nll_sustain']:.2f} soft {stats['nll_soft']:.2f}) kl {stats['kl']:.3f} "
                       f"{stats['kl_dim']}" + (f" point {stats['point_nll']:.3f}" if "point_nll" in stats else "")
+                      + (f" sample {stats['sample_nll']:.3f}" if "sample_nll" in stats else "")
                       + f" {rate:.0f} notes/s", end="", file=sys.stderr)
                 log.write(json.dumps({"step": step, "epoch": epoch, "loss": float(loss), **stats,
                                       "notes_per_s": rate, "kl_weight": kl_w}) + "\n")

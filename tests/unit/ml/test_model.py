@@ -298,6 +298,32 @@ def test_point_logits_come_from_the_prior_mean_and_the_point_loss_trains_it(tiny
     assert prior_grad > 0  # the prior's mean is what this term shapes
 
 
+def test_sample_logits_come_from_a_draw_of_the_prior_and_train_the_generator_on_it(tiny_config):
+    torch.manual_seed(0)
+    model = CVRNN(tiny_config)
+    b = batch_of([make_piece(8), make_piece(8, seed=1)], 24)
+    state = model.init_state(2)
+    args = (b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"], b["mask"], state)
+    torch.manual_seed(3)
+    logits, (mq, lq, mp, lp), _, point, sample = model(*args, point=True, sample=True)
+    c, _ = model.score(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], state[1])
+    c_gen = model.precompute(c)[0]
+    assert torch.allclose(point, model.generate(c_gen, model.psi(mp)), atol=1e-5)
+    assert not torch.allclose(sample, point)  # a draw, not the mean
+    nll, stats = point_loss(sample, b["x"], b["mask"], b["scope"], prefix="sample")
+    assert set(stats) == {f"sample_{h}" for h in HEADS}
+    nll.backward()
+    gen_grad = float(model.gen_out.weight.grad.abs().sum())
+    spread_grad = float(model.prior_out.bias.grad[tiny_config.z_dim:].abs().sum())
+    assert gen_grad > 0 and spread_grad > 0  # the generator and the prior's spread both learn from it
+    # the draw is mu_p + eps * sigma_p: at a vanishing prior spread it is the point path
+    with torch.no_grad():
+        model.prior_out.bias[tiny_config.z_dim:] = -60.0
+        model.prior_out.weight[tiny_config.z_dim:] = 0.0
+        _, _, _, point0, sample0 = model(*args, point=True, sample=True)
+    assert torch.allclose(sample0, point0, atol=1e-5)
+
+
 def test_head_weight_scales_a_head_in_the_loss_and_not_in_the_figures():
     logits, x, mask, qp = _random_heads(2, 6)
     loss1, s1 = elbo_loss(logits, x, mask, qp)

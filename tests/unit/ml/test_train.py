@@ -28,9 +28,10 @@ def _args(data, out, *extra):
 def test_a_run_with_the_prior_below_the_floor_and_the_point_loss_and_one_continuing_its_weights(tmp_path):
     data = _cache(tmp_path / "cache")
     first = train(_args(data, tmp_path / "a", "--max-steps", "3", "--prior-below-floor", "--free-bits", "0.2",
-                        "--point-weight", "0.5"))
+                        "--point-weight", "0.5", "--sample-weight", "0.5"))
     assert first["steps"] == 3 and first["final_val"]["notes"] > 0
     assert first["final_val"]["point_nll"] > 0 and "point_tempo" in first["final_val"]
+    assert first["final_val"]["sample_nll"] > 0 and "sample_tempo" in first["final_val"]
     src, _ = load_model(tmp_path / "a" / "export" / "last.pt")
     # a learning rate of 0: the continued run must end with exactly the weights it started from
     second = train(_args(data, tmp_path / "b", "--max-steps", "1", "--lr", "0", "--lr-min", "0",
