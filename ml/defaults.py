@@ -1,19 +1,25 @@
 """Rendering defaults that the web side reads too (this module imports nothing heavy)."""
 
-# The user's "note-level randomness": 0 takes each head's most likely class, DEFAULT_TEMPERATURE the
-# per-head defaults below, and other values scale those in proportion (a head at its expected
-# class stays there: ml.inference.head_temperatures). The interpretation's
-# variety comes from z; sampling x at 1 adds note-to-note noise that pianists do not make.
-DEFAULT_TEMPERATURE = 0.6
+# The user's "note-level randomness" (0..2). At 0, the default, the ordinal heads (velocity,
+# duration, onset deviation, beat tempo) take their expected class and a take's variety comes from
+# z alone; above 0 they are sampled at HEAD_TEMPERATURE scaled by randomness / REFERENCE_RANDOMNESS
+# (so 0.6, the default until model v2.2's decoding review, renders as it did). The pedal heads
+# are sampled at their HEAD_TEMPERATURE at every randomness: their most likely pattern is "up".
+# Chosen on the val works (ml/MODEL_CARD.md, "Decoding defaults"): with model v2.2, randomness 0
+# against 0.6 raised every sampled r and lowered every MAE (beat tempo r .13 -> .17, MAE 16.4 ->
+# 13.6 bpm; duration .45 -> .53), the takes' variety .67 / .51 of the pianists' (0.6: .95 / .78).
+DEFAULT_TEMPERATURE = 0.0
+REFERENCE_RANDOMNESS = 0.6
 
-# Per-head sampling temperature at the default randomness (DESIGN 4.1), chosen on the val works
-# (ml/MODEL_CARD.md, "Evaluation"): sustain 1.0: its 81 classes spread "down" over many patterns,
-# so a sharpened draw (0.5) lands on "up" (model v2.1: lift F1 .06 at 0.5, .20 at 1.0).
-# Model v2.2 keeps velocity 0.3 and beat tempo 0.6. At their expected class (-1, ml.model.EXPECTED:
-# variety from z alone) the val works gave velocity r .31 (.27 sampled), beat tempo r .15 (.13) and
-# MAE 13.5 bpm (16.4), but the takes' variety fell to .66 / .47 (.95 / .78; pianists 1).
+# Per-head sampling temperature at randomness REFERENCE_RANDOMNESS (DESIGN 4.1), chosen on the val
+# works with model v2.2: velocity 0.3 and beat tempo 0.6 (sharper than as trained: the
+# interpretation's variety comes from z; sampling x at 1 adds note-to-note noise that pianists do
+# not make); sustain 1.0: its 81 classes spread "down" over many patterns, so a sharpened draw
+# (0.5) lands on "up" (model v2.1: lift F1 .06 at 0.5, .20 at 1.0). A head set to the expected
+# class (-1, ml.model.EXPECTED) keeps it at every randomness.
 HEAD_TEMPERATURE = {"velocity": 0.3, "duration": 0.5, "deviation": 0.5, "tempo": 0.6, "sustain": 1.0,
                     "soft": 0.3}
+PEDAL_HEADS = ("sustain", "soft")
 
 # Spread of z around the prior mean when takes are sampled (mode "prior"): z = mu + t * eps * sigma.
 # The prior's full spread (1) makes takes differ more than pianists' interpretations correlate

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
-from ml.defaults import DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE, POINT_TEMPERATURE
+from ml.defaults import (DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE, PEDAL_HEADS,
+                         POINT_TEMPERATURE, REFERENCE_RANDOMNESS)
 from ml.fastdecode import NumpyDecoder
 from ml.model import EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
 from ml.streams import RenderStream, decode_pass
@@ -39,14 +40,19 @@ def point_temperature() -> np.ndarray:
 
 
 def head_temperatures(temperature: float) -> np.ndarray:
-    """(H,) per-head sampling temperatures for the user's randomness ``temperature`` (0..2):
-    the defaults of `ml.defaults.HEAD_TEMPERATURE` at DEFAULT_TEMPERATURE, scaled in proportion;
-    a head whose default is the expected class (`EXPECTED`) keeps it (its variety comes from z),
-    and 0 takes every head's most likely class."""
+    """(H,) per-head sampling temperatures for the user's randomness ``temperature`` (0..2).
+
+    The ordinal heads: their expected class (`EXPECTED`) at 0, else `ml.defaults.HEAD_TEMPERATURE`
+    scaled by temperature / REFERENCE_RANDOMNESS; the pedal heads at their HEAD_TEMPERATURE
+    whatever the randomness; a head whose HEAD_TEMPERATURE is EXPECTED keeps it.
+    """
     base = np.array([HEAD_TEMPERATURE[h] for h in HEADS], np.float32)
-    if float(temperature) == 0.0:
-        return np.zeros_like(base)
-    return np.where(base < 0, np.float32(EXPECTED), base * float(temperature) / DEFAULT_TEMPERATURE)
+    pedal = np.array([h in PEDAL_HEADS for h in HEADS])
+    t = float(temperature)
+    notes = np.float32(EXPECTED) if t == 0.0 else base * np.float32(t / REFERENCE_RANDOMNESS)
+    return np.where((base < 0) | pedal, base, notes).astype(np.float32)
+
+
 MODES = ("prior", "perturb", "fixed")
 PEDAL_MODES = ("model", "none", "reference")  # whose sustain and soft pedal a render plays
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cvrnn.pt"
@@ -260,11 +266,12 @@ class Renderer:
         delta: 5 numbers, or an (N, 5) per-note curve, for ``perturb``; z: 5 numbers or (N, 5) for
         ``fixed`` (default zeros). expressiveness scales the deviations from a deadpan rendering
         (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated). temperature is the
-        note-level randomness: 0 takes each head's most likely class, the default the per-head
-        temperatures of `ml.defaults.HEAD_TEMPERATURE`, others scale them. base_tempo_bpm sets
-        the first marked tempo (the others keep their ratios); without it a ``reference`` sets the
-        speed (its pianist's overall ratio to the marking). z_temperature scales the spread of
-        z around the prior mean in mode ``prior`` (`ml.defaults.DEFAULT_Z_TEMPERATURE`).
+        note-level randomness (`head_temperatures`): 0, the default, takes the expected class of
+        velocity, duration, onset deviation and tempo; more samples them, ever more freely; or
+        one temperature per head (0 the most likely class, `EXPECTED` the expected one).
+        base_tempo_bpm sets the first marked tempo (the others keep their ratios); without it a
+        ``reference`` sets the speed (its pianist's overall ratio to the marking). z_temperature
+        scales the spread of z around the prior mean in mode ``prior`` (`DEFAULT_Z_TEMPERATURE`).
         pedal: ``model`` (the model's sustain and soft pedal), ``none`` (no pedal) or
         ``reference`` (the reference pianist's pedal on the notes it played, the model's
         elsewhere; needs a reference of this score's own notes, else the model's throughout).

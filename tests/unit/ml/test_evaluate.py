@@ -215,7 +215,8 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
         w.writerows(rows)
     out, plots = tmp_path / "eval.json", tmp_path / "plots"
     assert E.main(["--data", str(data), "--json", str(out), "--checkpoint", tiny_checkpoint,
-                   "--cache", str(tmp_path / "cache"), "--starts", "8", "--seeds", "2", "--plots", str(plots)]) == 0
+                   "--cache", str(tmp_path / "cache"), "--starts", "8", "--seeds", "2", "--plots", str(plots),
+                   "--temperature", "0.6"]) == 0  # sampled notes: a random tiny model's expected classes barely vary
     printed = capsys.readouterr().out
     assert "paper z=0" in printed and "pianist pairs (ceiling)" in printed and "beat tempo" in printed
     res = json.loads(out.read_text())
