@@ -251,11 +251,15 @@ def test_tokens_and_anonymous_access(stack, checker):
     assert anon.get("/api/v1/scores/").status_code == 200  # demos are public
     assert anon.get("/api/v1/shared-presets/").status_code == 200
     for method, path in [("get", "/api/v1/presets/"), ("post", "/api/v1/presets/"),
-                         ("post", "/api/v1/scores/"), ("get", f"/api/v1/jobs/{uuid.uuid4()}/")]:
+                         ("post", "/api/v1/scores/"), ("post", f"/api/v1/scores/{uuid.uuid4()}/render/"),
+                         ("post", f"/api/v1/jobs/{uuid.uuid4()}/cancel/")]:
         r = getattr(anon, method)(path)
         assert r.status_code == 401, (path, r.text)
         assert r.json()["error"] == "Authentication credentials were not provided."
         assert r.headers["WWW-Authenticate"] == "Token"
+    # jobs belong to a user or to an anonymous browser session: a cookie-less caller has none
+    r = anon.get(f"/api/v1/jobs/{uuid.uuid4()}/")
+    assert r.status_code == 404 and r.json() == {"error": "no such job"}
     for path in ("/api/v1/nothing/", "/api/v1/scores/not-a-uuid/"):
         r = requests.get(stack.base_url + path, timeout=60)
         assert r.status_code == 404 and "no such API endpoint" in r.json()["error"]

@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
+from webapp.api.permissions import USER_OR_SESSION
 from webapp.api.views import _body, _errors, _job_created, _render_refusals, _valid
-from webapp.http import score_or_404
+from webapp.http import client_addr, request_session_key, score_or_404
 from webapp.jobs.selectors import performance_get_visible
 from webapp.presets import selectors as preset_selectors
 from webapp.presets import services as preset_services
@@ -120,7 +121,7 @@ class PresetApplyView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="presets_apply", request=s.ApplySerializer,
-                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429, 503)},
+                   responses={201: s.JobSerializer, **_errors(400, 401, 403, 404, 429, 503)},
                    summary="Render a score with the preset's seed, controls and reference")
     def post(self, request, preset_id):
         preset = preset_owned_or_404(request, preset_id)
@@ -139,8 +140,10 @@ def _apply(request, preset):
         if "variations" in data:
             controls["variations"] = data["variations"]
         variation = {"seed": data["seed"] if "seed" in data else preset.seed, "controls": controls}
+    session_key = request_session_key(request, create=not request.user.is_authenticated)
     return _render_refusals(lambda: _job_created(preset_services.preset_apply(
-        preset=preset, score=score, user=request.user, session_key="", variation=variation)))
+        preset=preset, score=score, user=request.user, session_key=session_key,
+        variation=variation, client_addr=client_addr(request))))
 
 
 class SharedPresetListView(APIView):
@@ -166,10 +169,11 @@ class SharedPresetDetailView(APIView):
 
 
 class SharedPresetApplyView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = USER_OR_SESSION
 
     @extend_schema(operation_id="shared_presets_apply", request=s.ApplySerializer,
-                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429, 503)},
-                   summary="Render a score with a shared preset")
+                   responses={201: s.JobSerializer, **_errors(400, 401, 403, 404, 429, 503)},
+                   summary="Render a score with a shared preset (anonymous: a browser session, "
+                           "which owns the job)")
     def post(self, request, token):
         return _apply(request, preset_shared_or_404(token))

@@ -29,11 +29,10 @@ def api_scores_visible(*, user) -> list[dict]:
 
 
 def api_job(*, job: RenderJob) -> dict:
-    out = job_summary(job=job)
-    out["status_url"] = reverse("api-job", args=[job.id])
-    out.setdefault("controls", job.controls)
-    out.setdefault("performance_ids", [out["performance_id"]] if out.get("performance_id") else [])
-    return out
+    """A job as the API answers it (the player's and the scripts'): its summary, and where to
+    poll and cancel it."""
+    return {**job_summary(job=job), "status_url": reverse("api-job", args=[job.id]),
+            "cancel_url": reverse("api-job-cancel", args=[job.id])}
 
 
 def api_performance_summary(*, performance: Performance) -> dict:

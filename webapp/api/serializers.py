@@ -55,11 +55,17 @@ class RenderRequestSerializer(serializers.Serializer):
     controls = ControlsSerializer(required=False)
 
 
+def _controls_object() -> serializers.DictField:
+    """Controls as the views take them: any JSON object (what its values mean is checked by the
+    services, with the web's messages)."""
+    return serializers.DictField(required=False, error_messages={"not_a_dict": "must be a JSON object"})
+
+
 class RenderRequestCheck(RenderRequestSerializer):
     """What the view checks itself: the controls' values are checked by the render service
     (webapp.jobs.controls), with the web's messages."""
 
-    controls = serializers.DictField(required=False)
+    controls = _controls_object()
 
 
 class ScoreUploadSerializer(serializers.Serializer):
@@ -101,13 +107,10 @@ class JobSerializer(serializers.Serializer):
         "value, v} that these notes complete)}, then {type: 'done', performance_id, "
         "performances, n_notes}. A finished job is replayed. Refused: close code 4401 bad token, "
         "4403 not your job. Or poll status_url."))
-    status_url = serializers.CharField()
+    status_url = serializers.CharField(help_text="GET: this job again (poll it until it has ended).")
+    cancel_url = serializers.CharField(help_text="POST: cancel the job while it is queued or running.")
     performance_id = serializers.UUIDField(allow_null=True)
     performance_ids = serializers.ListField(child=serializers.UUIDField())
-
-
-class CancelSerializer(serializers.Serializer):
-    state = serializers.CharField()
 
 
 class PerformanceSummarySerializer(serializers.Serializer):
@@ -154,7 +157,7 @@ class PresetCreateSerializer(serializers.Serializer):
 class PresetCreateCheck(PresetCreateSerializer):
     """As RenderRequestCheck: the controls' values are checked by the preset service."""
 
-    controls = serializers.DictField(required=False)
+    controls = _controls_object()
 
 
 class PresetUpdateSerializer(serializers.Serializer):
@@ -179,7 +182,7 @@ class ApplySerializer(serializers.Serializer):
 class ApplyCheck(ApplySerializer):
     """As RenderRequestCheck: the controls' values are checked by the render service."""
 
-    controls = serializers.DictField(required=False)
+    controls = _controls_object()
 
 
 class ReferenceInfoSerializer(serializers.Serializer):

@@ -18,8 +18,9 @@ from rest_framework.views import APIView
 
 from webapp.api import selectors as api_selectors
 from webapp.api import serializers as s
+from webapp.api.permissions import USER_OR_SESSION
 from webapp.errors import JobNotActive, RenderLimitReached, RenderServiceUnavailable, ScoreError
-from webapp.http import score_or_404, upload_too_large
+from webapp.http import client_addr, request_session_key, score_or_404, upload_too_large, visible_or_404
 from webapp.jobs.downloads import AudioUnavailable, performance_file_response
 from webapp.jobs.lifecycle import render_jobs_fail_stale
 from webapp.jobs.selectors import DOWNLOAD_FORMATS, job_get_for_requester, performance_get_visible
@@ -28,7 +29,8 @@ from webapp.references.selectors import reference_get_visible
 from webapp.scores.services import score_create_from_upload
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
-    400: "Invalid input", 401: "Not signed in, or a bad token", 403: "Not allowed",
+    400: "Invalid input", 401: "Not signed in, or a bad token",
+    403: "Not allowed (a browser session's write without its CSRF token)",
     404: "Not found (or not yours)", 409: "Conflict", 415: "Not multipart/form-data",
     429: "Too many renders in progress",
     503: "The render service is unavailable (nothing was queued); try again"}.items()}
@@ -121,24 +123,27 @@ class ScoreDetailView(APIView):
 
 
 class ScoreRenderView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = USER_OR_SESSION
 
     @extend_schema(operation_id="scores_render", request=s.RenderRequestSerializer,
-                   responses={201: s.JobSerializer, **_errors(400, 401, 404, 429, 503)},
-                   summary="Render the score with any controls; stream ws_url or poll the job")
+                   responses={201: s.JobSerializer, **_errors(400, 401, 403, 404, 429, 503)},
+                   summary="Render the score with any controls; stream ws_url or poll the job "
+                           "(anonymous: a browser session, which owns the job)")
     def post(self, request, score_id):
         score = score_or_404(request, score_id)
         body = _body(request)
         data = _valid(s.RenderRequestCheck, body)
+        # an anonymous requester owns its jobs by its session (made now if need be)
+        session_key = request_session_key(request, create=not request.user.is_authenticated)
         controls = body.get("controls") or {}
         ref_id = controls.get("reference_id") if isinstance(controls, dict) else None
         if ref_id not in (None, "") and reference_get_visible(
-                reference_id=ref_id, user=request.user, session_key="") is None:
+                reference_id=ref_id, user=request.user, session_key=session_key) is None:
             raise ValidationError("no such reference performance (it is not yours, or it was "
                                   "deleted)")
         return _render_refusals(lambda: _job_created(render_job_create(
-            score=score, user=request.user, session_key="", seed=data.get("seed"),
-            controls=controls)))
+            score=score, user=request.user, session_key=session_key, seed=data.get("seed"),
+            controls=controls, client_addr=client_addr(request))))
 
 
 class ScorePerformancesView(APIView):
@@ -153,15 +158,12 @@ class ScorePerformancesView(APIView):
 # --- jobs and performances --------------------------------------------------------------------
 
 def _job_or_404(request, job_id):
-    job = job_get_for_requester(job_id=job_id, user=request.user,
-                                                 session_key="")
-    if job is None:
-        raise Http404("no such job")
-    return job
+    """The requester's job (a user's, or an anonymous session's), else 404."""
+    return visible_or_404(request, job_get_for_requester, "job", job_id=job_id)
 
 
 class JobView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = USER_OR_SESSION
 
     @extend_schema(operation_id="jobs_retrieve",
                    responses={200: s.JobSerializer, **_errors(401, 404)},
@@ -174,10 +176,10 @@ class JobView(APIView):
 
 
 class JobCancelView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = USER_OR_SESSION
 
     @extend_schema(operation_id="jobs_cancel", request=None,
-                   responses={200: s.JobSerializer, **_errors(401, 404, 409)},
+                   responses={200: s.JobSerializer, **_errors(401, 403, 404, 409)},
                    summary="Cancel a queued or running render")
     def post(self, request, job_id):
         job = _job_or_404(request, job_id)

@@ -27,10 +27,11 @@ def job_chunks(*, job_id: uuid.UUID, from_seq: int = 0) -> list[dict]:
 
 
 def job_summary(*, job: RenderJob) -> dict:
+    """A job's state, progress, takes and WebSocket path (the API adds its own URLs:
+    webapp.api.selectors.api_job)."""
     return {"job_id": str(job.id), "state": job.state, "message": job.message or None,
             "seed": job.seed, "n_notes_done": job.n_notes_done, "n_notes_total": job.n_notes_total,
             "n_chunks": job.n_chunks, "ws_url": f"/ws/jobs/{job.id}/",
-            "cancel_url": reverse("job-cancel", args=[job.id]),
             "controls": job.controls,
             "performance_id": _perf_id(job),
             "performance_ids": [str(p) for p in Performance.objects.filter(job=job)
