@@ -124,7 +124,7 @@ def run_load(base_url: str, args, score: Path, upload_score: Path) -> dict:
                 return
             job = r.json()
             got = follow(renderers[k], job["job_id"], t0, args.timeout)
-            status = renderers[k].get(f"/jobs/{job['job_id']}/").json()
+            status = renderers[k].get(f"/api/v1/jobs/{job['job_id']}/").json()
             renders[k] = dict(got, n_total=status["n_notes_total"])
         except Exception as exc:  # noqa: BLE001
             rec.add(f"render {k}: {type(exc).__name__}: {exc}")
@@ -155,7 +155,7 @@ def run_load(base_url: str, args, score: Path, upload_score: Path) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    n_shared = host.get(f"/jobs/{shared['job_id']}/").json()["n_notes_total"]
+    n_shared = host.get(f"/api/v1/jobs/{shared['job_id']}/").json()["n_notes_total"]
     streams = ([dict(check_stream(x["msgs"], x["end"], n_shared), who="listener")
                 for x in listeners if x] +
                [dict(check_stream(x["msgs"], x["end"], x["n_total"]), who="render") for x in renders if x])

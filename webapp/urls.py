@@ -1,9 +1,10 @@
-"""URL routes of the web app (see the web contract for what each returns)."""
+"""URL routes of the web app (see the web contract for what each returns); the JSON API, which
+the score page renders through too, is webapp.api.urls."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from webapp.accounts.views import signup
-from webapp.jobs.views import job_cancel, job_status, performance_download, performance_notes, score_render, score_takes
+from webapp.jobs.views import performance_download, performance_notes, score_takes
 from webapp.references.views import reference_delete, reference_notes, score_references
 from webapp.scores.views import home, score_bars, score_delete, score_mei, score_notemap, score_page, upload
 
@@ -14,7 +15,6 @@ urlpatterns = [
     path("scores/<uuid:score_id>/delete", score_delete, name="score-delete"),
     path("scores/<uuid:score_id>/mei", score_mei, name="score-mei"),
     path("scores/<uuid:score_id>/notemap.json", score_notemap, name="score-notemap"),
-    path("scores/<uuid:score_id>/render", score_render, name="score-render"),
     path("scores/<uuid:score_id>/takes.json", score_takes, name="score-takes"),
     path("scores/<uuid:score_id>/bars.json", score_bars, name="score-bars"),
     path("scores/<uuid:score_id>/references", score_references, name="score-references"),
@@ -22,8 +22,6 @@ urlpatterns = [
          name="reference-notes"),
     path("references/<uuid:reference_id>/delete", reference_delete,
          name="reference-delete"),
-    path("jobs/<uuid:job_id>/", job_status, name="job"),
-    path("jobs/<uuid:job_id>/cancel", job_cancel, name="job-cancel"),
     path("performances/<uuid:performance_id>/notes.json", performance_notes,
          name="performance-notes"),
     path("performances/<uuid:performance_id>/download.<str:fmt>", performance_download,

@@ -133,9 +133,10 @@ export class Player {
     return { seed: Math.floor(Math.random() * 2 ** 31), ...extra };
   }
 
-  /** Render a take; ``url`` replaces the score's render URL for this one request (a preset's
-   * apply URL keeps its reference performance). */
-  async render({ url } = {}) {
+  /** Render a take; ``url`` replaces the score's render URL (/api/v1/scores/<id>/render/) for
+   * this one request, and ``params`` are sent beside the panel's seed and controls (a preset's
+   * apply URL, which keeps the preset's reference performance, with its ``score_id``). */
+  async render({ url, params } = {}) {
     showMessage(this.ui, '');
     this.error = null;
     this.ctx.resume();   // inside the click: the browser lets audio start
@@ -151,7 +152,7 @@ export class Player {
     this.setStatus('Starting…');
     let job;
     try {
-      job = await postJSON(url || this.cfg.renderUrl, this.renderParams(), this.cfg.csrf);
+      job = await postJSON(url || this.cfg.renderUrl, { ...this.renderParams(), ...params }, this.cfg.csrf);
     } catch (e) {
       this.ui.render.disabled = false;
       this.fail(`Render refused: ${e.message}`);
@@ -287,7 +288,7 @@ export class Player {
 
   async cancel() {
     if (!this.job) return;
-    const url = this.job.cancel_url || `/jobs/${this.job.job_id}/cancel`;
+    const url = this.job.cancel_url || `/api/v1/jobs/${this.job.job_id}/cancel/`;
     try {
       const res = await postJSON(url, {}, this.cfg.csrf);
       if (res && res.state === 'cancelled' && this.streaming) {
@@ -390,7 +391,8 @@ export function mount(root = document.getElementById('player')) {
   const player = new Player(root);
   window.__player = playerProbe(player);
   // What the page's other scripts may use (not the test probe): set the controls, render
-  // (optionally through another URL); 'player:takes' events tell them when the takes are drawn.
+  // (optionally through another URL, with more parameters); 'player:takes' events tell them
+  // when the takes are drawn.
   root.pianoPlayer = {
     setControls: (values) => player.controls.setControls(values),
     render: (options) => player.render(options),

@@ -328,10 +328,11 @@ class Client:
         return m.group(1)
 
     def render(self, score_id: str, seed: int | None = None, **body) -> requests.Response:
+        """POST the score page's render request (the API's, with the session and its CSRF token)."""
         payload = dict(body)
         if seed is not None:
             payload["seed"] = seed
-        return self.post(f"/scores/{score_id}/render", data=json.dumps(payload),
+        return self.post(f"/api/v1/scores/{score_id}/render/", data=json.dumps(payload),
                          headers={"Content-Type": "application/json"})
 
     def socket(self, job_id: str, from_seq: int = 0) -> JobSocket:

@@ -41,7 +41,7 @@ def test_every_control_is_stored_and_the_same_seed_reproduces(stack, medium):
     assert stored["notes"] == notes and all("b" in n and len(n["z"]) == 5 for n in notes)
     takes = client.get(f"/scores/{score}/takes.json").json()
     assert takes[-1]["controls"] == CONTROLS and takes[-1]["performance_id"] == done["performance_id"]
-    job = client.get(f"/jobs/{takes[-1]['job_id']}/").json()
+    job = client.get(f"/api/v1/jobs/{takes[-1]['job_id']}/").json()
     assert job["controls"] == CONTROLS
     again, notes2 = _render_done(client, score, seed=11, controls=CONTROLS)
     assert again["performance_id"] != done["performance_id"]
@@ -151,5 +151,5 @@ def test_bad_controls_are_refused_with_a_message(stack, medium):
     r = client.render(score, seed="x")
     assert r.status_code == 400 and "seed" in r.json()["error"]
     r = client.render(score, controls=[1, 2])
-    assert r.status_code == 400 and "controls must be a JSON object" in r.json()["error"]
+    assert r.status_code == 400 and r.json()["error"] == "controls: must be a JSON object"
     assert stack.count("webapp_renderjob") == before, "a refused render left a job behind"

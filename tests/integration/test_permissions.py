@@ -1,10 +1,16 @@
-"""Who may see what: uploads are private, jobs and their sockets belong to their maker."""
+"""Who may see what: uploads are private, jobs and their sockets belong to their maker (a user,
+or an anonymous browser session), through the API as on the pages."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
+import requests
 from websockets.exceptions import InvalidStatus
 
 from tests.integration.stack import Client
+
+PASSWORD = "a-Long-passw0rd!"
 
 
 @pytest.fixture
@@ -40,8 +46,8 @@ def test_jobs_sockets_and_takes_belong_to_their_owner(stack, owned):
         other.socket(job["job_id"])
     with pytest.raises(InvalidStatus):
         Client(stack).socket(job["job_id"])
-    assert other.get(f"/jobs/{job['job_id']}/").status_code == 404
-    assert other.post(f"/jobs/{job['job_id']}/cancel").status_code == 404
+    assert other.get(f"/api/v1/jobs/{job['job_id']}/").status_code == 404
+    assert other.post(f"/api/v1/jobs/{job['job_id']}/cancel/").status_code == 404
     for url in [done["notes_url"], *done["downloads"].values()]:
         assert other.get(url).status_code == 404, url
         assert owner.get(url).status_code == 200, url
@@ -60,16 +66,17 @@ def test_socket_from_a_foreign_origin_is_refused(stack, owned):
 
 def test_render_without_csrf_is_forbidden(stack, owned):
     owner, score = owned
-    r = owner.s.post(owner.url(f"/scores/{score}/render"), json={"seed": 1})
-    assert r.status_code == 403
+    r = owner.s.post(owner.url(f"/api/v1/scores/{score}/render/"), json={"seed": 1})
+    assert r.status_code == 403 and "CSRF" in r.json()["error"]
 
 
 def test_bad_render_requests_get_clear_errors(stack, owned):
     owner, score = owned
-    assert owner.render(score, seed="abc").json() == {"error": "seed must be an integer"}
-    r = owner.post(f"/scores/{score}/render", data="{not json",
+    r = owner.render(score, seed="abc")
+    assert r.status_code == 400 and r.json()["error"] == "seed: A valid integer is required."
+    r = owner.post(f"/api/v1/scores/{score}/render/", data="{not json",
                    headers={"Content-Type": "application/json"})
-    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    assert r.status_code == 400 and "JSON parse error" in r.json()["error"]
     r = owner.render(score, controls={"loudness": 3})
     assert r.status_code == 400 and "unknown control(s): loudness" in r.json()["error"]
     assert owner.get(f"/scores/{score}/takes.json").json() == []
@@ -96,3 +103,55 @@ def test_anonymous_visitor_renders_a_demo_and_only_sees_their_own_takes(stack):
     assert stranger.get(done["notes_url"]).status_code == 404
     with pytest.raises(InvalidStatus):
         stranger.socket(job["job_id"])
+
+
+def test_an_anonymous_session_owns_its_jobs_through_the_api(stack, big_score):
+    """What the score page does for a visitor, through /api/v1: render (the session is made),
+    poll and cancel with the session's CSRF token; a write without it is refused; other
+    sessions, users and token clients do not find the job; no cookie and no token is a 401."""
+    name = f"d{uuid.uuid4().hex[:10]}"
+    uploader = Client(stack).signup(name, PASSWORD)
+    demo = uploader.upload_ok(big_score)  # made a demo: long enough to cancel midway
+    stack.manage("shell", "-c", "from webapp.models import Score; "
+                 f"assert Score.objects.filter(id='{demo}').update(is_demo=True) == 1")
+    anon = Client(stack)
+    assert anon.get(f"/scores/{demo}/").status_code == 200  # the page sets the CSRF cookie
+    r = anon.s.post(anon.url(f"/api/v1/scores/{demo}/render/"), json={"seed": 3})
+    assert r.status_code == 403 and "CSRF" in r.json()["error"]
+    r = requests.post(anon.url(f"/api/v1/scores/{demo}/render/"), json={"seed": 3}, timeout=60)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Token"
+    assert stack.sql("SELECT COUNT(*) FROM webapp_renderjob WHERE seed = 3")[0][0] == 0
+
+    r = anon.render(demo, seed=3)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert "sessionid" in anon.s.cookies
+    assert job["status_url"] == f"/api/v1/jobs/{job['job_id']}/"
+    assert job["cancel_url"] == f"/api/v1/jobs/{job['job_id']}/cancel/"
+    assert anon.get(job["status_url"]).json()["job_id"] == job["job_id"]
+    token = requests.post(anon.url("/api/v1/token/"), timeout=60,
+                          json={"username": name, "password": PASSWORD}).json()["token"]
+    scripted = requests.Session()
+    scripted.headers["Authorization"] = f"Token {token}"
+    stranger = Client(stack)
+    for c in (stranger, uploader):
+        assert c.get(job["status_url"]).status_code == 404
+        assert c.post(job["cancel_url"]).status_code == 404
+    assert scripted.get(anon.url(job["status_url"]), timeout=60).status_code == 404
+    assert scripted.post(anon.url(job["cancel_url"]), timeout=60).status_code == 404
+
+    with anon.socket(job["job_id"]) as ws:
+        ws.messages_until_end(stop_after_notes=1)
+        r = anon.s.post(anon.url(job["cancel_url"]))
+        assert r.status_code == 403 and "CSRF" in r.json()["error"]
+        r = anon.post(job["cancel_url"])
+        assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+        assert ws.messages_until_end()[-1] == {"type": "state", "state": "cancelled",
+                                               "message": "cancelled by the user"}
+    r = anon.post(job["cancel_url"])
+    assert r.status_code == 409 and "already ended" in r.json()["error"]
+    assert anon.get(job["status_url"]).json()["state"] == "cancelled"
+    # The token client renders as before (no session, no CSRF token).
+    r = scripted.post(anon.url(f"/api/v1/scores/{demo}/render/"), json={"seed": 5}, timeout=60)
+    assert r.status_code == 201 and "sessionid" not in r.cookies, r.text
+    assert scripted.post(anon.url(r.json()["cancel_url"]), timeout=60).json()["state"] == "cancelled"

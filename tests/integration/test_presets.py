@@ -9,6 +9,7 @@ import re
 import uuid
 
 import pytest
+import requests
 
 from tests.integration.stack import Client
 
@@ -40,6 +41,12 @@ def save_preset(client: Client, performance_id: str, name: str) -> str:
     return r.json()["id"]
 
 
+def apply(client: Client, apply_url: str, score_id: str) -> requests.Response:
+    """Render ``score_id`` with a preset, as the score page does: POST to the preset's
+    ``apply_url`` (the API's) with the session and its CSRF token."""
+    return post_json(client, apply_url, {"score_id": score_id})
+
+
 def smallest_demo(stack, client: Client) -> dict:
     stack.manage("load_demos")
     demos = [s for s in client.get("/api/v1/scores/").json() if s["is_demo"]]
@@ -68,9 +75,10 @@ def test_private_presets_are_their_owners_only(stack, take):
     for c in (other, anon):
         for path in (f"/presets/{pid}/", f"/presets/{pid}/preset.json", f"/presets/{pid}/notes.json"):
             assert c.get(path).status_code == 404, path
-        for path in (f"/presets/{pid}/edit", f"/presets/{pid}/share", f"/presets/{pid}/delete",
-                     f"/presets/{pid}/apply/{score}"):
+        for path in (f"/presets/{pid}/edit", f"/presets/{pid}/share", f"/presets/{pid}/delete"):
             assert c.post(path, data={"name": "x"}).status_code == 404, path
+        # applying a private preset needs its owner: a stranger's 404, a visitor's 401 (sign in)
+        assert apply(c, f"/api/v1/presets/{pid}/apply/", score).status_code == (404 if c is other else 401)
         assert "Bold rubato" not in c.get("/presets/shared/").text
     assert "Bold rubato" not in other.get("/presets/").text
     # Someone else's take cannot be saved; nor can an anonymous visitor save one.
@@ -125,22 +133,26 @@ def test_share_stop_sharing_rename_delete(stack, take):
 def test_applying_a_preset_renders_its_controls_reproducibly(stack, take, medium_score, good_inputs):
     owner, _, done, _ = take
     pid = save_preset(owner, done["performance_id"], "Reproducible")
+    apply_url = owner.get(f"/presets/{pid}/preset.json").json()["apply_url"]
+    assert apply_url == f"/api/v1/presets/{pid}/apply/"
     other_score = owner.upload_ok(good_inputs["musicxml"])
-    r = owner.post(f"/presets/{pid}/apply/{other_score}")
+    r = apply(owner, apply_url, other_score)
     assert r.status_code == 201, r.text
     assert r.json()["seed"] == 21 and r.json()["controls"] == CONTROLS
     done1, notes1 = follow(owner, r.json())
     stored = owner.get(done1["notes_url"]).json()
     assert stored["controls"] == CONTROLS and stored["seed"] == 21 and stored["notes"] == notes1
-    done2, notes2 = follow(owner, owner.post(f"/presets/{pid}/apply/{other_score}").json())
+    done2, notes2 = follow(owner, apply(owner, apply_url, other_score).json())
     assert done2["performance_id"] != done1["performance_id"]
     assert key(notes2) == key(notes1), "the same preset on the same score gives the same notes"
     # A stranger cannot apply it, nor apply it to a score they cannot see.
     stranger = Client(stack).signup(f"s{uuid.uuid4().hex[:10]}")
-    assert stranger.post(f"/presets/{pid}/apply/{other_score}").status_code == 404
+    assert apply(stranger, apply_url, other_score).status_code == 404
     owner.post(f"/presets/{pid}/share")
-    token = owner.get(f"/presets/{pid}/preset.json").json()["share_url"]
-    r = stranger.post(f"{token}apply/{other_score}")
+    link = owner.get(f"/presets/{pid}/preset.json").json()["share_url"]
+    shared_apply = stranger.get(f"{link}preset.json").json()["apply_url"]
+    assert shared_apply == f"/api/v1/shared-presets/{link.strip('/').split('/')[-1]}/apply/"
+    r = apply(stranger, shared_apply, other_score)
     assert r.status_code == 404 and r.json() == {"error": "no such score"}
 
 
@@ -152,7 +164,8 @@ def test_anyone_with_the_link_applies_it_to_a_demo(stack, take):
     anon = Client(stack)
     demo = smallest_demo(stack, anon)
     assert f'href="/scores/{demo["score_id"]}/?preset=' in anon.get(link).text
-    r = anon.post(f"{link}apply/{demo['score_id']}")
+    apply_url = anon.get(f"{link}preset.json").json()["apply_url"]
+    r = apply(anon, apply_url, demo["score_id"])
     assert r.status_code == 201, r.text
     done_demo, notes = follow(anon, r.json())
     assert len(notes) == demo["n_notes"]
@@ -161,7 +174,7 @@ def test_anyone_with_the_link_applies_it_to_a_demo(stack, take):
     takes = anon.get(f"/scores/{demo['score_id']}/takes.json").json()
     assert [t["performance_id"] for t in takes] == [done_demo["performance_id"]]
     owner.post(f"/presets/{pid}/unshare")
-    assert anon.post(f"{link}apply/{demo['score_id']}").status_code == 404
+    assert apply(anon, apply_url, demo["score_id"]).status_code == 404
 
 
 REF_SCRIPT = """
@@ -207,7 +220,7 @@ def test_a_preset_with_a_reference_outlives_it_and_primes_another_score(
     assert user.post(f"/references/{ref_id}/delete").status_code == 200
     assert stack.sql("SELECT COUNT(*) FROM webapp_referenceperformance WHERE score_id IS NULL")[0][0] >= 1
     other = user.upload_ok(medium_score)
-    r = user.post(f"/presets/{pid}/apply/{other}")
+    r = apply(user, f"/api/v1/presets/{pid}/apply/", other)
     assert r.status_code == 201, r.text
     copy_id = r.json()["controls"]["reference_id"]
     assert copy_id != ref_id
@@ -221,7 +234,7 @@ def test_a_preset_with_a_reference_outlives_it_and_primes_another_score(
     link = user.get(f"/presets/{pid}/preset.json").json()["share_url"]
     anon = Client(stack)
     demo = smallest_demo(stack, anon)
-    r = anon.post(f"{link}apply/{demo['score_id']}")
+    r = apply(anon, anon.get(f"{link}preset.json").json()["apply_url"], demo["score_id"])
     assert r.status_code == 201 and r.json()["controls"]["reference_id"] == copy_id
     follow(anon, r.json())
     # ... but cannot name that reference in a render of their own.

@@ -28,7 +28,7 @@ def _assert_stream_complete(msgs, n_notes):
 def _job_state(client, job_id, want, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
-        job = client.get(f"/jobs/{job_id}/").json()
+        job = client.get(f"/api/v1/jobs/{job_id}/").json()
         if job["state"] == want or time.monotonic() > deadline:
             return job
         time.sleep(0.3)
@@ -132,7 +132,7 @@ def test_reconnect_replays_what_was_missed(stack, user, big_user):
         rest = ws.messages_until_end()
     assert rest[0]["type"] == "state"
     assert rest[-1]["type"] == "done", rest[-3:]
-    status = client.get(f"/jobs/{job['job_id']}/").json()
+    status = client.get(f"/api/v1/jobs/{job['job_id']}/").json()
     n_notes = status["n_notes_total"]
     assert status["n_chunks"] >= 2
     assert [c["seq"] for c in _notes_msgs(rest)] == list(range(1, status["n_chunks"]))
@@ -147,14 +147,14 @@ def test_cancel_stops_the_render(stack, big_user, good_inputs):
     job = client.render(big, seed=6).json()
     with client.socket(job["job_id"]) as ws:
         ws.messages_until_end(stop_after_notes=1)
-        r = client.post(f"/jobs/{job['job_id']}/cancel")
-        assert r.status_code == 200 and r.json() == {"state": "cancelled"}
+        r = client.post(f"/api/v1/jobs/{job['job_id']}/cancel/")
+        assert r.status_code == 200 and r.json()["state"] == "cancelled"
         tail = ws.messages_until_end()
     assert tail[-1] == {"type": "state", "state": "cancelled", "message": "cancelled by the user"}
     status = _job_state(client, job["job_id"], "cancelled")
     assert status["state"] == "cancelled" and status["performance_id"] is None
     assert status["n_notes_done"] < status["n_notes_total"]
-    assert client.post(f"/jobs/{job['job_id']}/cancel").status_code == 409
+    assert client.post(f"/api/v1/jobs/{job['job_id']}/cancel/").status_code == 409
     # The worker is free again: a small render completes.
     small = client.upload_ok(good_inputs["kern"])
     job2 = client.render(small).json()
@@ -170,11 +170,11 @@ def test_per_user_concurrent_render_limit(stack, big_user):
     assert third.status_code == 429
     assert "2 renders in progress" in third.json()["error"]
     for j in jobs:
-        client.post(f"/jobs/{j.json()['job_id']}/cancel")
+        client.post(f"/api/v1/jobs/{j.json()['job_id']}/cancel/")
     assert client.render(big).status_code == 201
     for j in client.get(f"/scores/{big}/takes.json").json():
         if j["state"] in ("queued", "running"):
-            client.post(f"/jobs/{j['job_id']}/cancel")
+            client.post(f"/api/v1/jobs/{j['job_id']}/cancel/")
 
 
 def test_worker_killed_mid_render_fails_the_job_with_a_message(stack, big_user, good_inputs):
@@ -187,7 +187,7 @@ def test_worker_killed_mid_render_fails_the_job_with_a_message(stack, big_user, 
             tail = ws.messages_until_end(timeout=60)
         assert tail[-1]["type"] == "state" and tail[-1]["state"] == "failed"
         assert "worker stopped" in tail[-1]["message"]
-        status = client.get(f"/jobs/{job['job_id']}/").json()
+        status = client.get(f"/api/v1/jobs/{job['job_id']}/").json()
         assert status["state"] == "failed" and "worker stopped" in status["message"]
         assert status["performance_id"] is None
     finally:
@@ -197,4 +197,4 @@ def test_worker_killed_mid_render_fails_the_job_with_a_message(stack, big_user, 
     job2 = client.render(big).json()
     with client.socket(job2["job_id"]) as ws:
         assert ws.messages_until_end(stop_after_notes=1)[-1]["type"] == "notes"
-    assert client.post(f"/jobs/{job2['job_id']}/cancel").status_code == 200
+    assert client.post(f"/api/v1/jobs/{job2['job_id']}/cancel/").status_code == 200

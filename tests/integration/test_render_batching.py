@@ -13,7 +13,7 @@ from tests.integration.stack import Client
 def _wait(client: Client, job_id: str, states: set, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        status = client.get(f"/jobs/{job_id}/").json()
+        status = client.get(f"/api/v1/jobs/{job_id}/").json()
         if status["state"] in states:
             return status
         assert time.monotonic() < deadline, f"job {job_id} still {status['state']} after {timeout} s"
@@ -45,14 +45,14 @@ def test_queued_jobs_join_the_running_one_and_each_gets_its_own_notes(stack, big
         notes_b = _complete(ws_b.messages_until_end(), MEDIUM_SCORE_NOTES, takes=2)
         notes_c = _complete(ws_c.messages_until_end(), MEDIUM_SCORE_NOTES, takes=1)
     # b, c and d ran while a was running, on a's worker: in a's render session
-    assert u1.get(f"/jobs/{a}/").json()["state"] == "running", "the big job ended before the others"
+    assert u1.get(f"/api/v1/jobs/{a}/").json()["state"] == "running", "the big job ended before the others"
     _wait(u2, d, {"running"})
     rows = {j: stack.sql("SELECT worker FROM webapp_renderjob WHERE id = %s",
                          j.replace("-", "") if stack.db == "sqlite" else j)[0] for j in (a, b, c, d)}
     assert rows[a] == rows[b] == rows[c] == rows[d]
     # cancelling a, in the same passes as d, ends a alone: d renders on to its end
-    assert u1.post(f"/jobs/{a}/cancel").json() == {"state": "cancelled"}
-    assert u2.get(f"/jobs/{d}/").json()["state"] == "running", "d ended before the cancel"
+    assert u1.post(f"/api/v1/jobs/{a}/cancel/").json()["state"] == "cancelled"
+    assert u2.get(f"/api/v1/jobs/{d}/").json()["state"] == "running", "d ended before the cancel"
     _wait(u1, a, {"cancelled"})
     with u2.socket(d) as ws_d:
         _complete(ws_d.messages_until_end(timeout=300), BIG_SCORE_NOTES, takes=4)

@@ -64,7 +64,7 @@ def test_redis_down_answers_503_and_leaves_no_job(broker):
     score = _score()
     _use_broker(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     c = Client()
-    r = c.post(f"/scores/{score.id}/render", data={"seed": "3"})
+    r = c.post(f"/api/v1/scores/{score.id}/render/", data={"seed": "3"})
     assert r.status_code == 503
     assert r.json() == {"error": "the render service is unavailable, try again"}
     assert RenderJob.objects.count() == 0
@@ -73,8 +73,8 @@ def test_redis_down_answers_503_and_leaves_no_job(broker):
 def test_a_render_is_queued_with_a_time_limit_scaled_to_its_size(broker):
     small, big = _score(100), _score(5000)
     c = Client()
-    assert c.post(f"/scores/{small.id}/render", data={"seed": "1"}).status_code == 201
-    assert c.post(f"/scores/{big.id}/render", data={"seed": "1"}).status_code == 201
+    assert c.post(f"/api/v1/scores/{small.id}/render/", data={"seed": "1"}).status_code == 201
+    assert c.post(f"/api/v1/scores/{big.id}/render/", data={"seed": "1"}).status_code == 201
     limits = {m["headers"]["id"]: m["headers"]["timelimit"] for m in _queued(broker)}
     jobs = {j.celery_task_id: j for j in RenderJob.objects.all()}
     assert set(limits) == set(jobs)
@@ -88,12 +88,12 @@ def test_a_render_is_queued_with_a_time_limit_scaled_to_its_size(broker):
 def test_anonymous_renders_are_limited_per_address(broker, settings):
     settings.RENDER_MAX_CONCURRENT_PER_ADDRESS = 3
     score = _score()
-    codes = [Client().post(f"/scores/{score.id}/render").status_code for _ in range(4)]
+    codes = [Client().post(f"/api/v1/scores/{score.id}/render/").status_code for _ in range(4)]
     assert codes == [201, 201, 201, 429]  # four cookie-less clients, one address
-    r = Client().post(f"/scores/{score.id}/render")
+    r = Client().post(f"/api/v1/scores/{score.id}/render/")
     assert r.status_code == 429 and "network address" in r.json()["error"]
     other = Client(REMOTE_ADDR="10.0.0.9")
-    assert other.post(f"/scores/{score.id}/render").status_code == 201
+    assert other.post(f"/api/v1/scores/{score.id}/render/").status_code == 201
     assert RenderJob.objects.count() == 4
 
 
@@ -102,7 +102,7 @@ def test_a_lost_queued_job_is_sent_again_then_failed(broker, settings):
     settings.RENDER_MAX_REQUEUES = 1
     score = _score()
     c = Client()
-    assert c.post(f"/scores/{score.id}/render").status_code == 201
+    assert c.post(f"/api/v1/scores/{score.id}/render/").status_code == 201
     job = RenderJob.objects.get()
     broker.delete("render")  # the message is lost (a Redis restart without its data)
     assert render_jobs_fail_stale() == 0  # not yet past its grace time
@@ -117,14 +117,14 @@ def test_a_lost_queued_job_is_sent_again_then_failed(broker, settings):
     job.refresh_from_db()
     assert job.state == "failed" and job.message == NOT_TAKEN_MESSAGE
     # The user's render slots are free again.
-    assert c.post(f"/scores/{score.id}/render").status_code == 201
-    assert c.post(f"/scores/{score.id}/render").status_code == 201
+    assert c.post(f"/api/v1/scores/{score.id}/render/").status_code == 201
+    assert c.post(f"/api/v1/scores/{score.id}/render/").status_code == 201
 
 
 def test_the_periodic_sweep_sends_a_lost_job_again_with_nobody_watching(broker, settings):
     settings.RENDER_QUEUED_STALE_AFTER_S = 0.3
     score = _score()
-    assert Client().post(f"/scores/{score.id}/render").status_code == 201
+    assert Client().post(f"/api/v1/scores/{score.id}/render/").status_code == 201
     job = RenderJob.objects.get()
     broker.delete("render")
     stop = render_sweeper_start(every_s=0.2)  # the worker's thread; no view or socket polls
@@ -145,7 +145,7 @@ def test_cancel_sends_no_revoke_and_the_task_then_does_nothing(broker):
 
     score = _score()
     c = Client()
-    job_id = c.post(f"/scores/{score.id}/render").json()["job_id"]
+    job_id = c.post(f"/api/v1/scores/{score.id}/render/").json()["job_id"]
     pubsub = broker.pubsub()
     pubsub.psubscribe("*")
     assert pubsub.get_message(timeout=1)["type"] == "psubscribe"

@@ -80,7 +80,7 @@ def assert_ended_plainly(client: Client, job_id: str, timeout: float = 120) -> d
     """The job ends done, or failed with a plain one-line message; returns its status."""
     deadline = time.monotonic() + timeout
     while True:
-        status = client.get(f"/jobs/{job_id}/").json()
+        status = client.get(f"/api/v1/jobs/{job_id}/").json()
         if status["state"] not in ("queued", "running"):
             break
         assert time.monotonic() < deadline, f"job still {status['state']} after {timeout} s"

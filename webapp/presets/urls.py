@@ -14,11 +14,7 @@ urlpatterns = [
     path("presets/<uuid:preset_id>/delete", views.preset_delete, name="preset-delete"),
     path("presets/<uuid:preset_id>/preset.json", views.preset_info, name="preset-info"),
     path("presets/<uuid:preset_id>/notes.json", views.preset_notes, name="preset-notes"),
-    path("presets/<uuid:preset_id>/apply/<uuid:score_id>", views.preset_apply,
-         name="preset-apply"),
     path("p/<str:token>/", views.preset_shared, name="preset-shared"),
     path("p/<str:token>/preset.json", views.preset_shared_info, name="preset-shared-info"),
     path("p/<str:token>/notes.json", views.preset_shared_notes, name="preset-shared-notes"),
-    path("p/<str:token>/apply/<uuid:score_id>", views.preset_shared_apply,
-         name="preset-shared-apply"),
 ]

@@ -1,4 +1,5 @@
-"""Preset pages and their JSON endpoints (thin: one selector or service call each)."""
+"""Preset pages and their JSON endpoints (thin: one selector or service call each); applying a
+preset is the API's (webapp.api.preset_views), for the score page as for scripts."""
 from __future__ import annotations
 
 import json
@@ -11,12 +12,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.errors import RenderLimitReached, RenderServiceUnavailable
 from webapp.http import json_error, request_session_key
-from webapp.jobs.selectors import job_summary, performance_get_visible
+from webapp.jobs.selectors import performance_get_visible
 from webapp.presets import selectors, services
 from webapp.presets.services import PresetError
-from webapp.scores.selectors import score_get_visible, score_list_demos, score_list_for_user
+from webapp.scores.selectors import score_list_demos, score_list_for_user
 
 
 def preset_owned_or_404(request, preset_id):
@@ -137,22 +137,22 @@ def preset_delete(request, preset_id):
     return redirect("presets")
 
 
-def _info(preset, *, key: str, apply_name: str, for_owner: bool) -> JsonResponse:
-    data = selectors.preset_summary(preset=preset, for_owner=for_owner)
-    data["apply_url_template"] = reverse(apply_name, args=[key, str(uuid.UUID(int=0))])
-    return JsonResponse(data)
+def _info(preset, *, apply_url: str, for_owner: bool) -> JsonResponse:
+    """The preset, and the API URL that renders a score with it (POST {score_id, ...})."""
+    return JsonResponse({**selectors.preset_summary(preset=preset, for_owner=for_owner),
+                         "apply_url": apply_url})
 
 
 @require_GET
 def preset_info(request, preset_id):
-    return _info(preset_owned_or_404(request, preset_id), key=preset_id, apply_name="preset-apply",
-                 for_owner=True)
+    return _info(preset_owned_or_404(request, preset_id),
+                 apply_url=reverse("api-preset-apply", args=[preset_id]), for_owner=True)
 
 
 @require_GET
 def preset_shared_info(request, token):
-    return _info(preset_shared_or_404(token), key=token, apply_name="preset-shared-apply",
-                 for_owner=False)
+    return _info(preset_shared_or_404(token),
+                 apply_url=reverse("api-shared-preset-apply", args=[token]), for_owner=False)
 
 
 def _notes(preset) -> JsonResponse:
@@ -171,47 +171,3 @@ def preset_notes(request, preset_id):
 @require_GET
 def preset_shared_notes(request, token):
     return _notes(preset_shared_or_404(token))
-
-
-def _variation(request) -> dict | None:
-    """The ``{seed, controls}`` posted as JSON with an apply (the score page's panel after it
-    showed the preset, maybe changed: a variation), or None (no body: the preset as saved)."""
-    if request.content_type != "application/json" or not request.body:
-        return None
-    try:
-        body = json.loads(request.body)
-    except ValueError:
-        raise PresetError("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise PresetError("the request body must be a JSON object")
-    if not {"seed", "controls"} & set(body):
-        return None
-    return {"seed": body.get("seed"), "controls": body.get("controls")}
-
-
-def _apply(request, preset, score_id) -> JsonResponse:
-    score = score_get_visible(score_id=score_id, user=request.user)
-    if score is None:
-        return json_error("no such score", 404)
-    try:
-        job = services.preset_apply(preset=preset, score=score, user=request.user,
-                                    session_key=request_session_key(request, create=True),
-                                    variation=_variation(request),
-                                    client_addr=(request.META.get("REMOTE_ADDR") or "")[:64])
-    except RenderLimitReached as exc:
-        return json_error(str(exc), 429)
-    except RenderServiceUnavailable as exc:
-        return json_error(str(exc), 503)
-    except ValueError as exc:
-        return json_error(str(exc), 400)
-    return JsonResponse(job_summary(job=job), status=201)
-
-
-@require_POST
-def preset_apply(request, preset_id, score_id):
-    return _apply(request, preset_owned_or_404(request, preset_id), score_id)
-
-
-@require_POST
-def preset_shared_apply(request, token, score_id):
-    return _apply(request, preset_shared_or_404(token), score_id)

@@ -3,8 +3,9 @@
 // ?preset=<id or share token>, a banner to render this score with that preset: the
 // controls panel is set to the preset's seed and controls (what is shown is what renders;
 // change a slider to render a variation of it), and the player's own Render flow is used,
-// through the preset's apply URL (which keeps the preset's reference performance). It uses the
-// player's public interface (#player.pianoPlayer, 'player:ready' and 'player:takes' events).
+// through the preset's apply URL in the API (which keeps the preset's reference performance).
+// It uses the player's public interface (#player.pianoPlayer, 'player:ready' and 'player:takes'
+// events).
 import { getJSON, postJSON } from '../player/api.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -87,13 +88,12 @@ async function presetBanner(key) {
     banner.classList.add('error');
     return;
   }
-  const applyUrl = info.apply_url_template.replace('00000000-0000-0000-0000-000000000000', player.dataset.scoreId);
   const p = await mountedPlayer();
   p.setControls({ seed: info.seed, controls: info.controls });
   const text = make('span', {}, `Preset “${info.name}” by ${info.owner}${info.reference ? ', in the style of a reference performance' : ''}: `
     + 'its values are set below; change them to render a variation. ');
   const button = make('button', { type: 'button', class: 'preset-apply' }, 'Render with this preset');
-  button.addEventListener('click', () => p.render({ url: applyUrl }));
+  button.addEventListener('click', () => p.render({ url: info.apply_url, params: { score_id: player.dataset.scoreId } }));
   banner.append(text, button);
 }
 

@@ -143,9 +143,10 @@ class DevSite:
                         "n_notes": site.info["n_notes"], "notes_url": "/dev/notes.json",
                         "downloads": {k: f"/dev/download/{perf}.{k}" for k in ("mid", "wav", "ogg", "csv")},
                     })
-                    return self.reply(201, {"job_id": job, "ws_url": f"/ws/jobs/{job}/", "performance_id": None})
-                if self.path.startswith("/jobs/") and self.path.endswith("/cancel"):
-                    return self.reply(200, {"state": "cancelled"})
+                    return self.reply(201, {"job_id": job, "ws_url": f"/ws/jobs/{job}/", "performance_id": None,
+                                            "cancel_url": f"/api/v1/jobs/{job}/cancel/"})
+                if self.path.startswith("/api/v1/jobs/") and self.path.endswith("/cancel/"):
+                    return self.reply(200, {"job_id": self.path.split("/")[4], "state": "cancelled"})
                 return self.reply(404, {"error": "not found"})
 
             def reply(self, status: int, data) -> None:
