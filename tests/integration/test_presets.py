@@ -35,9 +35,10 @@ def post_json(client: Client, path: str, body: dict):
 
 
 def save_preset(client: Client, performance_id: str, name: str) -> str:
-    r = post_json(client, "/presets/create", {"performance_id": performance_id, "name": name})
+    """Save a take as a preset, as the score page does (the API's create, with the session)."""
+    r = post_json(client, "/api/v1/presets/", {"performance_id": performance_id, "name": name})
     assert r.status_code == 201, r.text
-    assert r.json()["url"] == f"/presets/{r.json()['id']}/"
+    assert r.json()["page_url"] == f"/presets/{r.json()['id']}/"
     return r.json()["id"]
 
 
@@ -82,12 +83,12 @@ def test_private_presets_are_their_owners_only(stack, take):
         assert "Bold rubato" not in c.get("/presets/shared/").text
     assert "Bold rubato" not in other.get("/presets/").text
     # Someone else's take cannot be saved; nor can an anonymous visitor save one.
-    r = post_json(other, "/presets/create", {"performance_id": done["performance_id"], "name": "x"})
+    r = post_json(other, "/api/v1/presets/", {"performance_id": done["performance_id"], "name": "x"})
     assert r.status_code == 404 and r.json() == {"error": "no such performance"}
-    r = post_json(anon, "/presets/create", {"performance_id": done["performance_id"], "name": "x"})
-    assert r.status_code == 403 and "sign in" in r.json()["error"]
-    r = post_json(owner, "/presets/create", {"performance_id": done["performance_id"], "name": " "})
-    assert r.status_code == 400 and r.json() == {"error": "the preset needs a name"}
+    r = post_json(anon, "/api/v1/presets/", {"performance_id": done["performance_id"], "name": "x"})
+    assert r.status_code == 401 and r.json() == {"error": "Authentication credentials were not provided."}
+    r = post_json(owner, "/api/v1/presets/", {"performance_id": done["performance_id"], "name": " "})
+    assert r.status_code == 400 and r.json()["error"] == "name: the preset needs a name"
     assert stack.sql("SELECT COUNT(*) FROM presets_preset WHERE id = %s",
                      pid if stack.db == "postgresql" else pid.replace("-", ""))[0][0] == 1
 

@@ -62,6 +62,10 @@ def api_performances_for_score(*, score: Score, user) -> list[dict]:
 
 def api_preset(*, preset: Preset, for_owner: bool) -> dict:
     out = preset_selectors.preset_summary(preset=preset, for_owner=for_owner)
-    out["api_url"] = (reverse("api-preset", args=[preset.id]) if for_owner
-                      else reverse("api-shared-preset", args=[preset.share_token]))
+    if for_owner:
+        out["api_url"] = reverse("api-preset", args=[preset.id])
+        out["page_url"] = reverse("preset-detail", args=[preset.id])
+    else:
+        out["api_url"] = reverse("api-shared-preset", args=[preset.share_token])
+        out["page_url"] = reverse("preset-shared", args=[preset.share_token])
     return out

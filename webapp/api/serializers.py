@@ -143,7 +143,7 @@ class PerformanceSerializer(PerformanceSummarySerializer):
 
 
 class PresetCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=100, error_messages={"blank": "the preset needs a name"})
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     performance_id = serializers.UUIDField(required=False,
                                            help_text="Save this take's interpretation (seed, "
@@ -210,6 +210,8 @@ class PresetSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
     updated = serializers.DateTimeField()
     api_url = serializers.CharField()
+    page_url = serializers.CharField(help_text="The preset's page on the site (the owner's, or "
+                                               "the share link's).")
 
 
 class TokenRequestSerializer(serializers.Serializer):

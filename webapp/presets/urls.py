@@ -6,7 +6,6 @@ from webapp.presets import views
 urlpatterns = [
     path("presets/", views.preset_list, name="presets"),
     path("presets/shared/", views.preset_list_shared, name="presets-shared"),
-    path("presets/create", views.preset_create, name="preset-create"),
     path("presets/<uuid:preset_id>/", views.preset_detail, name="preset-detail"),
     path("presets/<uuid:preset_id>/edit", views.preset_edit, name="preset-edit"),
     path("presets/<uuid:preset_id>/share", views.preset_share, name="preset-share"),

@@ -1,9 +1,7 @@
-"""Preset pages and their JSON endpoints (thin: one selector or service call each); applying a
-preset is the API's (webapp.api.preset_views), for the score page as for scripts."""
+"""Preset pages and their JSON endpoints (thin: one selector or service call each); saving a take
+as a preset and applying one are the API's (webapp.api.preset_views), for the score page as for
+scripts."""
 from __future__ import annotations
-
-import json
-import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,8 +10,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.http import json_error, request_session_key
-from webapp.jobs.selectors import performance_get_visible
 from webapp.presets import selectors, services
 from webapp.presets.services import PresetError
 from webapp.scores.selectors import score_list_demos, score_list_for_user
@@ -51,35 +47,6 @@ def preset_list(request):
 def preset_list_shared(request):
     return render(request, "presets/shared_list.html",
                   {"presets": selectors.preset_list_shared()})
-
-
-@require_POST
-def preset_create(request):
-    """JSON {performance_id, name, description?} -> 201 {id, url}: save a take as a preset."""
-    if not request.user.is_authenticated:
-        return json_error("sign in to save presets", 403)
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return json_error("the request body is not valid JSON", 400)
-    if not isinstance(body, dict):
-        return json_error("the request body must be a JSON object", 400)
-    try:
-        perf_id = uuid.UUID(str(body.get("performance_id")))
-    except ValueError:
-        return json_error("performance_id is not the id of a take", 400)
-    perf = performance_get_visible(
-        performance_id=perf_id, user=request.user, session_key=request_session_key(request))
-    if perf is None:
-        return json_error("no such performance", 404)
-    try:
-        preset = services.preset_create_from_performance(
-            performance=perf, owner=request.user, name=body.get("name") or "",
-            description=body.get("description") or "")
-    except PresetError as exc:
-        return json_error(str(exc), 400)
-    return JsonResponse({"id": str(preset.id), "name": preset.name,
-                         "url": reverse("preset-detail", args=[preset.id])}, status=201)
 
 
 @require_GET

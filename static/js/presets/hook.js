@@ -35,7 +35,7 @@ function saveForm(li) {
       const res = await postJSON(script.dataset.createUrl, {
         performance_id: li.dataset.performanceId, name: input.value,
       }, player.dataset.csrf);
-      const done = make('a', { class: 'preset-saved', href: res.url }, `Saved as preset “${res.name}”`);
+      const done = make('a', { class: 'preset-saved', href: res.page_url }, `Saved as preset “${res.name}”`);
       form.replaceWith(done);
     } catch (e) {
       msg.textContent = e.message;
