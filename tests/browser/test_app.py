@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -223,6 +224,59 @@ def test_cancel_a_render(page, live_app, tmp_path, screenshot):
     assert page.evaluate("__player.error") is None
     screenshot(page, "app_cancelled")
     assert not failures, failures
+
+
+def test_an_anonymous_session_renders_and_cancels_through_the_api(page, browser, live_app, tmp_path,
+                                                                  screenshot):
+    """A visitor without an account: Render and Cancel are the API's (/api/v1) with the session's
+    CSRF token, and the session owns the job: its own fetches see it, a write without the token
+    is refused (403), another browser's session does not find it (404)."""
+    from tests.data.corpus import _many_notes_midi
+
+    base = live_app.base_url
+    long_score = tmp_path / "long_etude.mid"
+    long_score.write_bytes(_many_notes_midi(8000))   # long enough to cancel midway
+    uploader = browser.new_context()
+    try:
+        up = uploader.new_page()
+        sign_up(up, base)
+        score_id = upload(up, base, long_score).rstrip("/").rsplit("/", 1)[-1]
+    finally:
+        uploader.close()
+    flip = "from webapp.models import Score; Score.objects.filter(id='{}').update(is_demo={})"
+    live_app.manage("shell", "-c", flip.format(score_id, True))   # a demo: visitors may render it
+    try:
+        posts: list[tuple[str, str]] = []
+        page.on("request", lambda r: posts.append((urlparse(r.url).path, r.headers.get("x-csrftoken", "")))
+                if r.method == "POST" else None)
+        page.goto(f"{base}/scores/{score_id}/")
+        wait_ready(page)
+        page.fill(".pr-variations", "4")
+        page.click(".pr-render")
+        page.wait_for_function("__player.notesReceived > 0", timeout=60_000)
+        page.click(".pr-cancel")
+        page.wait_for_function("!__player.streaming", timeout=20_000)
+        assert page.locator(".pr-status").inner_text() == "Cancelled"
+        assert page.evaluate("__player.error") is None
+        job_id = page.evaluate("__player.jobId")
+        csrf = page.locator("#player").get_attribute("data-csrf")
+        assert csrf and posts == [(f"/api/v1/scores/{score_id}/render/", csrf),
+                                  (f"/api/v1/jobs/{job_id}/cancel/", csrf)], posts
+        fetch = "([url, method]) => fetch(url, {method}).then(async (r) => [r.status, await r.json()])"
+        status, job = page.evaluate(fetch, [f"/api/v1/jobs/{job_id}/", "GET"])
+        assert status == 200 and job["state"] == "cancelled", job
+        status, body = page.evaluate(fetch, [f"/api/v1/jobs/{job_id}/cancel/", "POST"])
+        assert status == 403 and "CSRF" in body["error"], body
+        stranger = browser.new_context()
+        try:
+            other = stranger.new_page()
+            other.goto(f"{base}/scores/{score_id}/")
+            assert other.evaluate(fetch, [f"/api/v1/jobs/{job_id}/", "GET"])[0] == 404
+        finally:
+            stranger.close()
+        screenshot(page, "app_anonymous_cancelled")
+    finally:
+        live_app.manage("shell", "-c", flip.format(score_id, False))
 
 
 def test_the_page_resumes_its_stream_after_a_server_restart(page, live_app, tmp_path, screenshot):
