@@ -343,25 +343,49 @@ class JobSocket:
     """A WebSocket on /ws/jobs/<id>/ with this client's cookies and the site's Origin."""
 
     def __init__(self, client: Client, job_id: str, from_seq: int = 0):
+        self.client, self.job_id = client, job_id
+        self.next_seq, self.reconnects = from_seq, 0
+        self.ws = self._connect(from_seq)
+
+    def _connect(self, from_seq: int):
         from websockets.sync.client import connect
 
-        base = urlparse(client.stack.base_url)
-        cookie = "; ".join(f"{c.name}={c.value}" for c in client.s.cookies)
-        self.ws = connect(f"ws://{base.netloc}/ws/jobs/{job_id}/?from={from_seq}",
-                          origin=client.stack.base_url,
-                          additional_headers={"Cookie": cookie} if cookie else None,
-                          open_timeout=20).__enter__()
+        base = urlparse(self.client.stack.base_url)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.client.s.cookies)
+        return connect(f"ws://{base.netloc}/ws/jobs/{self.job_id}/?from={from_seq}",
+                       origin=self.client.stack.base_url,
+                       additional_headers={"Cookie": cookie} if cookie else None,
+                       open_timeout=20).__enter__()
 
     def recv(self, timeout: float = 60) -> dict:
         return json.loads(self.ws.recv(timeout=timeout))
 
     def messages_until_end(self, timeout: float = 180, stop_after_notes: int | None = None):
         """Messages up to and including 'done' or a failed/cancelled state."""
+        from websockets.exceptions import ConnectionClosedOK
+
         out, deadline, n_notes = [], time.monotonic() + timeout, 0
         while True:
-            msg = self.recv(max(0.1, deadline - time.monotonic()))
+            try:
+                msg = self.recv(max(0.1, deadline - time.monotonic()))
+            except ConnectionClosedOK:
+                # The server closes (1000) only after its end message. websockets' sync client
+                # loses the frames read with the close frame when its close reply fails (the
+                # server dropped the TCP connection first, a loaded machine: "If
+                # self.send_data raised an exception, then events are lost"), so pick the stream
+                # up where it broke, as the page does on any close.
+                if self.reconnects >= 3:
+                    raise
+                self.reconnects += 1
+                self.ws = self._connect(self.next_seq)
+                msg = self.recv(max(0.1, deadline - time.monotonic()))
+                if msg["type"] != "state":  # every connection opens with the job's state
+                    raise AssertionError(f"a reconnected socket began with {msg}") from None
+                if msg["state"] not in ("failed", "cancelled"):
+                    continue  # the stream goes on: replayed chunks from next_seq, then 'done'
             out.append(msg)
             if msg["type"] == "notes":
+                self.next_seq = msg["seq"] + 1
                 n_notes += 1
                 if stop_after_notes is not None and n_notes >= stop_after_notes:
                     return out
