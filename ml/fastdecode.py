@@ -163,6 +163,8 @@ class NumpyDecoder:
         greedy_heads, expected_heads = np.flatnonzero(greedy.any(0)), np.flatnonzero(expected.any(0))
         prior, perturb, fixed = (rows.mode == m for m in (PRIOR, PERTURB, FIXED))
         only_prior = prior.all()
+        # padding rows (in no group) may take any state: their notes are dropped
+        padding = ~rows.live(-1) if rows.groups else np.zeros(B, bool)
         x_prev, prev_ok = rows.x_prev.copy(), rows.has_prev.copy()
         eps = np.zeros((B, Z), np.float32)
         u = np.zeros((B, nh), np.float32)
@@ -211,7 +213,7 @@ class NumpyDecoder:
             emb = np.concatenate([tab[x[:, k]] for k, tab in enumerate(self.x_embs)], -1)
             inp = c_state[i] + self.phi(emb) @ self.s_phi + ps @ self.s_psi
             h_next = self.step_state(h, inp)
-            if live.all():
+            if (live | padding).all():
                 h, x_prev[:] = h_next, x
                 prev_ok[:] = True
             else:
@@ -305,8 +307,9 @@ class Rows:
 
     def aligned(self, a: int) -> tuple[Rows, np.ndarray]:
         """These rows laid out so that each group starts on a multiple of ``a`` and the pass has a
-        multiple of ``a`` rows (at least one tile); the gaps are padding groups that decode
-        nothing. Returns (rows, where): old row i is new row where[i]."""
+        multiple of ``a`` rows (at least one tile); the gaps are padding rows in no group (never
+        live: they draw nothing and keep their state). Returns (rows, where): old row i is new
+        row where[i]."""
         B = len(self.mode)
         starts, pos = [], 0
         for s, e in self.groups:
@@ -317,13 +320,9 @@ class Rows:
                                ) if self.groups else np.zeros(0, int)
         if total == B and (where == np.arange(B)).all():
             return self, where
-        groups, rngs, n = [], [], []
-        for p, (s, e), rng, k in zip(starts, self.groups, self.rngs, self.n):
-            groups.append((p, p + e - s)), rngs.append(rng), n.append(k)
+        groups = [(p, p + e - s) for p, (s, e) in zip(starts, self.groups)]
         used = np.zeros(total, bool)
         used[where] = True
-        for i in np.flatnonzero(~used):  # padding rows: one group each, decoding nothing
-            groups.append((int(i), int(i) + 1)), rngs.append(None), n.append(0)
         fill = np.zeros(total, int)  # padding rows copy row 0's settings (their notes are dropped)
         fill[where] = np.arange(B)
 
@@ -336,7 +335,7 @@ class Rows:
             out[tuple(idx)] = value
             return out
 
-        return Rows(groups=groups, rngs=rngs, n=np.array(n), mode=self.mode[fill], temps=self.temps[fill],
-                    z_temperature=self.z_temperature[fill], x_prev=put(self.x_prev, 0, 0),
+        return Rows(groups=groups, rngs=list(self.rngs), n=np.array(self.n), mode=self.mode[fill],
+                    temps=self.temps[fill], z_temperature=self.z_temperature[fill], x_prev=put(self.x_prev, 0, 0),
                     has_prev=put(self.has_prev, 0, False), delta=put(self.delta, 1, 0),
                     z_fixed=put(self.z_fixed, 1, 0), scope=put(self.scope, 1, True)), where
