@@ -122,7 +122,8 @@ def main() -> int:
         worker_env = dict(env, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
         procs = {
             "daphne": subprocess.Popen(
-                [str(BIN / "daphne"), "-b", host, "-p", str(port), "config.asgi:application"],
+                [str(BIN / "python"), "-m", "config.serve", "-b", host, "-p", str(port),
+                 "config.asgi:application"],
                 cwd=ROOT, stdin=subprocess.DEVNULL, start_new_session=True),
             "celery": subprocess.Popen(
                 [str(BIN / "celery"), "-A", "config", "worker", "-Q", "render,celery", "-P", "solo",

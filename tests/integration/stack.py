@@ -80,7 +80,7 @@ class Stack:
     def _spawn_daphne(self, port: int | None = None) -> subprocess.Popen:
         name = "daphne.log" if port is None else f"daphne-{port}.log"
         proc = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port or self.port),
+            [sys.executable, "-m", "config.serve", "-b", "127.0.0.1", "-p", str(port or self.port),
              "config.asgi:application"],
             cwd=REPO, env=self.env, stdout=open(self.workdir / name, "ab"), stderr=subprocess.STDOUT,
             start_new_session=True)

@@ -198,3 +198,29 @@ def test_worker_killed_mid_render_fails_the_job_with_a_message(stack, big_user, 
     with client.socket(job2["job_id"]) as ws:
         assert ws.messages_until_end(stop_after_notes=1)[-1]["type"] == "notes"
     assert client.post(f"/api/v1/jobs/{job2['job_id']}/cancel/").status_code == 200
+
+
+def test_a_slow_reader_of_a_long_replay_gets_every_chunk_before_the_close(stack, big_user):
+    """The server closes the socket (1000) after 'done'; a client still reading a long replay
+    must get everything first. Daphne's WebSocket library aborts the TCP connection (a reset:
+    the client loses what it had not read) when the close is not answered within its default 1 s,
+    which a phone on a slow link, or a loaded machine, missed (config.serve gives it 30 s)."""
+    from websockets.exceptions import ConnectionClosedOK
+
+    client, big, _ = big_user
+    r = client.render(big, seed=8)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["job_id"]
+    with client.socket(job_id) as ws:
+        n_notes = ws.messages_until_end(timeout=300)[-1]["n_notes"]
+    with client.socket(job_id) as ws:
+        time.sleep(4)  # the whole replay and the close are sent; nothing has been read yet
+        msgs = []
+        try:
+            while True:
+                msgs.append(ws.recv(timeout=30))
+        except ConnectionClosedOK:
+            pass  # the close frame, after everything else
+    assert msgs[0]["type"] == "state"
+    _assert_stream_complete(msgs, n_notes)
+    assert len(_notes_msgs(msgs)) >= 20, "a replay too short to test"
