@@ -89,9 +89,11 @@ class NumpyDecoder:
         self.s_psi = np.ascontiguousarray(W[:, c_dim + u:].T)
         self.cells = [(_c(_np(c.weight_ih).T), _np(c.bias_ih), _c(_np(c.weight_hh).T), _np(c.bias_hh))
                       for c in model.cells]
-        self.row_align = row_alignment([W for mlp in (self.prior, self.psi, self.phi) for W, _ in mlp.layers]
-                                       + [self.prior_out[0], self.g0_psi, self.g2[0], self.g4[0], self.s_phi,
-                                          self.s_psi] + [w for c in self.cells for w in (c[0], c[2])])
+        weights = ([W for mlp in (self.prior, self.psi, self.phi) for W, _ in mlp.layers]
+                   + [self.prior_out[0], self.g0_psi, self.g2[0], self.g4[0], self.s_phi, self.s_psi]
+                   + [w for c in self.cells for w in (c[0], c[2])])
+        self.row_align = row_alignment(weights)
+        self.rows_dense = rows_position_free(weights, self.row_align)
         self.sizes = list(HEADS.values())
         self.bounds = np.cumsum([0] + self.sizes)
         self.last = np.array(self.sizes) - 1
@@ -138,9 +140,10 @@ class NumpyDecoder:
         their generator not drawn from). Returns classes (n, B, H) int64, z (n, B, Z), h.
         """
         B = h.shape[1]
-        # A render's notes must not depend on the renders sharing its pass: each group of rows
-        # starts on a multiple of the BLAS row tile, padded to one (see `row_alignment`).
-        rows, where = rows.aligned(self.row_align)
+        # A render's notes must not depend on the renders sharing its pass: the pass has a
+        # multiple of the BLAS row tile's rows, and where a row's place in a full tile changes
+        # its rounding, each group of rows starts on a tile (see `row_alignment`).
+        rows, where = rows.aligned(self.row_align, dense=self.rows_dense)
         if len(rows.mode) != B or (where != np.arange(B)).any():
             h, c_gen, c_state = (_scatter(a, where, len(rows.mode)) for a in (h, c_gen, c_state))
         with _blas_controller().limit(limits=1, user_api="blas"):
@@ -253,6 +256,28 @@ def row_alignment(weights: list[np.ndarray], probe: int = 96,
     return candidates[-1]
 
 
+def rows_position_free(weights: list[np.ndarray], a: int, probe: int = 4, trials: int = 3) -> bool:
+    """Whether, in products with a multiple of ``a`` rows, a row's result is the same at every
+    place (measured here): then renders can share a tile, each starting on any row.
+
+    On AMD Zen (a = 12) it is: only a partial tile rounds differently, so eight one-take renders
+    fill one 12-row tile instead of eight.
+    """
+    rng = np.random.default_rng(1)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for W in weights:
+            for _ in range(trials):
+                v = rng.standard_normal(W.shape[0]).astype(np.float32)
+                ref = (np.broadcast_to(v, (a, W.shape[0])) @ W)[0]
+                X = rng.standard_normal((probe * a, W.shape[0])).astype(np.float32)
+                for p in range(probe * a):
+                    X_p = X.copy()
+                    X_p[p] = v
+                    if not np.array_equal((X_p @ W)[p], ref):
+                        return False
+    return True
+
+
 def _scatter(a: np.ndarray, where: np.ndarray, B: int) -> np.ndarray:
     """a (..., len(where), D) placed at rows ``where`` of a zero (..., B, D) array."""
     out = np.zeros(a.shape[:-2] + (B, a.shape[-1]), a.dtype)
@@ -305,17 +330,17 @@ class Rows:
                    z_fixed=per_note(z_fixed) if mode == "fixed" else None,
                    scope=None if scope is None else np.broadcast_to(np.asarray(scope, bool)[:, None], (n, V, nh)))
 
-    def aligned(self, a: int) -> tuple[Rows, np.ndarray]:
-        """These rows laid out so that each group starts on a multiple of ``a`` and the pass has a
-        multiple of ``a`` rows (at least one tile); the gaps are padding rows in no group (never
-        live: they draw nothing and keep their state). Returns (rows, where): old row i is new
-        row where[i]."""
+    def aligned(self, a: int, dense: bool = False) -> tuple[Rows, np.ndarray]:
+        """These rows laid out so that the pass has a multiple of ``a`` rows (at least one tile)
+        and, unless ``dense``, each group starts on a multiple of ``a``; the gaps are padding rows
+        in no group (never live: they draw nothing and keep their state). Returns (rows, where):
+        old row i is new row where[i]."""
         B = len(self.mode)
         starts, pos = [], 0
         for s, e in self.groups:
             starts.append(pos)
-            pos += -(-(e - s) // a) * a
-        total = max(pos, a)
+            pos += (e - s) if dense else -(-(e - s) // a) * a
+        total = max(-(-pos // a) * a, a)
         where = np.concatenate([np.arange(p, p + e - s) for p, (s, e) in zip(starts, self.groups)]
                                ) if self.groups else np.zeros(0, int)
         if total == B and (where == np.arange(B)).all():

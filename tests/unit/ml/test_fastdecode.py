@@ -229,6 +229,12 @@ def test_rows_are_laid_out_on_the_row_tile_with_padding_groups_that_decode_nothi
     assert rows.live(4).tolist() == [True] + [False] * 7
     assert (rows.z_temperature[where] == both.z_temperature).all() and not rows.has_prev[[1, 2, 3, 7]].any()
     assert both.aligned(1)[0] is both  # already on the tile: unchanged
+    # Where a row's place in a full tile does not matter, the groups share tiles.
+    rows, where = both.aligned(4, dense=True)
+    assert where.tolist() == [0, 1, 2, 3] and len(rows.mode) == 4 and rows.groups == [(0, 1), (1, 4)]
+    rows, where = both.aligned(3, dense=True)
+    assert where.tolist() == [0, 1, 2, 3] and len(rows.mode) == 6 and rows.groups == [(0, 1), (1, 4)]
+    assert rows.live(2).tolist() == [True, True, True, True, False, False]
 
 
 def test_the_row_tile_makes_every_row_the_same_wherever_it_sits(model):
@@ -239,3 +245,10 @@ def test_the_row_tile_makes_every_row_the_same_wherever_it_sits(model):
     ref = X @ W
     assert all(np.array_equal(X[o:o + a] @ W, ref[o:o + a]) for o in range(0, 4 * a, a))
     assert all(np.array_equal(X[:M] @ W, ref[:M]) for M in range(a, 4 * a, a))
+    if fast.rows_dense:  # and then at any place in a product of whole tiles
+        placed = []
+        for p in range(2 * a):
+            Y = X[:2 * a].copy()
+            Y[p] = X[0]
+            placed.append((Y @ W)[p])
+        assert all(np.array_equal(row, ref[0]) for row in placed)
