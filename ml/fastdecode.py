@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ml.model import HEADS, CVRNN
+from ml.model import HEADS, CVRNN, head_digits
 
 
 def _np(t):
@@ -97,7 +97,7 @@ class NumpyDecoder:
         self.sizes = list(HEADS.values())
         self.bounds = np.cumsum([0] + self.sizes)
         self.last = np.array(self.sizes) - 1
-        self.classes = [np.arange(k, dtype=np.float32) for k in self.sizes]
+        self.digits = [head_digits(name) for name in HEADS]   # for the expected class
 
     def precompute(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Terms that depend on c only, for all notes at once: (n, U) and (n, S)."""
@@ -209,7 +209,12 @@ class NumpyDecoder:
                 r = expected[:, k]
                 part = logits[r, lo[k]:hi[k]]
                 e = np.exp(part - part.max(-1, keepdims=True))
-                x[r, k] = np.rint((e * self.classes[k]).sum(-1) / e.sum(-1))  # not gemv: row-count free
+                digits, weights = self.digits[k]   # not products: sums are free of the row count
+                if digits.shape[1] == 1:
+                    x[r, k] = np.rint((e * digits[:, 0]).sum(-1) / e.sum(-1))
+                else:  # the sustain pattern: each segment's expected depth
+                    mean = (e[:, :, None] * digits[None]).sum(1) / e.sum(-1, keepdims=True)
+                    x[r, k] = (np.rint(mean).astype(np.int64) * weights).sum(-1)
             if rows.scope is not None:
                 keep = ~rows.scope[i] & prev_ok[:, None]
                 x[keep] = x_prev[keep]

@@ -340,18 +340,35 @@ ORDINAL_HEADS = ("velocity", "duration", "deviation", "tempo")
 EXPECTED = -1.0  # a head "temperature" that decodes the expected class (`sample_heads`)
 
 
+def head_digits(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """What a head's class is made of, for its expected class: (K, D) the value of each of its D
+    ordered digits per class, and (D,) the weights that make a class of digits.
+
+    An ordinal head is one digit, its class. A sustain pattern is 4 segments of depth 0..2
+    (render.pedal): its expected class is the expected depth of each segment, so the pedal goes
+    down where the model thinks it more likely down than up, however that mass is split over
+    the 81 patterns (the single most likely pattern is mostly "up")."""
+    k = HEADS[name]
+    if name == "sustain":
+        from render.pedal import LEVELS, SEGMENTS, sustain_levels
+        return (sustain_levels(np.arange(k)).astype(np.float32),
+                (LEVELS ** np.arange(SEGMENTS - 1, -1, -1)).astype(np.int64))
+    return np.arange(k, dtype=np.float32)[:, None], np.ones(1, np.int64)
+
+
 def sample_heads(logits, u, temperature):
     """One class per head by inverse CDF: logits (V, sum(HEADS)), u (V, heads) uniform,
     temperature (heads,) numbers -> (V, heads) long. Temperature 0: the most likely class;
     negative (`EXPECTED`): the expected class, the distribution's mean rounded (a point estimate
     of an ordinal head that follows the whole distribution, not only its mode)."""
     cls = []
-    for k, part in enumerate(logits.split(list(HEADS.values()), -1)):
+    for k, (name, part) in enumerate(zip(HEADS, logits.split(list(HEADS.values()), -1))):
         t = float(temperature[k])
-        if t < 0.0:
+        if t < 0.0:  # the expected value of each digit of the class (`head_digits`), rounded
             p = torch.softmax(part, -1)
-            mean = (p * torch.arange(part.shape[-1], dtype=p.dtype, device=p.device)).sum(-1)
-            cls.append(mean.round().long())
+            digits, weights = (torch.from_numpy(a).to(p.device) for a in head_digits(name))
+            mean = (p[..., None] * digits.to(p.dtype)).sum(-2)             # (V, D)
+            cls.append((mean.round().long() * weights).sum(-1))
             continue
         if t == 0.0:
             cls.append(part.argmax(-1))

@@ -252,3 +252,29 @@ def test_the_row_tile_makes_every_row_the_same_wherever_it_sits(model):
             Y[p] = X[0]
             placed.append((Y @ W)[p])
         assert all(np.array_equal(row, ref[0]) for row in placed)
+
+
+def test_the_expected_sustain_pattern_is_each_segments_expected_depth(model, setup):
+    """EXPECTED on the sustain head (81 patterns of 4 segments x 3 depths, render.pedal): each
+    segment at its expected depth, rounded, in both decoders. A sustain head that gives "up
+    throughout" 0.3 and spreads 0.7 over the 16 patterns of half and full depths plays every
+    segment half down (class 40): not its likeliest pattern (0), nor its mean class (42)."""
+    import copy
+
+    from render.pedal import sustain_levels
+
+    k = H.index("sustain")
+    lo = sum(list(HEADS.values())[:k])
+    levels = sustain_levels(np.arange(HEADS["sustain"]))
+    p = np.where((levels >= 1).all(1), 0.7 / 16, 1e-9)
+    p[0] = 0.3
+    biased = copy.deepcopy(model)
+    with torch.no_grad():  # the sustain logits are log p whatever the input
+        biased.gen_out.weight[lo:lo + len(p)] = 0.0
+        biased.gen_out.bias[lo:lo + len(p)] = torch.from_numpy(np.log(p)).float()
+    _, _, c, h, z = setup
+    temps = np.full(NH, EXPECTED, np.float32)
+    xt, _, xn, _ = decode_both((Renderer(biased, torch.device("cpu")), NumpyDecoder(biased), c, h, z), temps)
+    np.testing.assert_array_equal(xt, xn)
+    assert (xn[..., k] == 40).all() and np.rint((p * np.arange(len(p))).sum() / p.sum()) == 42
+    assert (xn[..., H.index("velocity")] == expected_mean_class(biased, c, z)[..., H.index("velocity")]).all()
