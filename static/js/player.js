@@ -140,6 +140,7 @@ export class Player {
     showMessage(this.ui, '');
     this.error = null;
     this.ctx.resume();   // inside the click: the browser lets audio start
+    this.sampler.holdBackground(); // no background sample downloads until the first sound (or an end)
     this.closeStream();
     this.transport.reset();
     this.stats = { ...this.stats, notesReceived: 0, chunks: 0, clickAt: performance.now(), firstSoundMs: null, doneMs: null, peak: 0 };
@@ -155,6 +156,7 @@ export class Player {
       job = await postJSON(url || this.cfg.renderUrl, { ...this.renderParams(), ...params }, this.cfg.csrf);
     } catch (e) {
       this.ui.render.disabled = false;
+      this.sampler.resumeBackground();
       this.fail(`Render refused: ${e.message}`);
       return;
     }
@@ -241,6 +243,7 @@ export class Player {
   }
 
   start() {
+    this.sampler.resumeBackground();
     this.transport.play();
     const t = this.transport;
     if (t.notes.length && this.stats.clickAt !== null && this.stats.firstSoundMs === null) {
@@ -274,6 +277,7 @@ export class Player {
   }
 
   endStream() {
+    this.sampler.resumeBackground();
     this.streaming = false;
     this.ui.cancel.hidden = true;
     this.ui.render.disabled = false;

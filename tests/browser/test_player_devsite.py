@@ -149,3 +149,25 @@ def test_click_a_note_seeks_and_layout_follows_the_width(page, dev_site, screens
     page.wait_for_function("__player.highlighted > 0", timeout=5_000)
     screenshot(page, "dev_narrow")
     assert not page.errors, page.errors
+
+
+def test_background_samples_wait_while_a_render_starts_then_all_load(page, dev_site):
+    """The piano layers after the first load two at a time in the background; a Render click
+    holds them until the first sound (they took the connections the render request needed),
+    and every sample is in at the end."""
+    open_ready(page, dev_site)
+    total = page.evaluate("__player.samplesTotal")
+    sampler = "__player.player.sampler"
+    page.evaluate(f"{sampler}.holdBackground()")
+    held_at = page.evaluate("__player.samplesLoaded")
+    time.sleep(1.5)
+    after = page.evaluate("__player.samplesLoaded")
+    assert after < total, "every sample loaded before the hold: nothing left to test"
+    assert after - held_at <= 2, "downloads went on while held (two may have been in flight)"
+    page.evaluate(f"{sampler}.resumeBackground()")
+    page.wait_for_function(f"__player.samplesLoaded > {after + 2}", timeout=30_000)
+    page.evaluate(f"{sampler}.holdBackground()")  # released by the first sound of a render
+    page.click(".pr-render")
+    page.wait_for_function("__player.state === 'playing'", timeout=10_000)
+    assert page.evaluate(f"{sampler}.held") is None
+    page.wait_for_function("__player.samplesLoaded === __player.samplesTotal", timeout=90_000)

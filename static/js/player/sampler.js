@@ -4,7 +4,13 @@
 // in velocity that is loaded; gain follows the velocity within the layer.
 
 const RELEASE_S = 0.12;   // time constant of the damper after note off
-const PARALLEL = 6;       // concurrent sample downloads
+const PARALLEL = 6;       // concurrent downloads of the first layer (playback waits for it)
+// The other layers load in the background, two at a time at low priority, and not at all while
+// a render starts (`holdBackground`): with six in flight they took the browser's six connections to the
+// server, and the Render request and the job's socket waited behind them (first render after
+// the page opened: click -> first sound 634 ms, 385 ms once every sample was in).
+const PARALLEL_BACKGROUND = 2;
+const HOLD_MAX_MS = 3000; // a hold that nobody releases ends by itself
 
 export class PianoSampler {
   /**
@@ -28,7 +34,24 @@ export class PianoSampler {
     this.analyser.fftSize = 2048;
     this.probe = new Float32Array(this.analyser.fftSize);
     this.out.connect(comp).connect(this.analyser).connect(ctx.destination);
+    this.held = null;                  // {promise, release} while background loading waits
     this.ready = this.load();
+  }
+
+  /** Pause the background downloads (the layers after the first) until `resumeBackground()`,
+   * or HOLD_MAX_MS: a render is starting and its request and socket come first. */
+  holdBackground() {
+    if (this.held) return;
+    let release;
+    const promise = new Promise((resolve) => { release = resolve; });
+    const timer = setTimeout(() => this.resumeBackground(), HOLD_MAX_MS);
+    this.held = { promise, release: () => { clearTimeout(timer); release(); } };
+  }
+
+  resumeBackground() {
+    const held = this.held;
+    this.held = null;
+    if (held) held.release();
   }
 
   async load() {
@@ -39,26 +62,30 @@ export class PianoSampler {
     this.totalCount = this.layers.reduce((n, l) => n + l.samples.length, 0);
     // The layer nearest mezzo-forte first: playback may start once it is in.
     const order = [...this.layers].sort((a, b) => Math.abs(a.velocity - 64) - Math.abs(b.velocity - 64));
-    await this.loadLayer(order[0]);
-    this.rest = Promise.all(order.slice(1).map((l) => this.loadLayer(l)));
+    await this.loadLayer(order[0], PARALLEL, false);
+    this.rest = (async () => {
+      for (const l of order.slice(1)) await this.loadLayer(l, PARALLEL_BACKGROUND, true);
+    })();
     this.rest.catch((e) => console.warn('piano layer failed to load', e));
   }
 
-  async loadLayer(layer) {
+  async loadLayer(layer, parallel, background) {
     const map = new Map();
     this.buffers.set(layer.layer, map);
     const queue = [...layer.samples];
     const worker = async () => {
       while (queue.length) {
+        while (background && this.held) await this.held.promise;
         const s = queue.shift();
-        const resp = await fetch(new URL(s.file, this.base));
+        if (!s) break;
+        const resp = await fetch(new URL(s.file, this.base), background ? { priority: 'low' } : {});
         if (!resp.ok) throw new Error(`sample ${s.file}: ${resp.status}`);
         const buf = await this.ctx.decodeAudioData(await resp.arrayBuffer());
         map.set(s.pitch, buf);
         this.loadedCount += 1;
       }
     };
-    await Promise.all(Array.from({ length: PARALLEL }, worker));
+    await Promise.all(Array.from({ length: parallel }, worker));
     map.sorted = [...map.keys()].sort((a, b) => a - b);
   }
 
