@@ -25,7 +25,9 @@ PEDAL_HEADS = ("sustain", "soft")
 # With the ordinal heads at their expected class, z is a take's only variety. Model v2.4 on the
 # val works (ml/MODEL_CARD.md): t = 1 gave the best r and MAE but takes that differ less than
 # pianists do (variety velocity .49, tempo .27); 1.25 costs little (beat tempo r .30 -> .27,
-# velocity .40 -> .39) for variety .59 / .36; 1.5 and 2 cost more (tempo r .24, .21).
+# velocity .40 -> .39) for variety .59 / .36; 1.5 and 2 cost more (tempo r .24, .21). Model v2.5:
+# z 1, 1.1, 1.25 give beat tempo r .31, .31, .29 with tempo variety .40, .43, .51: 1.25 is the one
+# that meets the variety target (0.5-2 of the pianists') for velocity and tempo.
 DEFAULT_Z_TEMPERATURE = 1.25
 
 # The point estimate (ml.render --point, the evaluation's "point" row): z at the prior mean, the
