@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.layers import channel_layer_host
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
@@ -108,11 +110,10 @@ STORAGES = {
 }
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
-# redis-py 8 reads with a 5 s socket timeout by default, which cuts the channel layer's blocking
-# BZPOPMIN on idle sockets (consumers die with 1011 every 5 s): no read timeout here.
+# No read timeout, and each command reconnects after a Redis restart (config.layers says why).
 CHANNEL_LAYERS = {"default": {
     "BACKEND": "channels_redis.core.RedisChannelLayer",
-    "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+    "CONFIG": {"hosts": [channel_layer_host(REDIS_URL)],
                "capacity": 1500, "expiry": 60},
 }}
 
