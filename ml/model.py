@@ -10,7 +10,7 @@ Modelling assumptions kept from the paper (section 3.3.1), which it calls critic
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePath
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from render.features import BEAT_FEATURES, FEATURE_CLASSES
+from render.features import BEAT_FEATURES, FEATURE_CLASSES, FEATURE_NAMES
 
 # Output heads: classes of velocity (0..127), duration_100 - 1 (0..799), deviation + 50,
 # tempo_log_50 + 50 (the beat's tempo, 1/50 octave around the reference), sustain pedal pattern
@@ -41,7 +41,8 @@ class ModelConfig:
         "tempo_30": 4, "velocity_10": 4, "bar_pos_12": 12, "staff": 2, "is_grace": 2,
         "metric": 3, "chord_rank": 3, "to_rest": 3, "to_fermata": 3, "to_section_end": 3, "to_end": 3,
         "since_section": 3, "piece_pos": 3, "hairpin": 2, "dyn_accent": 2, "tempo_change": 2,
-        "fermata": 2, "slur": 2, "artic": 2, "accent": 2})
+        "fermata": 2, "slur": 2, "artic": 2, "accent": 2, "pedal": 2})
+    beat_features: int = BEAT_FEATURES  # the first columns of render.features.beat_context it reads
     ctx_channels: int = 48        # non-causal score context over beats (v2, DESIGN 4.1)
     ctx_dilations: tuple = (1, 2, 4, 8, 16, 32)  # kernel 3: sees +-63 beats
     ctx_out: int = 32
@@ -89,13 +90,14 @@ class BeatContext(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         ch = cfg.ctx_channels
-        self.inp = nn.Conv1d(BEAT_FEATURES, ch, 1)
+        self.inp = nn.Conv1d(cfg.beat_features, ch, 1)
+        self.n_in = cfg.beat_features
         self.convs = nn.ModuleList(nn.Conv1d(ch, ch, 3, padding=d, dilation=d) for d in cfg.ctx_dilations)
         self.out = nn.Conv1d(ch, cfg.ctx_out, 1)
         self.receptive = sum(cfg.ctx_dilations)  # beats seen on each side
 
-    def forward(self, beats):  # (B, D, nb) -> (B, ctx_out, nb)
-        y = F.leaky_relu(self.inp(beats), 0.1)
+    def forward(self, beats):  # (B, D >= beat_features, nb) -> (B, ctx_out, nb)
+        y = F.leaky_relu(self.inp(beats[:, :self.n_in]), 0.1)
         for conv in self.convs:
             y = y + F.leaky_relu(conv(y), 0.1)
         return torch.tanh(self.out(y))
@@ -128,6 +130,9 @@ class ScoreEncoder(nn.Module):
         n_pitch = (ROLL_PITCH_HI - ROLL_PITCH_LO) // 16
         self.proj = nn.Conv1d(chans[-1] * n_pitch, cfg.cnn_proj, 1)
         self.embs = nn.ModuleDict({k: nn.Embedding(FEATURE_CLASSES[k], d) for k, d in cfg.feature_emb.items()})
+        # the feature columns this model reads (a checkpoint from before a feature was added reads
+        # the ones it was trained with)
+        self.feat_cols = [FEATURE_NAMES.index(k) for k in cfg.feature_emb]
         self.context = BeatContext(cfg)
         d_in = sum(cfg.feature_emb.values()) + cfg.cnn_proj * len(cfg.roll_windows) + cfg.ctx_out
         self.mlp = nn.Sequential(nn.Linear(d_in, cfg.mlp_hidden), nn.LeakyReLU(0.1),
@@ -159,7 +164,7 @@ class ScoreEncoder(nn.Module):
     def frame_features(self, feat, rmap, pos, ctx):
         """Per note: feat (B, T, F) long, rmap (B, P, L4), pos (B, T), ctx (B, T, ctx_out) ->
         (MLP output (B, T, mlp_out), feature embeddings (B, T, sum of embedding sizes))."""
-        emb = torch.cat([self.embs[k](feat[..., i]) for i, k in enumerate(FEATURE_CLASSES)], -1)
+        emb = torch.cat([e(feat[..., c]) for e, c in zip(self.embs.values(), self.feat_cols)], -1)
         return self.mlp(torch.cat([emb, self.window_features(rmap, pos), ctx], -1)), emb
 
     def forward(self, feat, roll, pos, beats, beat_pos, h0=None, ctx=None):
@@ -529,7 +534,39 @@ def load_model(path, device="cpu") -> tuple[CVRNN, dict]:
     cfg["cnn_channels"] = tuple(cfg["cnn_channels"])
     cfg["roll_windows"] = tuple(tuple(w) for w in cfg["roll_windows"])
     cfg["ctx_dilations"] = tuple(cfg.get("ctx_dilations", ModelConfig.ctx_dilations))
+    cfg.setdefault("beat_features", 24)  # checkpoints from before the marked pedal (v2.5 and older)
     model = CVRNN(ModelConfig(**cfg)).to(device)
     model.load_state_dict(migrate_state_dict(ckpt["model"]))
     model.eval()
     return model, ckpt
+
+
+# Where each weight whose input grows takes the new columns: the score features' embeddings come
+# first in the MLP's input and last in c_n; c_n comes first in the generator's and the state's.
+_GROWS_AT = {"score.mlp.0.weight": lambda c: sum(c.feature_emb.values()), "gen_in.weight": lambda c: c.c_dim,
+             "state_in.weight": lambda c: c.c_dim, "score.context.inp.weight": lambda c: c.beat_features}
+
+
+def grow_model(path, device="cpu") -> CVRNN:
+    """A checkpoint's model with the inputs this code has and the checkpoint lacks (score features
+    added since, beat-context columns), the weights from those inputs zero: it computes exactly
+    what the checkpoint did until training moves them (continuing a run with new inputs)."""
+    old_model, _ = load_model(path, device)
+    old = old_model.cfg
+    new_emb = {k: v for k, v in ModelConfig().feature_emb.items() if k not in old.feature_emb}
+    cfg = replace(old, feature_emb={**old.feature_emb, **new_emb}, beat_features=BEAT_FEATURES)
+    model = CVRNN(cfg).to(device)
+    sd, sd_old = model.state_dict(), old_model.state_dict()
+    for k, w in sd.items():
+        if k not in sd_old:     # a new feature's embedding: its own initialisation
+            continue
+        v = sd_old[k]
+        if v.shape != w.shape:
+            if k not in _GROWS_AT or v.shape[0] != w.shape[0]:
+                raise ValueError(f"cannot grow {k} from {tuple(v.shape)} to {tuple(w.shape)}")
+            at = _GROWS_AT[k](old)
+            zeros = torch.zeros((v.shape[0], w.shape[1] - v.shape[1]) + tuple(v.shape[2:]), dtype=v.dtype)
+            v = torch.cat([v[:, :at], zeros.to(v.device), v[:, at:]], 1)
+        sd[k] = v
+    model.load_state_dict(sd)
+    return model.eval()

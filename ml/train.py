@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from ml.data import StreamBatcher, load_split, prefetch
-from ml.model import (HEADS, CVRNN, ModelConfig, elbo_loss, load_checkpoint, load_model, migrate_state_dict, point_loss,
-                      save_checkpoint, targets_to_classes)
+from ml.model import (HEADS, CVRNN, ModelConfig, elbo_loss, grow_model, load_checkpoint, load_model,
+                      migrate_state_dict, point_loss, save_checkpoint, targets_to_classes)
 
 
 @dataclass
@@ -43,6 +43,7 @@ class TrainConfig:
     free_bits: float = 0.05       # nats per latent dimension (batch mean)
     prior_below_floor: bool = False  # the prior learns while the KL is below the free-bits floor (elbo_loss)
     init_from: str = ""           # start from this checkpoint's weights (fresh optimizer and schedule)
+    grow: bool = False            # with init_from: add the inputs the checkpoint lacks (ml.model.grow_model)
     point_weight: float = 0.0     # weight of ml.model.point_loss (z = prior mean); 0 = the ELBO alone
     sample_weight: float = 0.0    # weight of the same NLL with z drawn from the prior (a sampled take's path)
     head_weight: str = ""         # JSON {head: weight} on heads' NLL, e.g. '{"tempo": 3}' (ml.model.elbo_loss)
@@ -139,7 +140,7 @@ def train(cfg: TrainConfig) -> dict:
     if "cnn_channels" in overrides:
         overrides["cnn_channels"] = tuple(overrides["cnn_channels"])
     if cfg.init_from:  # continue from another run's weights: its config wins over --model
-        model, _ = load_model(cfg.init_from, device)
+        model = grow_model(cfg.init_from, device) if cfg.grow else load_model(cfg.init_from, device)[0]
         model.train()
         print(f"weights from {cfg.init_from}", file=sys.stderr)
     else:

@@ -72,7 +72,9 @@ def xml_markings(xml_path: Path, cache: Path | None = None) -> dict:
     NaN before the first), ``marks`` (K,) MARK_DTYPE. Kept in ``cache`` (.npz) when given."""
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
-            return {k: z[k] for k in z.files}
+            kept = {k: z[k] for k in z.files}
+        if kept["marks"].dtype == MARK_DTYPE:  # else kept by an older MARK_DTYPE: read again
+            return kept
     import partitura as pt
     from render.score import score_from_partitura
 
@@ -150,7 +152,7 @@ def build_work(args) -> list[dict]:
     if xml_rel and rows[0].get("score_file_present", "True") == "True":
         try:
             mk = cache / "markings" / (xml_rel.replace("/", "__").removesuffix(".xz") + ".npz")
-            src = mk if mk.is_file() else unpack(data / xml_rel, cache / "unpacked", xml_rel)
+            src = unpack(data / xml_rel, cache / "unpacked", xml_rel)
             xml_info = xml_markings(src, mk)
         except Exception as exc:  # the match file still has every note; only markings are lost
             results.append({"key": xml_rel, "status": "warning", "error": f"score markings: {exc}"[:300]})

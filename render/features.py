@@ -37,7 +37,7 @@ FEATURE_CLASSES = {
     **{k: v for k, v in MARK_CLASSES.items() if k != "section_end"},
 }
 FEATURE_NAMES = list(FEATURE_CLASSES)
-BEAT_FEATURES = 24  # columns of `beat_context`
+BEAT_FEATURES = 27  # columns of `beat_context` (24 before the marked pedal, model v2.6)
 
 
 def log_bucket(beats: np.ndarray, n: int = 8) -> np.ndarray:
@@ -250,8 +250,13 @@ def beat_context(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray |
     nbeats_bar = np.bincount(bar_id)
     f[:, 22] = (np.log1p(bar_cnt / np.maximum(nbeats_bar, 1)) / 3.0)[bar_id]
     f[:, 23] = (np.bincount(bar_id, f[:, 4] * cnt) / np.maximum(bar_cnt, 1))[bar_id]
+    # The sustain pedal the score marks, and whether it marks any: a score that marks none says
+    # nothing about the pedal (most editions), one that marks it says where.
+    f[:, 24] = mean(marks["pedal"] > 0)
+    f[:, 25] = anyof(marks["pedal"] == 2)
+    f[:, 26] = float((marks["pedal"] > 0).any())
     # Beats between onsets carry on the markings in force.
-    for c in (4, 5, 6, 21):
+    for c in (4, 5, 6, 21, 24):
         idx = np.where(has, np.arange(nb), 0)
         np.maximum.accumulate(idx, out=idx)
         f[:, c] = f[idx, c]

@@ -9,7 +9,9 @@
 - ``slur``         0 none, 1 first note of a slur, 2 inside, 3 last note;
 - ``artic``        0 none, 1 staccato, 2 staccatissimo / spiccato, 3 tenuto, 4 portato (detached-legato);
 - ``accent``       0 none, 1 accent / stress, 2 strong accent (marcato);
-- ``section_end``  1 when the note's bar ends with a double, final or repeat barline.
+- ``section_end``  1 when the note's bar ends with a double, final or repeat barline;
+- ``pedal``        the sustain pedal the score marks (Ped. ... *): 0 none, 1 under a marked pedal,
+                   2 where a marked pedal starts (a new press: after a lift or a change).
 
 Partitura reads these from MusicXML, MEI and kern alike; a MIDI score has none (all zeros),
 and every consumer must work with all zeros.
@@ -20,10 +22,10 @@ import numpy as np
 
 MARK_DTYPE = np.dtype([
     ("hairpin", "i1"), ("dyn_accent", "i1"), ("tempo_change", "i1"), ("fermata", "i1"),
-    ("slur", "i1"), ("artic", "i1"), ("accent", "i1"), ("section_end", "i1"),
+    ("slur", "i1"), ("artic", "i1"), ("accent", "i1"), ("section_end", "i1"), ("pedal", "i1"),
 ])
 MARK_CLASSES = {"hairpin": 3, "dyn_accent": 2, "tempo_change": 3, "fermata": 2, "slur": 4, "artic": 5,
-                "accent": 3, "section_end": 2}
+                "accent": 3, "section_end": 2, "pedal": 3}
 
 SLOWING_WORDS = ("rit", "rall", "allarg", "calando", "smorz", "morendo", "slentando", "ritard", "ritenuto",
                  "stentando", "largando", "perdendo")
@@ -155,6 +157,13 @@ def marks_from_partitura(part) -> tuple[np.ndarray, np.ndarray]:
         marks["slur"][inside & (marks["slur"] == 0)] = 2
         marks["slur"][np.isclose(onsets, start)] = 1
         marks["slur"][np.isclose(onsets, end)] = 3
+
+    # Marked sustain pedal: a press at its start, held to its end (a start while one is held is
+    # a change; a pedal without an end lasts DEFAULT_SPAN_BEAT).
+    for d in part.iter_all(pt.score.SustainPedalDirection):
+        s, e = _spans([d], qmap)[0]
+        marks["pedal"][_in_spans(onsets, [(s, e)]) & (marks["pedal"] == 0) & is_note] = 1
+        marks["pedal"][np.isclose(onsets, s) & is_note] = 2
 
     ends = [float(qmap(b.start.t)) for b in part.iter_all(pt.score.Barline) if b.style in SECTION_BARLINES]
     ends += [float(qmap(r.end.t)) for r in part.iter_all(pt.score.Repeat) if r.end is not None]

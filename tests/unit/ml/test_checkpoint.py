@@ -6,7 +6,7 @@ and checkpoints written before that, with numpy scalars in their metadata, still
 from __future__ import annotations
 
 import pickle
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +59,39 @@ def test_an_old_checkpoint_with_numpy_metadata_still_loads(tmp_path, tiny_config
     assert ck["best"] == 1.5 and ck["step"] == 7 and ck["flag"]
     model2, _ = load_model(path)
     assert model2.cfg == tiny_config
+
+
+def test_a_grown_model_computes_what_its_checkpoint_did_and_reads_the_new_inputs(tmp_path, tiny_config):
+    """ml.model.grow_model: a checkpoint from before the marked pedal (no ``pedal`` embedding, 24
+    beat-context columns, its config without ``beat_features`` as v2.5's) grows the new inputs with
+    zero weights: the same logits, whatever the new inputs hold; training then moves them."""
+    from ml.model import FEATURE_NAMES, grow_model
+    from tests.unit.ml.conftest import batch_of, make_piece
+
+    old_cfg = replace(tiny_config, feature_emb={k: v for k, v in tiny_config.feature_emb.items() if k != "pedal"},
+                      beat_features=24)
+    torch.manual_seed(0)
+    old = CVRNN(old_cfg)
+    cfg = asdict(old_cfg)
+    del cfg["beat_features"]
+    torch.save({"config": cfg, "model": old.state_dict()}, tmp_path / "v25.pt")
+    old, _ = load_model(tmp_path / "v25.pt")
+    new = grow_model(tmp_path / "v25.pt")
+    assert "pedal" in new.cfg.feature_emb and new.cfg.beat_features == 27 and new.cfg.c_dim == old.cfg.c_dim + 2
+    b = batch_of([make_piece(8), make_piece(8, seed=1)], 24)
+    b["feat"][..., FEATURE_NAMES.index("pedal")] = torch.randint(0, 3, b["feat"].shape[:2])
+    b["beats"][:, 24:] = torch.rand_like(b["beats"][:, 24:])
+    args = [b[k] for k in ("feat", "roll", "pos", "beats", "beat_pos", "x", "mask")]
+    outs = []
+    for m in (old, new):
+        torch.manual_seed(1)
+        outs.append(m(*args, m.init_state(2))[0])
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    new.train()
+    torch.manual_seed(1)
+    new(*args, new.init_state(2))[0].logsumexp(-1).sum().backward()
+    assert float(new.gen_in.weight.grad[:, old.cfg.c_dim:new.cfg.c_dim].abs().sum()) > 0
+    assert float(new.score.context.inp.weight.grad[:, 24:].abs().sum()) > 0
+    # and the old checkpoint still runs on today's 27-column features, reading its 24
+    with torch.no_grad():
+        assert old.score.context(b["beats"]).shape[1] == old.cfg.ctx_out

@@ -140,3 +140,19 @@ def test_load_aligned_cached_parses_once(unpacked, tmp_path):
 def test_a_folder_without_split_csv_is_refused(tmp_path, capsys):
     assert build_main(["--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no split.csv" in capsys.readouterr().err
+
+
+def test_markings_kept_by_an_older_mark_dtype_are_read_again(tmp_path):
+    """A markings cache written before a mark was added (no ``pedal`` field) is not trusted."""
+    from tests.data.corpus import TWO_BARS
+
+    cache = tmp_path / "markings" / "two_bars.npz"
+    fresh = xml_markings(TWO_BARS, cache)
+    old_dtype = np.dtype([d for d in MARK_DTYPE.descr if d[0] != "pedal"])
+    stale = np.zeros(len(fresh["marks"]), old_dtype)
+    np.savez_compressed(cache, ids=fresh["ids"], velocity=fresh["velocity"], tempo_bpm=fresh["tempo_bpm"],
+                        marks=stale)
+    again = xml_markings(TWO_BARS, cache)
+    assert again["marks"].dtype == MARK_DTYPE and np.array_equal(again["marks"], fresh["marks"])
+    with np.load(cache) as z:
+        assert z["marks"].dtype == MARK_DTYPE  # and the cache rewritten

@@ -77,8 +77,8 @@ def by_id(score):
 
 def test_marks_dtype_and_defaults():
     assert list(MARK_DTYPE.names) == list(MARK_CLASSES) == [
-        "hairpin", "dyn_accent", "tempo_change", "fermata", "slur", "artic", "accent", "section_end"]
-    assert (empty_marks(3).tolist() == [(0,) * 8] * 3) and empty_marks(3).dtype == MARK_DTYPE
+        "hairpin", "dyn_accent", "tempo_change", "fermata", "slur", "artic", "accent", "section_end", "pedal"]
+    assert (empty_marks(3).tolist() == [(0,) * 9] * 3) and empty_marks(3).dtype == MARK_DTYPE
 
 
 def test_each_mark_on_its_notes(marked):
@@ -126,6 +126,19 @@ def test_other_markings_and_a_fermata_on_a_rest(tmp_path):
     assert m["n3"]["section_end"] == 1 and m["n4"]["section_end"] == 0           # double bar after bar 2
     # a fermata on a rest holds the note struck before it (n1, sounding up to the rest)
     assert [int(m[i]["fermata"]) for i in ("n1", "n2", "n3", "n4")] == [1, 0, 0, 0]
+
+
+def test_a_marked_sustain_pedal_its_presses_and_a_change(tmp_path):
+    """Ped. at n1 held to beat 3, a change (stop then start) at n3, * before n4's bar ends; n5
+    in the next bar is unpedalled."""
+    ped = lambda kind: direction(f'<pedal type="{kind}" line="yes"/>')  # noqa: E731
+    bar1 = (ped("start") + note("n1", "C", 5, 2, "quarter") + note("n2", "D", 5, 2, "quarter")
+            + ped("stop") + ped("start") + note("n3", "E", 5, 2, "quarter")
+            + note("n4", "F", 5, 1, "eighth") + ped("stop") + note("n6", "G", 5, 1, "eighth"))
+    bar2 = note("n5", "G", 5, 8, "whole")
+    s = load_score(write(tmp_path / "pedal.musicxml", measure(1, bar1, first=True), measure(2, bar2)))
+    m = by_id(s)
+    assert [int(m[i]["pedal"]) for i in ("n1", "n2", "n3", "n4", "n6", "n5")] == [2, 1, 2, 1, 0, 0]
 
 
 def test_repeats_keep_marks_on_both_passes(tmp_path):
