@@ -262,8 +262,7 @@ def work_score(rows: list[dict], data: Path, cache: Path):
     if row.get("score_file") and row.get("score_file_present", "True") == "True":
         try:
             mk = cache / "markings" / (row["score_file"].replace("/", "__").removesuffix(".xz") + ".npz")
-            src = mk if mk.is_file() else unpack(data / row["score_file"], cache / "unpacked", row["score_file"])
-            info = xml_markings(src, mk)
+            info = xml_markings(unpack(data / row["score_file"], cache / "unpacked", row["score_file"]), mk)
             table = {nid: i for i, nid in enumerate(info["ids"].tolist())}
             j = np.array([table.get(b, -1) for b in perf.score.base_ids().tolist()])
             notes["velocity_written"] = np.where(j >= 0, info["velocity"][np.maximum(j, 0)], 0)

@@ -212,3 +212,22 @@ def test_transposition_changes_pitch_and_key():
     assert (transpose_features(up, -2) == feat).all()
     others = [i for i in range(len(FEATURE_NAMES)) if i not in (k, p)]
     assert (up[:, others] == feat[:, others]).all()
+
+
+def test_beat_context_marked_pedal():
+    """Columns 24-26: the share of a beat's notes under a marked pedal (carried over beats without
+    onsets), a press in the beat, and whether the score marks any pedal at all."""
+    n = make_score(16).notes
+    n = n[(n["onset_beat"] < 9) | (n["onset_beat"] >= 10)]          # beat 9 has no onset
+    bpm = np.full(len(n), 100.0)
+    assert beat_context(n, bpm)[:, 24:].sum() == 0                 # no marks: no pedal, and none marked
+    marks = empty_marks(len(n))
+    under = (n["onset_beat"] >= 4) & (n["onset_beat"] < 10.5)
+    marks["pedal"][under] = 1
+    marks["pedal"][n["onset_beat"] == 4] = 2
+    marks["pedal"][n["onset_beat"] == 6] = 2                        # a change
+    ctx = beat_context(n, bpm, marks)
+    assert np.flatnonzero(ctx[:, 24] == 1).tolist() == [4, 5, 6, 7, 8, 9]   # beat 9 carries beat 8's
+    assert 0 < ctx[10, 24] < 1 and ctx[11, 24] == 0                  # half of beat 10's notes
+    assert np.flatnonzero(ctx[:, 25]).tolist() == [4, 6]
+    assert (ctx[:, 26] == 1).all()
