@@ -229,6 +229,13 @@ def format_report(res: dict) -> str:
             label = "no pedal (deadpan)" if key == "deadpan_pair_works" else label
             lines.append(f"{label:26}{row['pedal_beat']['r']:>8.2f}{row['pedal_beat']['mae']:>8.2f}"
                          + "".join(f"{pl.get(m, float('nan')):>8.2f}" for m in ("precision", "recall", "f1")))
+        for name, says in (("score_marks_pedal", "marks the pedal"), ("score_marks_no_pedal", "marks none")):
+            part = mb.get(name)
+            if part and part["works"]:
+                lines.append(f"  {part['works']} works whose score {says}, beat r / MAE, lift F1: " + "; ".join(
+                    f"{k.replace('_', ' ')} {part[k]['pedal_beat']['r']:.2f} / {part[k]['pedal_beat']['mae']:.2f}"
+                    f", {part[k]['pedal_lifts'].get('f1', float('nan')):.2f}"
+                    for k in ("model", "model_point", "humanizer", "pianist_pairs") if "pedal_beat" in part[k]))
     lines.append("")
     lines.append("Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in res["targets"].items()))
     return "\n".join(lines)

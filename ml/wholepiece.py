@@ -211,6 +211,11 @@ def average_works(per_work: dict, kinds: list[str]) -> dict:
         out[k + "_pair_works"] = avg([done[w][k] for w in multi])
         out[k + "_vs_mean"] = avg([done[w][k + "_vs_mean"] for w in multi if k + "_vs_mean" in done[w]])
     out["pianist_pairs"] = avg([done[w]["pianist_pairs"] for w in multi])
+    # the pedal where the score marks it (Ped. ... *) and where it does not
+    for name, marked in (("score_marks_pedal", True), ("score_marks_no_pedal", False)):
+        ws = [w for w in multi if bool(done[w].get("score_marks_pedal")) == marked]
+        out[name] = {"works": len(ws), **{k: avg([done[w][k] for w in ws]) if ws else None
+                                          for k in ("model", "model_point", "humanizer", "pianist_pairs")}}
     out["pianist_vs_others_mean"] = avg([done[w]["pianist_vs_others_mean"] for w in multi])
     ratios = {n: np.array([done[w]["variety"][n]["ratio"] for w in multi], float) for n in ("velocity", "tempo")}
     out["variety"] = {n: {"geo_mean_ratio": float(np.exp(np.nanmean(np.log(v)))) if np.isfinite(v).any()
@@ -324,6 +329,7 @@ def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, s
             "deadpan": [as_curves(deadpan(sw), pedal=False)]}   # and no pedal
     res = work_figures(rend, pianists)
     res["n_notes"], res["speed_g"] = int(len(n)), speed
+    res["score_marks_pedal"] = bool(score.marks is not None and (score.marks["pedal"] > 0).any())
     res["pianist_median_bpm"] = float(np.median([p["median_bpm"] for p in pianists]))
     if plot is not None:
         plot_work(plot, f"{title} ({len(pianists)} pianists; model sampled at the default settings)", rend, pianists)

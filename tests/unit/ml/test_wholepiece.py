@@ -147,6 +147,15 @@ def test_work_figures_and_average_works():
                                                            + one["model"]["velocity"]["r"]) / 2)
     assert avg["variety"]["velocity"]["works"] == 1
     assert avg["variety"]["velocity"]["geo_mean_ratio"] == pytest.approx(v["ratio"])
+    # the pedal split by whether the score marks it: the one pair work marks none
+    assert avg["score_marks_pedal"]["works"] == 0 and avg["score_marks_pedal"]["model"] is None
+    assert avg["score_marks_no_pedal"]["works"] == 1
+    assert avg["score_marks_no_pedal"]["model"]["pedal_beat"]["r"] == avg["model_pair_works"]["pedal_beat"]["r"]
+    marked = dict(res, score_marks_pedal=True)
+    avg = WP.average_works({"a": res, "m": marked}, ["model", "model_point", "humanizer", "deadpan"])
+    assert avg["score_marks_pedal"]["works"] == avg["score_marks_no_pedal"]["works"] == 1
+    assert avg["score_marks_pedal"]["pianist_pairs"]["velocity"]["r"] == pytest.approx(
+        res["pianist_pairs"]["velocity"]["r"])
 
 
 def test_plot_work_writes_a_png(tmp_path):
