@@ -108,9 +108,25 @@ def listeners(client: Client, score_id: str, n: int, n_notes: int) -> dict:
             "done_s_max": max(r["done_s"] for r in results)}
 
 
-def throughput(client: Client, score_id: str, k: int, n_notes: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a live process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stack_processes(stack: Stack) -> dict[str, int]:
+    """Role -> pid of the stack's processes (its Redis, Daphne, each worker) and this client."""
+    procs = {"redis": stack.redis_server.proc.pid, "daphne": stack.daphne.pid, "worker": stack.worker.pid,
+             "benchmark client": os.getpid()}
+    procs.update({f"worker {k + 2}": p.pid for k, p in enumerate(stack.extra)})
+    return procs
+
+
+def throughput(client: Client, score_id: str, k: int, n_notes: int, procs: dict[str, int] | None = None) -> dict:
     """k renders submitted at once (as k users would), each followed from its POST by its own
-    listener: renders per minute, the last first chunk, every stream complete and in order."""
+    listener: renders per minute, the last first chunk, every stream complete and in order; with
+    ``procs`` (role -> pid), the CPU seconds each used meanwhile (where the 2 cores went)."""
+    cpu0 = {r: cpu_seconds(p) for r, p in (procs or {}).items()}
     t0 = time.perf_counter()
     out: list[dict] = [None] * k  # type: ignore[list-item]
 
@@ -127,7 +143,8 @@ def throughput(client: Client, score_id: str, k: int, n_notes: int) -> dict:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
-    return {"renders": k, "elapsed_s": elapsed, "renders_per_min": 60 * k / elapsed,
+    cpu = {r: cpu_seconds(p) - cpu0[r] for r, p in (procs or {}).items()}
+    return {"renders": k, "elapsed_s": elapsed, "renders_per_min": 60 * k / elapsed, "cpu_s": cpu,
             "first_chunk_s_max": max(r["first_chunk_s"] for r in out),
             "done_s_max": max(r["done_s"] for r in out), "n_ok": sum(r["ok"] for r in out)}
 
@@ -177,6 +194,7 @@ def _stack(workdir: Path, ckpt: str, env: dict, workers: int = 1):
                        "UPLOAD_PARSE_TIMEOUT_S": "300", **env})
     try:
         stack.start()
+        stack.redis_server = redis
         for k in range(1, workers):
             stack.add_worker(f"bench-{k}")
         yield stack
@@ -236,7 +254,7 @@ def main(argv=None) -> int:
                     client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
                     score_id = client.upload_ok(score_path)
                     timed_render(client, score_id, seed=0)
-                    one_thr = throughput(client, score_id, args.throughput, n_notes)
+                    one_thr = throughput(client, score_id, args.throughput, n_notes, stack_processes(stack))
         with _stack(tmp / "app", ckpt, {}, workers=args.workers) as stack:
             client = Client(stack).signup(f"bench{uuid.uuid4().hex[:6]}")
             score_id = client.upload_ok(score_path)
@@ -245,7 +263,7 @@ def main(argv=None) -> int:
             runs = [timed_render(client, score_id, seed=s) for s in range(1, args.runs + 1)]
             bad = [check_stream(r["msgs"], n_notes) for r in runs + [warm]]
             lis = listeners(client, score_id, args.listeners, n_notes)
-            thr = throughput(client, score_id, args.throughput, n_notes)
+            thr = throughput(client, score_id, args.throughput, n_notes, stack_processes(stack))
             stages = job_timings(stack.worker_log, [r["job_id"] for r in runs])
     first = [r["first_chunk_s"] for r in runs]
     done = [r["done_s"] for r in runs]
@@ -278,6 +296,12 @@ def main(argv=None) -> int:
           f"{thr['renders_per_min']:.1f} renders/min ({60 / base_s:.1f} for the model alone one after "
           f"another); last first chunk {thr['first_chunk_s_max']:.2f} s; {thr['n_ok']}/{thr['renders']} "
           "streams complete")
+    for label, t in (("", thr), (" (one worker alone)", one_thr if args.workers > 1 else None)):
+        if t and t.get("cpu_s"):
+            total, cores = sum(t["cpu_s"].values()), os.cpu_count()
+            print(f"  CPU during the throughput part{label}: " + ", ".join(
+                f"{r} {v:.1f} s" for r, v in t["cpu_s"].items()) + f"; {total:.1f} s of the "
+                f"{cores * t['elapsed_s']:.1f} core-seconds of {cores} cores over {t['elapsed_s']:.1f} s")
     if one_thr:
         ratio = thr["renders_per_min"] / one_thr["renders_per_min"]
         print(f"  {args.workers} workers vs one worker alone (both batching): {thr['renders_per_min']:.1f} vs "
