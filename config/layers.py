@@ -1,11 +1,11 @@
 """The channel layer's Redis connection options (used by settings, and by tests that build a layer).
 
-redis-py's asyncio connections do not retry by default: after Redis restarts, every connection
-the layer pooled on an event loop (Daphne's, a worker's send loop) is stale, and its next command
-raises ConnectionError once before the pool reconnects. A consumer whose ``group_add`` or
-``receive`` meets that error dies (WebSocket 1011), so the first listener after a restart failed
-unless something else on the same loop had met the error first. With a retry the command
-reconnects and runs again, on every loop, whoever comes first.
+redis-py's asyncio connections do not retry by default. An idle pooled connection that went
+stale in a Redis restart is noticed when the pool hands it out, but a command in flight when
+Redis restarts is not: the blocking BZPOPMIN of a consumer waiting for its job's events raised
+ConnectionError, the consumer died and its WebSocket closed with 1011. With a retry the command
+reconnects and runs again (tests/integration/test_services_redis.py restarts a real Redis under
+a waiting listener, with and without the retry).
 """
 from __future__ import annotations
 

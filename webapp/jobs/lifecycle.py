@@ -131,13 +131,14 @@ def render_jobs_claim(*, worker: str, limit: int, waited_s: float) -> list[Rende
         return []
     now = timezone.now()
     waiting = RenderJob.objects.filter(state=RenderJob.State.QUEUED, enqueued__lte=now - timedelta(seconds=waited_s))
+    ids = list(waiting.order_by("created").values_list("id", flat=True)[:limit])
+    if not ids:  # the usual answer of a session's poll: one query
+        return []
     # A fair share of what waits among the workers rendering now (this one included): a session
     # that took every waiting job left the other workers idle (two workers, 8 jobs at once: 1.09x
     # one worker's throughput, bench/web_bench.py).
     busy = RenderJob.objects.filter(state=RenderJob.State.RUNNING).exclude(worker="").values("worker").distinct()
-    n_busy = max(1, busy.count())
-    limit = min(limit, -(-waiting.count() // n_busy))
-    ids = list(waiting.order_by("created").values_list("id", flat=True)[:limit])
+    ids = ids[:-(-waiting.count() // max(1, busy.count()))]
     claimed = [i for i in ids if RenderJob.objects.filter(id=i, state=RenderJob.State.QUEUED).update(
         state=RenderJob.State.RUNNING, started=now, heartbeat=now, worker=worker)]
     return list(RenderJob.objects.select_related("score").filter(id__in=claimed).order_by("created"))
