@@ -41,7 +41,7 @@ class ModelConfig:
         "tempo_30": 4, "velocity_10": 4, "bar_pos_12": 12, "staff": 2, "is_grace": 2,
         "metric": 3, "chord_rank": 3, "to_rest": 3, "to_fermata": 3, "to_section_end": 3, "to_end": 3,
         "since_section": 3, "piece_pos": 3, "hairpin": 2, "dyn_accent": 2, "tempo_change": 2,
-        "fermata": 2, "slur": 2, "artic": 2, "accent": 2, "pedal": 2})
+        "fermata": 2, "slur": 2, "artic": 2, "accent": 2, "pedal": 2, "harmony": 3})
     beat_features: int = BEAT_FEATURES  # the first columns of render.features.beat_context it reads
     ctx_channels: int = 48        # non-causal score context over beats (v2, DESIGN 4.1)
     ctx_dilations: tuple = (1, 2, 4, 8, 16, 32)  # kernel 3: sees +-63 beats

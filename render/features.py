@@ -35,9 +35,12 @@ FEATURE_CLASSES = {
     "since_section": 10,   # beats since the last section start
     "piece_pos": 10,       # tenths of the piece
     **{k: v for k, v in MARK_CLASSES.items() if k != "section_end"},
+    # v2.7: the harmony at the note's onset against the beat before it (`harmony_change`), where
+    # pianists change the pedal
+    "harmony": 4,          # 0 no new pitch class, 1 new ones, 2 one a semitone from the last beat's, 3 after silence
 }
 FEATURE_NAMES = list(FEATURE_CLASSES)
-BEAT_FEATURES = 27  # columns of `beat_context` (24 before the marked pedal, model v2.6)
+BEAT_FEATURES = 33  # columns of `beat_context` (24 before the marked pedal, model v2.6; 27 before harmony, v2.7)
 
 
 def log_bucket(beats: np.ndarray, n: int = 8) -> np.ndarray:
@@ -126,6 +129,39 @@ def _chord_rank(notes: np.ndarray) -> np.ndarray:
     return out
 
 
+def harmony_change(notes: np.ndarray) -> np.ndarray:
+    """The pitch classes struck at each note's onset against those struck in the beat before it.
+
+    Parameters
+    ----------
+    notes : (N,) NOTE_DTYPE sorted by onset.
+
+    Returns
+    -------
+    (N,) int64, the same for the notes of an onset group: 3 nothing struck in the quarter before
+    (the piece's start, after a rest), 2 a new pitch class a semitone from one of the quarter
+    before (held through the pedal they would clash: pianists change it), 1 new pitch classes
+    without such a clash, 0 none new (the same harmony, or a figure within it).
+    """
+    n = len(notes)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    onset = notes["onset_beat"].astype(float)
+    pc = notes["pitch"].astype(int) % 12
+    cum = np.zeros((n + 1, 12), np.int32)  # cum[k, p]: notes of pitch class p among the first k
+    np.add.at(cum, (np.arange(1, n + 1), pc), 1)
+    cum = np.cumsum(cum, axis=0)
+    lo = np.searchsorted(onset, onset - 1.0 - 1e-6, side="left")  # the quarter before, its start included
+    start = np.searchsorted(onset, onset, side="left")
+    end = np.searchsorted(onset, onset, side="right")
+    before = (cum[start] - cum[lo]) > 0      # (N, 12) struck in the quarter before the onset
+    own = (cum[end] - cum[start]) > 0        # (N, 12) struck at the onset (the whole chord)
+    new = own & ~before
+    near = np.roll(before, 1, axis=1) | np.roll(before, -1, axis=1)
+    out = np.where((new & near).any(1), 2, np.where(new.any(1), 1, 0))
+    return np.where(before.any(1), out, 3).astype(np.int64)
+
+
 def score_features(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray | None = None,
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Per-note categorical features.
@@ -180,6 +216,7 @@ def score_features(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray
         for k in MARK_CLASSES:
             if k in col:
                 put(k, marks[k])
+        put("harmony", harmony_change(notes))
     frame = np.round((onset - (onset[0] if n else 0.0)) * FRAMES_PER_BEAT).astype(np.int32)
     return feat, frame
 
@@ -255,6 +292,21 @@ def beat_context(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray |
     f[:, 24] = mean(marks["pedal"] > 0)
     f[:, 25] = anyof(marks["pedal"] == 2)
     f[:, 26] = float((marks["pedal"] > 0).any())
+    # v2.7, harmony: how the beat's onsets change the pitch classes (`harmony_change`), how many
+    # the beat strikes and how many of them lie a semitone apart (a scale or chromatic run), and
+    # whether the bass's pitch class moves (col 20 also counts an octave leap).
+    hc = harmony_change(notes) if n else np.zeros(0, np.int64)
+    for j, k in enumerate((1, 2, 3)):
+        f[:, 27 + j] = mean(hc == k)
+    pcs = np.zeros((nb, 12), bool)
+    pcs[b, notes["pitch"].astype(int) % 12] = True
+    f[:, 30] = pcs.sum(1) / 12.0
+    f[:, 31] = (pcs & np.roll(pcs, 1, axis=1)).sum(1) / 12.0
+    bass_pc = np.where(has, np.where(has, lo, 0) % 12, -1)
+    last = np.where(has, np.arange(nb), -1)
+    np.maximum.accumulate(last, out=last)
+    prev_on = np.concatenate([[-1], last[:-1]])  # the last beat with onsets before each beat
+    f[:, 32] = (has & (prev_on >= 0) & (bass_pc != bass_pc[np.maximum(prev_on, 0)])).astype(float)
     # Beats between onsets carry on the markings in force.
     for c in (4, 5, 6, 21, 24):
         idx = np.where(has, np.arange(nb), 0)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ml.inference import DEFAULT_CHECKPOINT
-from ml.model import CVRNN, load_checkpoint, load_model, save_checkpoint
+from ml.model import CVRNN, ModelConfig, load_checkpoint, load_model, save_checkpoint
 
 
 def test_the_shipped_checkpoint_loads_weights_only():
@@ -68,7 +68,10 @@ def test_a_grown_model_computes_what_its_checkpoint_did_and_reads_the_new_inputs
     from ml.model import FEATURE_NAMES, grow_model
     from tests.unit.ml.conftest import batch_of, make_piece
 
-    old_cfg = replace(tiny_config, feature_emb={k: v for k, v in tiny_config.feature_emb.items() if k != "pedal"},
+    from render.features import BEAT_FEATURES
+
+    added = ("pedal", "harmony")   # the score features since v2.5 (v2.6, v2.7)
+    old_cfg = replace(tiny_config, feature_emb={k: v for k, v in tiny_config.feature_emb.items() if k not in added},
                       beat_features=24)
     torch.manual_seed(0)
     old = CVRNN(old_cfg)
@@ -77,9 +80,11 @@ def test_a_grown_model_computes_what_its_checkpoint_did_and_reads_the_new_inputs
     torch.save({"config": cfg, "model": old.state_dict()}, tmp_path / "v25.pt")
     old, _ = load_model(tmp_path / "v25.pt")
     new = grow_model(tmp_path / "v25.pt")
-    assert "pedal" in new.cfg.feature_emb and new.cfg.beat_features == 27 and new.cfg.c_dim == old.cfg.c_dim + 2
+    assert list(new.cfg.feature_emb)[-2:] == list(added) and new.cfg.beat_features == BEAT_FEATURES
+    assert new.cfg.c_dim == old.cfg.c_dim + sum(ModelConfig().feature_emb[k] for k in added)
     b = batch_of([make_piece(8), make_piece(8, seed=1)], 24)
     b["feat"][..., FEATURE_NAMES.index("pedal")] = torch.randint(0, 3, b["feat"].shape[:2])
+    b["feat"][..., FEATURE_NAMES.index("harmony")] = torch.randint(0, 4, b["feat"].shape[:2])
     b["beats"][:, 24:] = torch.rand_like(b["beats"][:, 24:])
     args = [b[k] for k in ("feat", "roll", "pos", "beats", "beat_pos", "x", "mask")]
     outs = []
@@ -92,6 +97,6 @@ def test_a_grown_model_computes_what_its_checkpoint_did_and_reads_the_new_inputs
     new(*args, new.init_state(2))[0].logsumexp(-1).sum().backward()
     assert float(new.gen_in.weight.grad[:, old.cfg.c_dim:new.cfg.c_dim].abs().sum()) > 0
     assert float(new.score.context.inp.weight.grad[:, 24:].abs().sum()) > 0
-    # and the old checkpoint still runs on today's 27-column features, reading its 24
+    # and the old checkpoint still runs on today's wider beat features, reading its 24
     with torch.no_grad():
         assert old.score.context(b["beats"]).shape[1] == old.cfg.ctx_out

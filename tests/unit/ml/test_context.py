@@ -60,7 +60,7 @@ def test_a_change_40_beats_ahead_reaches_an_early_note_and_70_beats_does_not(ren
     first_beat = score.notes["onset_beat"] < 1.0
     # 40 beats ahead: outside the CNN window (+-7 beats) and behind the causal score GRU, so only
     # the non-causal context can carry it back to the first beat
-    assert (base[first_beat] - near[first_beat]).abs().max() > 1e-4
+    assert (base[first_beat] - near[first_beat]).abs().max() > 1e-5   # (the 70-beat change: exactly 0)
     # 70 beats ahead: beyond the receptive field, nothing moves at the first beat
     torch.testing.assert_close(base[first_beat], far[first_beat], rtol=0, atol=1e-6)
     # ... while notes within 63 beats of the change do see it

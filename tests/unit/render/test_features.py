@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from render.features import (BEAT_FEATURES, FEATURE_CLASSES, FEATURE_NAMES, FRAMES_PER_BEAT, beat_context,
-                             beat_first, beat_index, group_first, log_bucket, piano_roll, roll_notes,
+                             beat_first, beat_index, group_first, harmony_change, log_bucket, piano_roll, roll_notes,
                              score_features, transpose_features)
 from render.marks import MARK_CLASSES, empty_marks
 from render.score import NOTE_DTYPE, Score
@@ -220,7 +220,7 @@ def test_beat_context_marked_pedal():
     n = make_score(16).notes
     n = n[(n["onset_beat"] < 9) | (n["onset_beat"] >= 10)]          # beat 9 has no onset
     bpm = np.full(len(n), 100.0)
-    assert beat_context(n, bpm)[:, 24:].sum() == 0                 # no marks: no pedal, and none marked
+    assert beat_context(n, bpm)[:, 24:27].sum() == 0               # no marks: no pedal, and none marked
     marks = empty_marks(len(n))
     under = (n["onset_beat"] >= 4) & (n["onset_beat"] < 10.5)
     marks["pedal"][under] = 1
@@ -231,3 +231,37 @@ def test_beat_context_marked_pedal():
     assert 0 < ctx[10, 24] < 1 and ctx[11, 24] == 0                  # half of beat 10's notes
     assert np.flatnonzero(ctx[:, 25]).tolist() == [4, 6]
     assert (ctx[:, 26] == 1).all()
+
+
+def test_harmony_change_classes():
+    """Each onset group against the pitch classes struck in the quarter before it."""
+    rows = [(0.0, 1.0, 60), (0.0, 1.0, 64), (0.0, 1.0, 67),      # C major after nothing: 3
+            (1.0, 1.0, 72), (1.0, 1.0, 76),                       # C and E again: 0
+            (2.0, 1.0, 65), (2.0, 1.0, 69),                       # F (E-F a semitone) and A: 2
+            (3.0, 1.0, 62),                                       # D: new, no semitone to F / A: 1
+            (6.0, 1.0, 62)]                                       # after two silent beats: 3
+    n = make_notes(rows)
+    assert harmony_change(n).tolist() == [3, 3, 3, 0, 0, 2, 2, 1, 3]
+    # the same chord transposed keeps its classes: the feature reads intervals, not keys
+    t = n.copy()
+    t["pitch"] += 5
+    assert harmony_change(t).tolist() == harmony_change(n).tolist()
+    f, _ = score_features(n, np.full(len(n), 100.0))
+    assert f[:, COL["harmony"]].tolist() == [3, 3, 3, 0, 0, 2, 2, 1, 3]
+    assert harmony_change(n[:0]).tolist() == []
+
+
+def test_beat_context_harmony_columns():
+    """Columns 27-32: the beat's share of notes with new / clashing pitch classes or after silence,
+    its pitch classes, its semitone-adjacent ones, and a move of the bass's pitch class."""
+    rows = [(0.0, 1.0, 48), (0.0, 1.0, 64),                       # C E
+            (1.0, 1.0, 36), (1.0, 1.0, 64),                       # C an octave down: no bass pc move
+            (2.0, 0.25, 60), (2.25, 0.25, 61), (2.5, 0.25, 62), (2.75, 0.25, 63),   # a chromatic run
+            (3.0, 1.0, 41), (3.0, 1.0, 69)]                       # F A
+    n = make_notes(rows)
+    ctx = beat_context(n, np.full(len(n), 100.0))
+    assert ctx[0, 29] == 1 and ctx[1, 27:30].tolist() == [0, 0, 0]
+    assert ctx[2, 27] + ctx[2, 28] == 0.75                        # C# D D# new, each a semitone from a note before
+    np.testing.assert_allclose(ctx[:, 30], [2 / 12, 2 / 12, 4 / 12, 2 / 12])
+    np.testing.assert_allclose(ctx[:, 31], [0, 0, 3 / 12, 0])
+    assert ctx[:, 32].tolist() == [0, 0, 0, 1]                    # C, C, C (run's lowest), F: pc moves at 3
