@@ -28,7 +28,7 @@ from ml.fastdecode import NumpyDecoder
 from ml.model import EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
 from ml.streams import RenderStream, decode_pass
 from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, decode
-from render.features import beat_context, beat_index, piano_roll, roll_notes, score_features
+from render.features import FEATURE_NAMES, beat_context, beat_index, piano_roll, roll_notes, score_features
 from render.score import DEFAULT_TEMPO_BPM, Score
 
 RENDERED_CHUNK_DTYPE = np.dtype(RENDERED_DTYPE.descr + [("variation", "i2"), ("index", "i4"), ("z", "f4", (5,))])
@@ -177,7 +177,8 @@ class Renderer:
         feat, frame = score_features(score.notes, written, score.marks)
         roll = piano_roll(roll_notes(score.notes))
         enc, hs = self.model.score, None
-        beats = torch.from_numpy(beat_context(score.notes, written, score.marks).T.copy()).to(self.device)[None]
+        ctx_np = beat_context(score.notes, written, score.marks, feat[:, FEATURE_NAMES.index("harmony")])
+        beats = torch.from_numpy(ctx_np.T.copy()).to(self.device)[None]
         ctx = enc.context(beats)                                          # (1, ctx_out, n_beats)
         bidx = torch.from_numpy(beat_index(score.notes["onset_beat"])).to(self.device)
         for s in range(0, len(feat), block):

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from render.encoding import ENCODED_DTYPE, encode_aligned, marked_tempo
-from render.features import beat_context, beat_index, roll_notes, score_features
+from render.features import FEATURE_NAMES, beat_context, beat_index, roll_notes, score_features
 from render.marks import MARK_DTYPE, marks_by_base_id
 
 TARGET_NAMES = list(ENCODED_DTYPE.names)
@@ -131,7 +131,7 @@ def build_performance(row: dict, data: Path, cache: Path, xml_info: dict | None)
     return dict(
         feat=feat[idx], frame=frame[idx], spans=roll_notes(notes),
         beat=beat_index(notes["onset_beat"])[idx].astype(np.int32),
-        beat_ctx=beat_context(notes, g * w_all, marks).astype(np.float16),
+        beat_ctx=beat_context(notes, g * w_all, marks, feat[:, FEATURE_NAMES.index("harmony")]).astype(np.float16),
         target=np.stack([enc[k] for k in TARGET_NAMES], axis=1).astype(np.int16),
         onset_beat=notes["onset_beat"][idx], reference_bpm=ref.astype(np.float32),
         marked_bpm=w_all[idx].astype(np.float32), score_id=notes["id"][idx],

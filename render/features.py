@@ -221,12 +221,15 @@ def score_features(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray
     return feat, frame
 
 
-def beat_context(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray | None = None) -> np.ndarray:
+def beat_context(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray | None = None,
+                 harmony: np.ndarray | None = None) -> np.ndarray:
     """Dense per-beat summary of the score, the input of the model's non-causal context.
 
     Parameters
     ----------
     notes : (N,) NOTE_DTYPE sorted; written_bpm : (N,) bpm; marks : (N,) MARK_DTYPE or None.
+    harmony : (N,) `harmony_change` of these notes, when the caller has it (the ``harmony``
+        column of `score_features`); None computes it.
 
     Returns
     -------
@@ -295,7 +298,7 @@ def beat_context(notes: np.ndarray, written_bpm: np.ndarray, marks: np.ndarray |
     # v2.7, harmony: how the beat's onsets change the pitch classes (`harmony_change`), how many
     # the beat strikes and how many of them lie a semitone apart (a scale or chromatic run), and
     # whether the bass's pitch class moves (col 20 also counts an octave leap).
-    hc = harmony_change(notes) if n else np.zeros(0, np.int64)
+    hc = harmony_change(notes) if harmony is None else np.asarray(harmony)
     for j, k in enumerate((1, 2, 3)):
         f[:, 27 + j] = mean(hc == k)
     pcs = np.zeros((nb, 12), bool)

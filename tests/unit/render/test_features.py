@@ -261,7 +261,10 @@ def test_beat_context_harmony_columns():
     n = make_notes(rows)
     ctx = beat_context(n, np.full(len(n), 100.0))
     assert ctx[0, 29] == 1 and ctx[1, 27:30].tolist() == [0, 0, 0]
-    assert ctx[2, 27] + ctx[2, 28] == 0.75                        # C# D D# new, each a semitone from a note before
+    assert ctx[2, 27:29].tolist() == [0, 0.75]                    # C# D D# new, each a semitone from a note before
+    # the note features' harmony column, passed in, gives the same columns
+    f, _ = score_features(n, np.full(len(n), 100.0))
+    assert np.array_equal(beat_context(n, np.full(len(n), 100.0), harmony=f[:, COL["harmony"]]), ctx)
     np.testing.assert_allclose(ctx[:, 30], [2 / 12, 2 / 12, 4 / 12, 2 / 12])
     np.testing.assert_allclose(ctx[:, 31], [0, 0, 3 / 12, 0])
     assert ctx[:, 32].tolist() == [0, 0, 0, 1]                    # C, C, C (run's lowest), F: pc moves at 3
