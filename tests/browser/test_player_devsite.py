@@ -171,3 +171,48 @@ def test_background_samples_wait_while_a_render_starts_then_all_load(page, dev_s
     page.wait_for_function("__player.state === 'playing'", timeout=10_000)
     assert page.evaluate(f"{sampler}.held") is None
     page.wait_for_function("__player.samplesLoaded === __player.samplesTotal", timeout=90_000)
+
+
+
+SEEK = ("(el, t) => { el.value = t; el.dispatchEvent(new Event('input')); "
+        "el.dispatchEvent(new Event('change')); }")
+
+
+def test_following_the_music_leaves_the_reader_and_a_pressed_button_alone(page, dev_site):
+    """The page follows the music down the score, but not while a button is pressed (a click
+    whose press and release land on different elements is lost: A/B clicks were) and not
+    back from the takes and plots a reader has scrolled down to."""
+    page.set_viewport_size({"width": 1280, "height": 600})
+    open_ready(page, dev_site)
+    page.click(".pr-render")
+    page.wait_for_function("!__player.streaming && __player.state === 'playing'", timeout=30_000)
+    page.eval_on_selector(".pr-seek", SEEK, 60)
+    page.wait_for_function("window.scrollY > 150", timeout=10_000)   # it follows the music down
+    # a press held on a button below: the music jumps back to the top, the page does not move
+    ab = page.locator(".pr-ab").bounding_box()
+    if ab["y"] < 0 or ab["y"] > 580:
+        page.evaluate("window.scrollBy(0, %d)" % (ab["y"] - 400))
+        page.wait_for_timeout(4_300)                                  # past the hand-scroll pause
+    page.mouse.move(ab["x"] + 5, page.locator(".pr-ab").bounding_box()["y"] + 5)
+    page.mouse.down()
+    held = page.evaluate("window.scrollY")
+    page.eval_on_selector(".pr-seek", SEEK, 0)
+    page.wait_for_function("__player.highlighted > 0 && __player.position() < 2", timeout=5_000)
+    page.wait_for_timeout(1_000)
+    assert page.evaluate("window.scrollY") == held
+    page.mouse.up()
+    page.wait_for_function(f"window.scrollY < {held}", timeout=5_000)   # released: it follows
+    # the reader scrolls down to the end of the page, the score out of sight: it stays there
+    page.eval_on_selector(".pr-seek", SEEK, 60)
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.querySelector('.pr-score').getBoundingClientRect().bottom") < 100
+    below = page.evaluate("window.scrollY")
+    lit = page.evaluate("__player.highlightsTotal")
+    page.wait_for_timeout(5_000)                                      # past the 4 s pause
+    assert page.evaluate("__player.highlightsTotal") > lit + 5, "the music went on"
+    assert page.evaluate("window.scrollY") == below
+    # back on the score, it follows again once the hand scroll's pause is over
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_function("window.scrollY > 150", timeout=10_000)
+    assert not page.errors, page.errors

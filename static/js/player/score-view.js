@@ -29,9 +29,20 @@ export class ScoreView {
     this.width = 0;
     this.follow = true;
     this.handScrollUntil = 0;
+    this.ownScrollUntil = 0;
+    this.pointerHeld = false;
     const byHand = () => { this.handScrollUntil = performance.now() + 4000; };
     for (const ev of ['wheel', 'touchmove']) window.addEventListener(ev, byHand, { passive: true });
     window.addEventListener('keydown', (ev) => { if (/^(Page|Arrow(Up|Down)|Home|End)/.test(ev.key)) byHand(); });
+    // Any scroll the view did not start (the scrollbar, a link, a script) is the reader's too.
+    window.addEventListener('scroll', () => { if (performance.now() > this.ownScrollUntil) byHand(); }, { passive: true });
+    window.addEventListener('scrollend', () => { this.ownScrollUntil = 0; });
+    // Never move the page under a pressed button: a click whose press and release land on
+    // different elements is lost.
+    window.addEventListener('pointerdown', () => { this.pointerHeld = true; }, { capture: true, passive: true });
+    for (const ev of ['pointerup', 'pointercancel']) {
+      window.addEventListener(ev, () => { this.pointerHeld = false; }, { capture: true, passive: true });
+    }
   }
 
   async load(meiText) {
@@ -122,14 +133,18 @@ export class ScoreView {
     return n;
   }
 
-  /** Scroll so that the system holding `el` is in view (only when it is not, and not
-   * while the reader has just scrolled by hand). */
+  /** Scroll so that the system holding `el` is in view: only when it is not, while the
+   * reader looks at the score (not at the takes or plots below it), has not just scrolled by
+   * hand and is not pressing a button. */
   reveal(el) {
-    if (performance.now() < this.handScrollUntil) return;
+    if (this.pointerHeld || performance.now() < this.handScrollUntil) return;
+    const top = 90; // room for the sticky transport bar
+    const box = this.el.getBoundingClientRect();
+    if (box.bottom < top + 40 || box.top > window.innerHeight - 40) return;
     const system = el.closest('.system') || el;
     const r = system.getBoundingClientRect();
-    const top = 90; // room for the sticky transport bar
     if (r.top < top || r.bottom > window.innerHeight) {
+      this.ownScrollUntil = performance.now() + 1500; // 'scrollend' ends it sooner
       window.scrollBy({ top: r.top - top - 20, behavior: 'smooth' });
     }
   }
