@@ -191,7 +191,7 @@ def test_following_the_music_leaves_the_reader_and_a_pressed_button_alone(page, 
     # a press held on a button below: the music jumps back to the top, the page does not move
     ab = page.locator(".pr-ab").bounding_box()
     if ab["y"] < 0 or ab["y"] > 580:
-        page.evaluate("window.scrollBy(0, %d)" % (ab["y"] - 400))
+        page.evaluate(f"window.scrollBy(0, {ab['y'] - 400:.0f})")
         page.wait_for_timeout(4_300)                                  # past the hand-scroll pause
     page.mouse.move(ab["x"] + 5, page.locator(".pr-ab").bounding_box()["y"] + 5)
     page.mouse.down()
