@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ml.model import HEADS, CVRNN, head_digits
+from ml.model import DECIDE, EXPECTED, HEADS, LIFT_THRESHOLD, CVRNN, head_digits, sustain_comes_up
 
 
 def _np(t):
@@ -98,6 +98,11 @@ class NumpyDecoder:
         self.bounds = np.cumsum([0] + self.sizes)
         self.last = np.array(self.sizes) - 1
         self.digits = [head_digits(name) for name in HEADS]   # for the expected class
+        # psi(z) feeds the generator and the state: one product for both
+        self.psi_out = np.ascontiguousarray(np.concatenate([self.g0_psi, self.s_psi], 1))
+        self.n_gen = self.g0_psi.shape[1]
+        self.comes_up = sustain_comes_up().astype(np.float32)   # (81,) 1 where a segment is up
+        self.class_index = np.concatenate([np.arange(k, dtype=np.float32) for k in self.sizes])
 
     def precompute(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Terms that depend on c only, for all notes at once: (n, U) and (n, S)."""
@@ -158,12 +163,16 @@ class NumpyDecoder:
         lo, hi = self.bounds[:-1], self.bounds[1:]
         temps = rows.temps
         greedy = temps == 0.0
-        expected = temps < 0.0   # ml.model.EXPECTED: the rounded mean class
-        chosen = greedy | expected
+        expected = temps == EXPECTED   # the rounded mean class
+        decide = temps == DECIDE       # the sustain pattern: whether it comes up, then which
+        chosen = greedy | expected | decide
         inv_t = np.repeat(np.where(chosen, 1.0, 1.0 / np.maximum(temps, 1e-6)), self.sizes, axis=1
                           ).astype(np.float32)
         scaled = not np.allclose(inv_t, 1.0)
         greedy_heads, expected_heads = np.flatnonzero(greedy.any(0)), np.flatnonzero(expected.any(0))
+        decide_heads = np.flatnonzero(decide.any(0))
+        ordinal_expected = [k for k in expected_heads if self.digits[k][0].shape[1] == 1]
+        pattern_expected = [k for k in expected_heads if self.digits[k][0].shape[1] > 1]
         prior, perturb, fixed = (rows.mode == m for m in (PRIOR, PERTURB, FIXED))
         only_prior = prior.all()
         # padding rows (in no group) may take any state: their notes are dropped
@@ -188,8 +197,8 @@ class NumpyDecoder:
                 if fixed.any():
                     z = np.where(fixed[:, None], rows.z_fixed[i], z)
                 z = z.astype(np.float32)
-            ps = self.psi(z)
-            hid = _lrelu(c_gen[i] + ps @ self.g0_psi)
+            ps_out = self.psi(z) @ self.psi_out
+            hid = _lrelu(c_gen[i] + ps_out[:, :self.n_gen])
             logits = _lrelu(hid @ self.g2[0] + self.g2[1]) @ self.g4[0] + self.g4[1]   # (B, sum(HEADS))
             x = xs[i]
             if not chosen.all():
@@ -205,21 +214,34 @@ class NumpyDecoder:
             for k in greedy_heads:  # the most likely class of these heads
                 r = greedy[:, k]
                 x[r, k] = logits[r, lo[k]:hi[k]].argmax(-1)
-            for k in expected_heads:  # the expected class of these
+            if len(ordinal_expected):  # the expected class of these, all heads at once
+                if chosen.all():
+                    e = np.exp(logits - np.repeat(np.maximum.reduceat(logits, lo, axis=1), self.sizes, axis=1))
+                # e: each head's exp(logits - max) (at temperature 1 where a head is chosen);
+                # sums, not products: they are free of the row count
+                mean = np.add.reduceat(e * self.class_index, lo, axis=1) / np.add.reduceat(e, lo, axis=1)
+                for k in ordinal_expected:
+                    r = expected[:, k]
+                    x[r, k] = np.rint(mean[r, k])
+            for k in pattern_expected:  # the expected sustain pattern
                 r = expected[:, k]
                 part = logits[r, lo[k]:hi[k]]
                 e = np.exp(part - part.max(-1, keepdims=True))
-                digits, weights = self.digits[k]   # not products: sums are free of the row count
-                if digits.shape[1] == 1:
-                    x[r, k] = np.rint((e * digits[:, 0]).sum(-1) / e.sum(-1))
-                else:  # the sustain pattern: each segment's expected depth
-                    mean = (e[:, :, None] * digits[None]).sum(1) / e.sum(-1, keepdims=True)
-                    x[r, k] = (np.rint(mean).astype(np.int64) * weights).sum(-1)
+                digits, weights = self.digits[k]   # each segment's expected depth
+                mean = (e[:, :, None] * digits[None]).sum(1) / e.sum(-1, keepdims=True)
+                x[r, k] = (np.rint(mean).astype(np.int64) * weights).sum(-1)
+            for k in decide_heads:  # the sustain pattern: does it come up, then which (DECIDE)
+                r = decide[:, k]
+                part = logits[r, lo[k]:hi[k]]
+                p = np.exp(part - part.max(-1, keepdims=True))
+                want = (p * self.comes_up).sum(-1, keepdims=True) >= LIFT_THRESHOLD * p.sum(-1, keepdims=True)
+                cum = np.cumsum(p * (self.comes_up[None] == want), -1)
+                x[r, k] = np.minimum((cum <= u[r, k:k + 1] * cum[:, -1:]).sum(-1), self.last[k])
             if rows.scope is not None:
                 keep = ~rows.scope[i] & prev_ok[:, None]
                 x[keep] = x_prev[keep]
             emb = np.concatenate([tab[x[:, k]] for k, tab in enumerate(self.x_embs)], -1)
-            inp = c_state[i] + self.phi(emb) @ self.s_phi + ps @ self.s_psi
+            inp = c_state[i] + self.phi(emb) @ self.s_phi + ps_out[:, self.n_gen:]
             h_next = self.step_state(h, inp)
             if (live | padding).all():
                 h, x_prev[:] = h_next, x
@@ -303,7 +325,8 @@ class Rows:
     rngs: list              # [np.random.Generator], one per group
     n: np.ndarray           # (G,) notes each group decodes in this pass
     mode: np.ndarray        # (B,) PRIOR / PERTURB / FIXED
-    temps: np.ndarray       # (B, H) per head: > 0 sample, 0 most likely class, EXPECTED mean class
+    temps: np.ndarray       # (B, H) per head: > 0 sample, 0 most likely class, EXPECTED mean class,
+    #                         DECIDE (sustain) whether it comes up, then a pattern
     z_temperature: np.ndarray  # (B, 1) the prior's spread in mode prior
     x_prev: np.ndarray      # (B, H) int64: the note before the first (where has_prev)
     has_prev: np.ndarray    # (B,) bool

@@ -25,7 +25,7 @@ from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
 from ml.defaults import (DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE, PEDAL_HEADS,
                          POINT_TEMPERATURE, REFERENCE_RANDOMNESS)
 from ml.fastdecode import NumpyDecoder
-from ml.model import EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
+from ml.model import DECIDE, EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
 from ml.streams import RenderStream, decode_pass
 from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, decode
 from render.features import FEATURE_NAMES, beat_context, beat_index, piano_roll, roll_notes, score_features
@@ -269,7 +269,8 @@ class Renderer:
         (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated). temperature is the
         note-level randomness (`head_temperatures`): 0, the default, takes the expected class of
         velocity, duration, onset deviation and tempo; more samples them, ever more freely; or
-        one temperature per head (0 the most likely class, `EXPECTED` the expected one).
+        one temperature per head (0 the most likely class, `EXPECTED` the expected one, `DECIDE`
+        for the sustain head).
         base_tempo_bpm sets the first marked tempo (the others keep their ratios); without it a
         ``reference`` sets the speed (its pianist's overall ratio to the marking). z_temperature
         scales the spread of z around the prior mean in mode ``prior`` (`DEFAULT_Z_TEMPERATURE`).
@@ -292,9 +293,12 @@ class Renderer:
             temps = head_temperatures(temperature)
         else:  # one temperature per head (evaluation sweeps)
             temps = np.asarray(temperature, np.float32)
-            if temps.shape != (len(HEADS),) or np.any((temps < 0) & (temps != EXPECTED)) or np.any(temps > 2):
+            special = temps.shape == (len(HEADS),) and (
+                (temps == EXPECTED) | ((temps == DECIDE) & (np.array(list(HEADS)) == "sustain")))
+            if temps.shape != (len(HEADS),) or np.any((temps < 0) & ~special) or np.any(temps > 2):
                 raise ValueError(f"per-head temperatures must be {len(HEADS)} numbers between 0 and 2 "
-                                 f"(or {EXPECTED:g}: the expected class)")
+                                 f"(or {EXPECTED:g}: the expected class; for the sustain head {DECIDE:g}: "
+                                 f"decide whether the pedal comes up, then draw the pattern)")
         if base_tempo_bpm is not None and not 20 <= base_tempo_bpm <= 400:
             raise ValueError("base tempo must be between 20 and 400 bpm")
         if chunk_notes < 1:

@@ -343,6 +343,18 @@ class CVRNN(nn.Module):
 # Heads whose classes are ordered values (a mean class means something); not the pedal patterns.
 ORDINAL_HEADS = ("velocity", "duration", "deviation", "tempo")
 EXPECTED = -1.0  # a head "temperature" that decodes the expected class (`sample_heads`)
+# A sustain-head "temperature": first decide whether the pedal comes up in the chord's interval
+# (any segment up: a change, a lift, or no pedal), up when the model gives that at least
+# LIFT_THRESHOLD, then draw the pattern among those that agree (`sample_heads`). Drawn at
+# temperature 1, each chord's change is a coin flip at its own probability; deciding it lifts
+# where the model thinks a change likely and leaves the rest down (ml/MODEL_CARD.md, "Pedal").
+DECIDE = -2.0
+LIFT_THRESHOLD = 0.25
+
+
+def sustain_comes_up() -> np.ndarray:
+    """(81,) bool: the sustain patterns with a segment up (render.pedal)."""
+    return (head_digits("sustain")[0] == 0).any(1)
 
 
 def head_digits(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -365,10 +377,18 @@ def sample_heads(logits, u, temperature):
     """One class per head by inverse CDF: logits (V, sum(HEADS)), u (V, heads) uniform,
     temperature (heads,) numbers -> (V, heads) long. Temperature 0: the most likely class;
     negative (`EXPECTED`): the expected class, the distribution's mean rounded (a point estimate
-    of an ordinal head that follows the whole distribution, not only its mode)."""
+    of an ordinal head that follows the whole distribution, not only its mode); `DECIDE` (the
+    sustain head): whether the pedal comes up by `LIFT_THRESHOLD`, then a pattern that agrees."""
     cls = []
     for k, (name, part) in enumerate(zip(HEADS, logits.split(list(HEADS.values()), -1))):
         t = float(temperature[k])
+        if t == DECIDE:
+            p = torch.softmax(part, -1)
+            up = torch.from_numpy(sustain_comes_up()).to(p.device)
+            want = (p * up).sum(-1, keepdim=True) >= LIFT_THRESHOLD          # (V, 1)
+            cdf = (p * (up[None] == want)).cumsum(-1)
+            cls.append((cdf <= u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
+            continue
         if t < 0.0:  # the expected value of each digit of the class (`head_digits`), rounded
             p = torch.softmax(part, -1)
             digits, weights = (torch.from_numpy(a).to(p.device) for a in head_digits(name))

@@ -278,3 +278,41 @@ def test_the_expected_sustain_pattern_is_each_segments_expected_depth(model, set
     np.testing.assert_array_equal(xt, xn)
     assert (xn[..., k] == 40).all() and np.rint((p * np.arange(len(p))).sum() / p.sum()) == 42
     assert (xn[..., H.index("velocity")] == expected_mean_class(biased, c, z)[..., H.index("velocity")]).all()
+
+
+@pytest.mark.parametrize("p_up", [0.3, 0.2])
+def test_decide_lifts_the_pedal_where_the_model_gives_a_change_the_threshold(model, setup, p_up):
+    """DECIDE on the sustain head: the pedal comes up in a chord's interval when the patterns with
+    a segment up hold at least LIFT_THRESHOLD (0.25) of the head's mass, then a pattern is drawn
+    among those that agree, in proportion to the head's probabilities (both decoders). Drawn at
+    temperature 1 instead, a 0.3 or 0.2 change would come up in about that share of chords."""
+    import copy
+
+    from ml.model import DECIDE, LIFT_THRESHOLD
+
+    assert LIFT_THRESHOLD == 0.25
+    k = H.index("sustain")
+    lo = sum(list(HEADS.values())[:k])
+    p = np.full(HEADS["sustain"], 1e-12)
+    p[26], p[0] = p_up * 2 / 3, p_up / 3            # a change at the onset; up throughout
+    p[80], p[40] = (1 - p_up) / 2, (1 - p_up) / 2    # down throughout; half down throughout
+    biased = copy.deepcopy(model)
+    with torch.no_grad():
+        biased.gen_out.weight[lo:lo + len(p)] = 0.0
+        biased.gen_out.bias[lo:lo + len(p)] = torch.from_numpy(np.log(p)).float()
+    _, _, c, h, z = setup
+    temps = np.ones(NH, np.float32)
+    temps[k] = DECIDE
+    counts = {}
+    for seed in (1, 2, 3):
+        xt, _, xn, _ = decode_both((Renderer(biased, torch.device("cpu")), NumpyDecoder(biased), c, h, z), temps,
+                                   seeds=(seed, seed))
+        for name, x in (("torch", xt), ("numpy", xn)):
+            got = x[..., k].ravel()
+            counts.setdefault(name, []).extend(got.tolist())
+    for name, got in counts.items():
+        got = np.array(got)
+        allowed = (26, 0) if p_up >= LIFT_THRESHOLD else (80, 40)
+        assert set(np.unique(got)) <= set(allowed), (name, np.unique(got))
+        share = (got == allowed[0]).mean()   # 2/3 of the up patterns' mass, 1/2 of the down ones'
+        assert abs(share - (2 / 3 if p_up >= LIFT_THRESHOLD else 0.5)) < 0.12, (name, share, len(got))

@@ -8,10 +8,12 @@ from ml.data import head_scope_mask
 from ml.defaults import DEFAULT_TEMPERATURE, HEAD_TEMPERATURE, PEDAL_HEADS, REFERENCE_RANDOMNESS
 from ml.inference import (RENDERED_CHUNK_DTYPE, Reference, Renderer, head_temperatures, load_reference,
                           reference_from_aligned, reference_from_file, save_reference, written_tempi)
-from ml.model import EXPECTED, HEADS
+from ml.model import DECIDE, EXPECTED, HEADS
 from render.encoding import ENCODED_DTYPE
 from render.performance import PERF_NOTE_DTYPE, PEDAL_DTYPE, AlignedPerformance
 from tests.unit.ml.conftest import make_score
+
+H_NAMES = list(HEADS)
 
 V1_ENCODED_DTYPE = np.dtype([("velocity", "i2"), ("duration_100", "i2"), ("deviation_100", "i2"),
                              ("tempo_dev_bpm", "i2")])
@@ -250,8 +252,9 @@ def test_a_head_defaulting_to_its_expected_class_keeps_it_at_every_randomness(mo
     for t in (0.0, 0.3, REFERENCE_RANDOMNESS, 2.0):
         temps = head_temperatures(t)
         assert temps[k] == EXPECTED
-        if t > 0:
-            assert (np.delete(temps, k) > 0).all()
+        if t > 0:   # the others sampled (the sustain pattern: DECIDE, whether it comes up first)
+            others = np.delete(temps, k)
+            assert ((others > 0) | (np.delete(np.array(H_NAMES), k) == "sustain") & (others == DECIDE)).all()
 
 
 def test_per_head_temperatures_in_render(renderer, score):
@@ -264,7 +267,9 @@ def test_per_head_temperatures_in_render(renderer, score):
     assert not np.array_equal(a["duration_100"], b["duration_100"])
     greedy = render_all(renderer, score, seed=3, mode="fixed", temperature=np.zeros(len(HEADS)))
     assert np.array_equal(a["velocity"], greedy["velocity"])
-    for bad in (np.ones(3), -0.5 * np.ones(len(HEADS)), 3 * np.ones(len(HEADS))):  # -1 alone is EXPECTED
+    decide_velocity = np.ones(len(HEADS))
+    decide_velocity[0] = DECIDE    # the sustain head's alone
+    for bad in (np.ones(3), -0.5 * np.ones(len(HEADS)), 3 * np.ones(len(HEADS)), decide_velocity):
         with pytest.raises(ValueError, match="per-head temperatures"):
             list(renderer.render(score, temperature=bad))
 
