@@ -4,7 +4,9 @@ Per performance: ``n_starts`` seeded start points s; the state is primed from ze
 inference network on the PRIME (20) human notes before s (z = posterior mean, c_n from the score
 encoder over the whole matched-note sequence, as in training); the next 40 notes are decoded
 (the first 10 give the 10-note figures) with z = 0, z sampled from the primed prior, and z = the
-prior mean (x sampled from the heads, as the renderer does; also greedy x for the prior mean).
+prior mean (x sampled from the heads; also greedy x for the prior mean, and the point estimate: the prior
+mean with the ordinal heads at their expected class, as ``ml.render --point`` and the renderer's
+randomness 0 decode them).
 Baseline "prime-mean": the mean of the 20 priming notes. Pooled r, within-performance r and MAE
 per parameter (ml.metrics). The command line is ml.evaluate.
 """
@@ -17,6 +19,7 @@ import torch
 
 from ml import metrics as M
 from ml.data import window_arrays
+from ml.defaults import POINT_TEMPERATURE
 from ml.model import HEADS, classes_to_targets, targets_to_classes
 
 PRIME, HORIZONS = 20, (10, 40)
@@ -49,12 +52,14 @@ def prime_batch(model, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def decode_batch(model, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, *, z_mode: str,
-                 greedy: bool = False, scope: torch.Tensor | None = None, x_prev: torch.Tensor | None = None,
+                 greedy: bool = False, temps: np.ndarray | None = None, scope: torch.Tensor | None = None,
+                 x_prev: torch.Tensor | None = None,
                  ) -> torch.Tensor:
     """Free-running generation for V streams with their own features (`CVRNN.step`).
 
     c (V, T, c_dim), h (layers, V, H); z_mode 'zero' | 'prior' (sample) | 'prior_mean';
-    greedy takes each head's most likely class instead of sampling it; scope (V, T, heads) bool
+    greedy takes each head's most likely class instead of sampling it; temps (heads,) overrides
+    both (`CVRNN.step`: > 0 sample, 0 most likely, EXPECTED the expected class); scope (V, T, heads) bool
     and x_prev (V, heads) as in Renderer.decode_steps. Returns classes (V, T, heads).
     The random draws follow Renderer.decode_steps (z noise, then one uniform per head).
     """
@@ -62,7 +67,8 @@ def decode_batch(model, c: torch.Tensor, h: torch.Tensor, gen: torch.Generator, 
         raise ValueError(f"unknown z_mode {z_mode!r}")
     V, T = c.shape[:2]
     c_gen, c_state = model.precompute(c)
-    temps = np.full(len(HEADS), 0.0 if greedy else 1.0, np.float32)
+    if temps is None:
+        temps = np.full(len(HEADS), 0.0 if greedy else 1.0, np.float32)
     out = []
     for t in range(T):
         eps = torch.randn((V, model.cfg.z_dim), generator=gen) if z_mode == "prior" else None
@@ -89,10 +95,12 @@ def table2_performance(model, piece, starts: np.ndarray, seed: int) -> dict:
     gen = torch.Generator().manual_seed(seed)
     scope = torch.from_numpy(piece.scope)[next_idx]
     x_prev = x[torch.from_numpy(starts - 1)]
-    for name, z_mode, greedy in (("model_z0", "zero", False), ("model_prior", "prior", False),
-                                 ("model_prior_mean", "prior_mean", False),
-                                 ("model_prior_mean_greedy", "prior_mean", True)):
-        cls = decode_batch(model, c[next_idx], h, gen, z_mode=z_mode, greedy=greedy, scope=scope, x_prev=x_prev)
+    point = np.array([POINT_TEMPERATURE[k] for k in HEADS], np.float32)
+    for name, z_mode, temps in (("model_z0", "zero", None), ("model_prior", "prior", None),
+                                ("model_prior_mean", "prior_mean", None),
+                                ("model_prior_mean_greedy", "prior_mean", np.zeros(len(HEADS), np.float32)),
+                                ("model_point", "prior_mean", point)):
+        cls = decode_batch(model, c[next_idx], h, gen, z_mode=z_mode, temps=temps, scope=scope, x_prev=x_prev)
         preds[name] = classes_to_targets(cls).numpy().astype(float)[..., :4]
     return {"human": human, **preds}
 

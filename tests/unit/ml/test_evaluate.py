@@ -17,6 +17,7 @@ from ml import metrics as M
 from ml import table2 as T2
 from ml import wholepiece as WP
 from ml.data import head_scope_mask
+from ml.defaults import POINT_TEMPERATURE
 from ml.inference import Renderer
 from ml.model import HEADS, CVRNN
 from tests.unit.ml.conftest import make_score
@@ -117,6 +118,14 @@ def test_batched_prime_and_decode_match_renderer(tiny_renderer):
     greedy = T2.decode_batch(m, c[None, 20:].expand(2, -1, -1), h[:, :2], torch.Generator(), z_mode="prior_mean",
                             greedy=True)
     assert torch.equal(greedy[0], greedy[1])
+    # the point estimate (Table 2's "point" row): the renderer's point decoding, whatever the seed
+    point = np.array([POINT_TEMPERATURE[k] for k in HEADS], np.float32)
+    ref, _, _ = r.decode_steps(c[20:], h_ref.expand(-1, 2, -1).contiguous(), torch.Generator().manual_seed(5),
+                               mode="prior", z_temperature=0.0, temperature=point)
+    for seed in (5, 6):
+        got = T2.decode_batch(m, c[None, 20:].expand(2, -1, -1), h[:, :2], torch.Generator().manual_seed(seed),
+                              z_mode="prior_mean", temps=point)
+        torch.testing.assert_close(got, ref.transpose(0, 1))
 
 
 def test_batched_decode_with_scope_matches_renderer(tiny_renderer):
@@ -228,7 +237,8 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
                 cell = res["table2"][method][p][hz]
                 assert cell["n"] == 2 * 8 * int(hz)
                 assert math.isfinite(cell["mae"])
-                if method != "model_prior_mean_greedy":  # a random tiny model's argmax can be constant
+                if method not in ("model_prior_mean_greedy", "model_point"):  # a random tiny model's
+                    # argmax or expected class can be constant
                     assert finite(cell["r_pooled"]) and finite(cell["r_within"]), (method, p, hz)
     wp = res["whole_piece"]
     work = wp["per_work"]["Bach/Prelude_bwv_858"]
@@ -242,7 +252,8 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
     assert mean["pianist_pairs"]["tempo"]["r"] > 0  # two pianists of one prelude agree somewhat
     for name in ("velocity", "tempo"):
         assert mean["variety"][name]["geo_mean_ratio"] > 0
-    assert set(res["targets"]) == {"table2_beats_prime_mean", "sampled_3_4_of_pianist_pairs",
+    assert set(res["targets"]) == {"table2_beats_prime_mean", "table2_sampled_heads_beat_prime_mean",
+                                   "sampled_3_4_of_pianist_pairs",
                                    "sampled_above_humanizer_r_and_mae", "point_90pct_of_pianist_pairs",
                                    "variety_ratio_0.5_to_2", "pedal_3_4_of_pianist_pairs",
                                    "pedal_above_humanizer"}
