@@ -1,10 +1,12 @@
 """Speed of rendering and training, against a plain per-note eager loop measured in the same run.
 
-    python -m ml.bench [--score FILE] [--checkpoint PATH] [--threads 1] [--json OUT]
+    python -m ml.bench [--score FILE] [--checkpoint PATH] [--threads 1] [--chunk-notes 16]
+                       [--max-chunk-notes 128] [--json OUT]
 
 Prints: end-to-end render throughput (score features included) and first-chunk latency of
-`Renderer.render`; the same model decoded by a plain per-note eager PyTorch loop (module calls,
-softmax + multinomial, no precomputation) on the same score; 16 variations batched; training
+`Renderer.render`, chunked as the web worker chunks (16 notes first, doubling to 128); the same
+model decoded by a plain per-note eager PyTorch loop (module calls, softmax + multinomial, no
+precomputation) on the same score; 16 variations batched; training
 notes/s on synthetic windows; peak resident memory after the renders (a rendering worker's
 footprint) and after training. ``jobs_*``: several users' renders of the score (different seeds
 and modes, chunks of 16) one after another vs advanced together in shared passes
@@ -150,6 +152,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--variations", type=int, default=16)
     ap.add_argument("--jobs", type=int, default=8, help="renders of different users, together vs in turn")
+    ap.add_argument("--chunk-notes", type=int, default=16,
+                    help="the first chunk's notes (the web worker's RENDER_CHUNK_NOTES default)")
+    ap.add_argument("--max-chunk-notes", type=int, default=128,
+                    help="later chunks double up to this (RENDER_MAX_CHUNK_NOTES)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -160,13 +166,15 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     renderer = Renderer.load(a.checkpoint)
     load_s = time.perf_counter() - t0
-    time_render(renderer, score, seed=0, chunk_notes=64)  # warm-up (allocator, lazy init)
-    total, first, n = time_render(renderer, score, seed=1, chunk_notes=64)
+    # chunks as the web worker makes them: a small first one (the sound starts after it), then doubling
+    ch = dict(chunk_notes=a.chunk_notes, max_chunk_notes=max(a.chunk_notes, a.max_chunk_notes))
+    time_render(renderer, score, seed=0, **ch)  # warm-up (allocator, lazy init)
+    total, first, n = time_render(renderer, score, seed=1, **ch)
     plain = plain_loop(renderer, score)
-    vt, vfirst, vn = time_render(renderer, score, seed=2, variations=a.variations, chunk_notes=64)
+    vt, vfirst, vn = time_render(renderer, score, seed=2, variations=a.variations, **ch)
     # the pedal's cost on the serving path: the same renders with the pedal events made per chunk
-    ptotal, _, pn = time_render(renderer, score, pedal_stream=True, seed=1, chunk_notes=64)
-    pvt, _, pvn = time_render(renderer, score, pedal_stream=True, seed=2, variations=a.variations, chunk_notes=64)
+    ptotal, _, pn = time_render(renderer, score, pedal_stream=True, seed=1, **ch)
+    pvt, _, pvn = time_render(renderer, score, pedal_stream=True, seed=2, variations=a.variations, **ch)
     # several users' jobs: one after another, then together in shared passes (chunks of 16)
     seq_t, seq_n = time_jobs(renderer, score, a.jobs, together=False)
     tog_t, tog_n = time_jobs(renderer, score, a.jobs, together=True)
@@ -176,7 +184,7 @@ def main(argv=None) -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res = {
         "score": str(path), "notes": score.n_notes, "parse_s": round(parse_s, 2), "load_model_s": round(load_s, 2),
-        "threads": a.threads,
+        "threads": a.threads, "chunk_notes": f"{ch['chunk_notes']} doubling to {ch['max_chunk_notes']}",
         "render_notes_per_s": round(n / total, 1), "render_first_chunk_ms": round(1000 * first, 1),
         "plain_loop_notes_per_s": round(score.n_notes / plain, 1),
         "speedup_vs_plain": round((n / total) / (score.n_notes / plain), 2),
