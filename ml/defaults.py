@@ -4,7 +4,8 @@
 # duration, onset deviation, beat tempo) take their expected class and a take's variety comes from
 # z alone; above 0 they are sampled at HEAD_TEMPERATURE scaled by randomness / REFERENCE_RANDOMNESS
 # (so 0.6, the default until model v2.2's decoding review, renders as it did). The pedal heads
-# are sampled at their HEAD_TEMPERATURE at every randomness: their most likely pattern is "up".
+# are decoded at their HEAD_TEMPERATURE at every randomness (the sustain decided, then drawn,
+# below): their most likely pattern is "up".
 # Chosen on the val works (ml/MODEL_CARD.md, "Decoding defaults"): with model v2.2, randomness 0
 # against 0.6 raised every sampled r and lowered every MAE (beat tempo r .13 -> .17, MAE 16.4 ->
 # 13.6 bpm; duration .45 -> .53), the takes' variety .67 / .51 of the pianists' (0.6: .95 / .78).
