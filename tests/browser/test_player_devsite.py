@@ -188,20 +188,27 @@ def test_following_the_music_leaves_the_reader_and_a_pressed_button_alone(page, 
     page.wait_for_function("!__player.streaming && __player.state === 'playing'", timeout=30_000)
     page.eval_on_selector(".pr-seek", SEEK, 60)
     page.wait_for_function("window.scrollY > 150", timeout=10_000)   # it follows the music down
-    # a press held on a button below: the music jumps back to the top, the page does not move
-    ab = page.locator(".pr-ab").bounding_box()
-    if ab["y"] < 0 or ab["y"] > 580:
-        page.evaluate(f"window.scrollBy(0, {ab['y'] - 400:.0f})")
-        page.wait_for_timeout(4_300)                                  # past the hand-scroll pause
-    page.mouse.move(ab["x"] + 5, page.locator(".pr-ab").bounding_box()["y"] + 5)
+    # the A/B button low in the window, the top of the score above it (a scroll by script: the
+    # view waits 4 s before it follows again, as after a wheel)
+    page.evaluate("window.scrollBy(0, document.querySelector('.pr-ab').getBoundingClientRect().top - 500)")
+    page.wait_for_timeout(4_300)
+    first_system = "document.querySelector('.pr-score .system').getBoundingClientRect()"
+    assert page.evaluate(f"{first_system}.bottom") < 90, "the score's first system must be out of sight"
+    box = page.locator(".pr-ab").bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
     page.mouse.down()
     held = page.evaluate("window.scrollY")
+    # the music jumps back to the top, out of sight: the page does not move under the press
     page.eval_on_selector(".pr-seek", SEEK, 0)
     page.wait_for_function("__player.highlighted > 0 && __player.position() < 2", timeout=5_000)
     page.wait_for_timeout(1_000)
     assert page.evaluate("window.scrollY") == held
+    lit_in_sight = ("[...document.querySelectorAll('.pr-score .pr-playing')].some((e) => {"
+                    " const r = e.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; })")
+    assert not page.evaluate(f"() => {lit_in_sight}")
     page.mouse.up()
-    page.wait_for_function(f"window.scrollY < {held}", timeout=5_000)   # released: it follows
+    page.wait_for_function(lit_in_sight, timeout=5_000)   # released: it follows
+    assert page.evaluate("window.scrollY") < held
     # the reader scrolls down to the end of the page, the score out of sight: it stays there
     page.eval_on_selector(".pr-seek", SEEK, 60)
     page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
