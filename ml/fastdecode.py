@@ -101,7 +101,7 @@ class NumpyDecoder:
         # psi(z) feeds the generator and the state: one product for both
         self.psi_out = np.ascontiguousarray(np.concatenate([self.g0_psi, self.s_psi], 1))
         self.n_gen = self.g0_psi.shape[1]
-        self.comes_up = sustain_comes_up().astype(np.float32)   # (81,) 1 where a segment is up
+        self.comes_up = sustain_comes_up()   # (81,) bool: a segment up
         self.class_index = np.concatenate([np.arange(k, dtype=np.float32) for k in self.sizes])
 
     def precompute(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -234,8 +234,8 @@ class NumpyDecoder:
                 r = decide[:, k]
                 part = logits[r, lo[k]:hi[k]]
                 p = np.exp(part - part.max(-1, keepdims=True))
-                want = (p * self.comes_up).sum(-1, keepdims=True) >= LIFT_THRESHOLD * p.sum(-1, keepdims=True)
-                cum = np.cumsum(p * (self.comes_up[None] == want), -1)
+                want = p[:, self.comes_up].sum(-1, keepdims=True) >= LIFT_THRESHOLD * p.sum(-1, keepdims=True)
+                cum = np.cumsum(np.where(self.comes_up[None] == want, p, 0.0), -1)
                 x[r, k] = np.minimum((cum <= u[r, k:k + 1] * cum[:, -1:]).sum(-1), self.last[k])
             if rows.scope is not None:
                 keep = ~rows.scope[i] & prev_ok[:, None]

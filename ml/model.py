@@ -10,6 +10,8 @@ Modelling assumptions kept from the paper (section 3.3.1), which it calls critic
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePath
 
@@ -352,9 +354,13 @@ DECIDE = -2.0
 LIFT_THRESHOLD = 0.25
 
 
+@functools.lru_cache(maxsize=1)
 def sustain_comes_up() -> np.ndarray:
-    """(81,) bool: the sustain patterns with a segment up (render.pedal)."""
-    return (head_digits("sustain")[0] == 0).any(1)
+    """(81,) bool, read-only: the sustain patterns with a segment up (render.pedal); made once,
+    as the decoders ask for it at every step."""
+    up = (head_digits("sustain")[0] == 0).any(1)
+    up.setflags(write=False)
+    return up
 
 
 def head_digits(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -384,7 +390,7 @@ def sample_heads(logits, u, temperature):
         t = float(temperature[k])
         if t == DECIDE:
             p = torch.softmax(part, -1)
-            up = torch.from_numpy(sustain_comes_up()).to(p.device)
+            up = torch.as_tensor(sustain_comes_up().copy(), device=p.device)
             want = (p * up).sum(-1, keepdim=True) >= LIFT_THRESHOLD          # (V, 1)
             cdf = (p * (up[None] == want)).cumsum(-1)
             cls.append((cdf <= u[:, k:k + 1] * cdf[:, -1:]).sum(-1).clamp(max=part.shape[-1] - 1))
