@@ -11,7 +11,9 @@ notes/s on synthetic windows; peak resident memory after the renders (a renderin
 footprint) and after training. ``jobs_*``: several users' renders of the score (different seeds
 and modes, chunks of 16) one after another vs advanced together in shared passes
 (`Renderer.step`, a worker's render session).
-Ratios are against the plain loop; ``with_pedal_events_ratio``
+``decoder``: the CPU decoder the renders used (ml.cdecode, compiled, unless DECODER=numpy or no
+compiler); ``numpy_*``: the same render and takes with the numpy decoder (ml.fastdecode), the
+baseline of the compiled loop. Ratios are against the plain loop; ``with_pedal_events_ratio``
 compares the same render (and the batched takes) with the pedal events made per chunk, as the web
 worker does, against without (issue 11: within 10 %).
 """
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ml.fastdecode import NumpyDecoder
 from ml.inference import Renderer, written_tempi
 from ml.model import HEADS
 
@@ -178,6 +181,14 @@ def main(argv=None) -> int:
     # several users' jobs: one after another, then together in shared passes (chunks of 16)
     seq_t, seq_n = time_jobs(renderer, score, a.jobs, together=False)
     tog_t, tog_n = time_jobs(renderer, score, a.jobs, together=True)
+    # the numpy decoder on the same render and takes: the compiled loop's baseline
+    fast = renderer.fast
+    if fast is not None:
+        renderer.fast = NumpyDecoder(renderer.model)
+        time_render(renderer, score, seed=0, **ch)
+        np_total, _, np_n = time_render(renderer, score, seed=1, **ch)
+        np_vt, _, np_vn = time_render(renderer, score, seed=2, variations=a.variations, **ch)
+        renderer.fast = fast
     # what a rendering worker holds: parsing, the model and renders (training comes after)
     render_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tr = train_rate(renderer)
@@ -195,6 +206,11 @@ def main(argv=None) -> int:
         "with_pedal_events_ratio": round((pn / ptotal) / (n / total), 3),
         "batched_with_pedal_events_notes_per_s": round(pvn / pvt, 1),
         "batched_with_pedal_events_ratio": round((pvn / pvt) / (vn / vt), 3),
+        "decoder": type(fast).__name__ if fast is not None else "torch",
+        **({"numpy_render_notes_per_s": round(np_n / np_total, 1),
+            "render_vs_numpy": round((n / total) / (np_n / np_total), 2),
+            "numpy_batched_notes_per_s": round(np_vn / np_vt, 1),
+            "batched_vs_numpy": round((vn / vt) / (np_vn / np_vt), 2)} if fast is not None else {}),
         "jobs": a.jobs, "jobs_in_turn_notes_per_s": round(seq_n / seq_t, 1),
         "jobs_together_notes_per_s": round(tog_n / tog_t, 1),
         "jobs_together_speedup": round((tog_n / tog_t) / (seq_n / seq_t), 2),

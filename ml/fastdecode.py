@@ -89,11 +89,7 @@ class NumpyDecoder:
         self.s_psi = np.ascontiguousarray(W[:, c_dim + u:].T)
         self.cells = [(_c(_np(c.weight_ih).T), _np(c.bias_ih), _c(_np(c.weight_hh).T), _np(c.bias_hh))
                       for c in model.cells]
-        weights = ([W for mlp in (self.prior, self.psi, self.phi) for W, _ in mlp.layers]
-                   + [self.prior_out[0], self.g0_psi, self.g2[0], self.g4[0], self.s_phi, self.s_psi]
-                   + [w for c in self.cells for w in (c[0], c[2])])
-        self.row_align = row_alignment(weights)
-        self.rows_dense = rows_position_free(weights, self.row_align)
+        self.row_align, self.rows_dense = self._measure_rows()
         self.sizes = list(HEADS.values())
         self.bounds = np.cumsum([0] + self.sizes)
         self.last = np.array(self.sizes) - 1
@@ -103,6 +99,14 @@ class NumpyDecoder:
         self.n_gen = self.g0_psi.shape[1]
         self.comes_up = sustain_comes_up()   # (81,) bool: a segment up
         self.class_index = np.concatenate([np.arange(k, dtype=np.float32) for k in self.sizes])
+
+    def _measure_rows(self) -> tuple[int, bool]:
+        """(row tile, rows position-free) of this CPU's BLAS for these weights."""
+        weights = ([W for mlp in (self.prior, self.psi, self.phi) for W, _ in mlp.layers]
+                   + [self.prior_out[0], self.g0_psi, self.g2[0], self.g4[0], self.s_phi, self.s_psi]
+                   + [w for c in self.cells for w in (c[0], c[2])])
+        a = row_alignment(weights)
+        return a, rows_position_free(weights, a)
 
     def precompute(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Terms that depend on c only, for all notes at once: (n, U) and (n, S)."""

@@ -24,7 +24,7 @@ import torch
 from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
 from ml.defaults import (DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE, PEDAL_HEADS,
                          POINT_TEMPERATURE, REFERENCE_RANDOMNESS)
-from ml.fastdecode import NumpyDecoder
+from ml.cdecode import cpu_decoder
 from ml.model import DECIDE, EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
 from ml.streams import RenderStream, decode_pass
 from render.encoding import ENCODED_DTYPE, RENDERED_DTYPE, TEMPO_STEPS_PER_OCTAVE, decode
@@ -154,8 +154,9 @@ class Renderer:
     def __init__(self, model: CVRNN, device: torch.device, meta: dict | None = None):
         self.model, self.device, self.meta = model.eval(), device, meta or {}
         self.cfg = model.cfg
-        # On a CPU the decode loop runs in numpy (ml.fastdecode): several times faster there.
-        self.fast = NumpyDecoder(model) if device.type == "cpu" else None
+        # On a CPU the decode loop runs compiled (ml.cdecode; numpy, ml.fastdecode, without a C
+        # compiler or with DECODER=numpy): many times faster there than torch's per-step calls.
+        self.fast = cpu_decoder(model) if device.type == "cpu" else None
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> Renderer:

@@ -6,8 +6,9 @@ own controls and takes) advance chunk by chunk in one batched pass of the decode
         chunks = renderer.step(streams)    # one chunk per unfinished stream (None once it ended)
 
 A stream's notes do not depend on the other streams of its passes: each draws its noise from
-its own generator (ml.fastdecode.Rows) and every pass is laid out on the BLAS row tile
-(`NumpyDecoder.row_align`, `ml.fastdecode.row_alignment`).
+its own generator (ml.fastdecode.Rows), and a row's arithmetic is free of its neighbours (the
+compiled decoder sums every product in one order per row, ml.cdecode; the numpy one lays every
+pass out on the BLAS row tile, `ml.fastdecode.row_alignment`).
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def decode_pass(renderer, streams: list[RenderStream]) -> list[np.ndarray | None
     live = [s for s, n in zip(streams, spans) if n > 0]
     results = {}
     if renderer.fast is not None and live:
-        results = _decode_numpy(renderer.fast, live, [n for n in spans if n > 0])
+        results = _decode_cpu(renderer.fast, live, [n for n in spans if n > 0])
     out = []
     for s, n in zip(streams, spans):
         if n == 0:
@@ -114,9 +115,9 @@ def decode_pass(renderer, streams: list[RenderStream]) -> list[np.ndarray | None
     return out
 
 
-def _decode_numpy(fast, streams: list[RenderStream], spans: list[int]) -> dict:
-    """One ml.fastdecode pass over every take of ``streams``; updates each stream's h and returns
-    {stream: (classes (n, V, H), z (n, V, Z))}."""
+def _decode_cpu(fast, streams: list[RenderStream], spans: list[int]) -> dict:
+    """One pass of the CPU decoder (ml.cdecode or ml.fastdecode) over every take of ``streams``;
+    updates each stream's h and returns {stream: (classes (n, V, H), z (n, V, Z))}."""
     n_max, nh, Z = max(spans), len(HEADS), fast.cfg.z_dim
     sizes = [s.variations for s in streams]
     bounds = np.cumsum([0] + sizes)

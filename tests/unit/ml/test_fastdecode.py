@@ -1,11 +1,13 @@
 """The numpy decode step computes what the torch model computes; per-head temperature and head
-scope behave the same in both decoders (ml.fastdecode.NumpyDecoder, Renderer.decode_steps)."""
+scope behave the same in the torch decoder (Renderer.decode_steps) and in each CPU decoder: numpy
+(ml.fastdecode.NumpyDecoder) and compiled (ml.cdecode.CDecoder), the tests below run on both."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
+from ml.cdecode import CDecoder
 from ml.fastdecode import NumpyDecoder, Rows
 from ml.inference import Renderer
 from ml.model import EXPECTED, HEADS, ORDINAL_HEADS, CVRNN
@@ -20,15 +22,19 @@ def model(tiny_config):
     return CVRNN(tiny_config).eval()
 
 
-@pytest.fixture(scope="module")
-def setup(model, tiny_config):
-    """(renderer, numpy decoder, c (n, c_dim), h (layers, V, H), z (V, Z)) with V = 3 takes."""
+DECODERS = {"numpy": NumpyDecoder, "c": CDecoder}
+
+
+@pytest.fixture(scope="module", params=list(DECODERS))
+def setup(model, tiny_config, request):
+    """(renderer, CPU decoder, c (n, c_dim), h (layers, V, H), z (V, Z)) with V = 3 takes; once
+    with each CPU decoder."""
     g = torch.Generator().manual_seed(4)
     cfg = tiny_config
     c = torch.randn(24, cfg.c_dim, generator=g)
     h = torch.randn(cfg.state_layers, 3, cfg.state_dim, generator=g)
     z = torch.randn(3, cfg.z_dim, generator=g)
-    return Renderer(model, torch.device("cpu")), NumpyDecoder(model), c, h, z
+    return Renderer(model, torch.device("cpu")), DECODERS[request.param](model), c, h, z
 
 
 def test_numpy_step_matches_torch(model, tiny_config):
@@ -61,7 +67,8 @@ def test_numpy_step_matches_torch(model, tiny_config):
     assert np.allclose(fast.step_state(h.numpy(), inp_np), h_next.numpy(), atol=1e-5)
 
 
-def test_sampling_follows_the_heads(tiny_config):
+@pytest.mark.parametrize("decoder", list(DECODERS))
+def test_sampling_follows_the_heads(tiny_config, decoder):
     """With one class far more likely in every head, inverse-CDF sampling picks it."""
     torch.manual_seed(0)
     m = CVRNN(tiny_config).eval()
@@ -73,7 +80,7 @@ def test_sampling_follows_the_heads(tiny_config):
         for h, k in HEADS.items():
             m.gen_out.bias[start + want[h]] = 20.0
             start += k
-    fast = NumpyDecoder(m)
+    fast = DECODERS[decoder](m)
     c = np.random.default_rng(0).standard_normal((20, tiny_config.c_dim)).astype(np.float32)
     h = np.zeros((tiny_config.state_layers, 2, tiny_config.state_dim), np.float32)
     x, z, _ = fast.decode(*fast.precompute(c), h, np.random.default_rng(1), temperature=[0.3, 1, 1, 2, 0.5, 1])
@@ -274,7 +281,7 @@ def test_the_expected_sustain_pattern_is_each_segments_expected_depth(model, set
         biased.gen_out.bias[lo:lo + len(p)] = torch.from_numpy(np.log(p)).float()
     _, _, c, h, z = setup
     temps = np.full(NH, EXPECTED, np.float32)
-    xt, _, xn, _ = decode_both((Renderer(biased, torch.device("cpu")), NumpyDecoder(biased), c, h, z), temps)
+    xt, _, xn, _ = decode_both((Renderer(biased, torch.device("cpu")), type(setup[1])(biased), c, h, z), temps)
     np.testing.assert_array_equal(xt, xn)
     assert (xn[..., k] == 40).all() and np.rint((p * np.arange(len(p))).sum() / p.sum()) == 42
     assert (xn[..., H.index("velocity")] == expected_mean_class(biased, c, z)[..., H.index("velocity")]).all()
@@ -305,7 +312,7 @@ def test_decide_lifts_the_pedal_where_the_model_gives_a_change_the_threshold(mod
     temps[k] = DECIDE
     counts = {}
     for seed in (1, 2, 3):
-        xt, _, xn, _ = decode_both((Renderer(biased, torch.device("cpu")), NumpyDecoder(biased), c, h, z), temps,
+        xt, _, xn, _ = decode_both((Renderer(biased, torch.device("cpu")), type(setup[1])(biased), c, h, z), temps,
                                    seeds=(seed, seed))
         for name, x in (("torch", xt), ("numpy", xn)):
             got = x[..., k].ravel()

@@ -1,0 +1,446 @@
+/* The CVRNN decode loop compiled: the arithmetic of ml.fastdecode.NumpyDecoder._decode (and so
+ * of CVRNN.step), a whole pass of n notes for B rows in one call (ml/cdecode.py builds and loads it).
+ *
+ * Why: at batch 1-16 the numpy step is bound by Python's per-operation cost (~70 operations a
+ * note); here a note of one row is ~1.2 M multiply-adds streamed through the weight panels.
+ *
+ * Rows never mix: every output of every product sums its terms in the same order (k ascending,
+ * from the bias, fused multiply-add where the CPU has it) whatever the rows beside it, so a
+ * render's notes do not depend on the renders sharing its pass (no BLAS row tile needed), and
+ * the rows can be split between threads with no synchronisation at all.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__FMA__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+#define MAXR 8          /* rows decoded together in one block (they share each weight load) */
+#define PRIOR 0
+#define PERTURB 1
+#define FIXED 2
+#define EXPECTED (-1.0f)
+#define DECIDE (-2.0f)
+
+/* A weight matrix W (k, n) stored as panels of 8 columns: panel p holds W[:, 8p:8p+8] as (k, 8),
+ * zero past n; bias (panels * 8,) zero past n, or NULL. */
+typedef struct {
+    const float *w, *b;
+    int32_t k, n, panels;
+} Mat;
+
+typedef struct {
+    int32_t Z, U, S, Hs, L, NH, n_seg, pattern_head, decide_head, total_classes;
+    float lift_threshold;
+    Mat prior[3], prior_out, psi[3], psi_out, g2, g4, phi[3], s_phi, gi[4], gh[4];
+    const float *phi_tab[3];     /* (total_classes, phi[0].panels * 8): each class's embedding
+                                    through the rows of phi's layer l that read the embeddings */
+    const int32_t *head_lo, *head_size;   /* (NH,) */
+    const float *digits;         /* (size[pattern_head], n_seg): the depth of each segment */
+    const int64_t *digit_w;      /* (n_seg,) */
+    const uint8_t *comes_up;     /* (size[decide_head],) */
+} Net;
+
+typedef struct {
+    int32_t n, B, threads;
+    const float *c_gen, *c_state;   /* (n, B, U), (n, B, S) */
+    float *h;                       /* (L, B, Hs) in / out */
+    const float *eps, *u;           /* (n, B, Z), (n, B, NH) */
+    const int32_t *mode;            /* (B,) */
+    const float *temps;             /* (B, NH) */
+    const float *zt;                /* (B,) */
+    int64_t *x_prev;                /* (B, NH) in / out */
+    uint8_t *has_prev;              /* (B,) in / out */
+    const float *delta, *z_fixed;   /* (n, B, Z) or NULL */
+    const uint8_t *scope;           /* (n, B, NH) or NULL */
+    const uint8_t *live;            /* (n, B) */
+    int64_t *xs;                    /* (n, B, NH) out */
+    float *zs;                      /* (n, B, Z) out */
+} Pass;
+
+static inline v8 vset(float s) { return (v8){s, s, s, s, s, s, s, s}; }
+
+static inline v8 vfma(v8 a, v8 b, v8 c) {
+#if defined(__FMA__)
+    return (v8)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c; /* built with -ffp-contract=off: one rounding order in every kernel */
+#endif
+}
+
+/* y[r, 8*p0 : 8*(p0+P)] = b + x[r, :k] @ W for R rows: R*P accumulators, each a chain over k. */
+#define KERNEL(R, P)                                                                          \
+    static void mv_##R##_##P(const Mat *m, int p0, const float *x, int xs, float *y, int ys) { \
+        v8 acc[R * P];                                                                        \
+        for (int p = 0; p < P; p++) {                                                         \
+            v8 b0 = m->b ? *(const v8u *)(m->b + 8 * (p0 + p)) : vset(0.f);                   \
+            for (int r = 0; r < R; r++) acc[r * P + p] = b0;                                  \
+        }                                                                                     \
+        const float *w = m->w + (size_t)p0 * m->k * 8;                                        \
+        const size_t pst = (size_t)m->k * 8;                                                  \
+        for (int k = 0; k < m->k; k++) {                                                      \
+            v8 wv[P];                                                                         \
+            for (int p = 0; p < P; p++) wv[p] = *(const v8u *)(w + p * pst + (size_t)k * 8);  \
+            for (int r = 0; r < R; r++) {                                                     \
+                v8 xb = vset(x[r * xs + k]);                                                  \
+                for (int p = 0; p < P; p++) acc[r * P + p] = vfma(xb, wv[p], acc[r * P + p]); \
+            }                                                                                 \
+        }                                                                                     \
+        for (int r = 0; r < R; r++)                                                           \
+            for (int p = 0; p < P; p++) *(v8u *)(y + r * ys + 8 * (p0 + p)) = acc[r * P + p]; \
+    }
+KERNEL(8, 1)
+KERNEL(4, 2)
+KERNEL(4, 1)
+KERNEL(2, 4)
+KERNEL(2, 1)
+KERNEL(1, 8)
+KERNEL(1, 1)
+
+/* y (R, ys) = b + x (R, xs) @ W over all panels (writes m->panels * 8 columns per row). */
+static void matvec(const Mat *m, int R, const float *x, int xs, float *y, int ys) {
+    int r = 0, P = m->panels;
+    for (; r + 8 <= R; r += 8)
+        for (int p = 0; p < P; p++) mv_8_1(m, p, x + r * xs, xs, y + r * ys, ys);
+    if (R - r >= 4) {
+        int p = 0;
+        for (; p + 2 <= P; p += 2) mv_4_2(m, p, x + r * xs, xs, y + r * ys, ys);
+        for (; p < P; p++) mv_4_1(m, p, x + r * xs, xs, y + r * ys, ys);
+        r += 4;
+    }
+    if (R - r >= 2) {
+        int p = 0;
+        for (; p + 4 <= P; p += 4) mv_2_4(m, p, x + r * xs, xs, y + r * ys, ys);
+        for (; p < P; p++) mv_2_1(m, p, x + r * xs, xs, y + r * ys, ys);
+        r += 2;
+    }
+    if (R - r >= 1) {
+        int p = 0;
+        for (; p + 8 <= P; p += 8) mv_1_8(m, p, x + r * xs, xs, y + r * ys, ys);
+        for (; p < P; p++) mv_1_1(m, p, x + r * xs, xs, y + r * ys, ys);
+    }
+}
+
+static inline void lrelu(float *y, int n) {
+    for (int j = 0; j < n; j++) y[j] = y[j] > 0.f ? y[j] : 0.1f * y[j];
+}
+
+/* exp for x <= 88 (Cody-Waite reduction, Cephes' polynomial; ~1 ulp); x < -87 gives ~1e-38. */
+static inline v8 vexp(v8 x) {
+    const v8 lo = vset(-87.0f), hi = vset(88.0f);
+    v8i m = x < lo;
+    x = (v8)(((v8i)x & ~m) | ((v8i)lo & m));
+    m = x > hi;
+    x = (v8)(((v8i)x & ~m) | ((v8i)hi & m));
+    const v8 magic = vset(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+    v8 n = (x * vset(1.44269504088896341f) + magic) - magic;
+    v8 r = x - n * vset(0.693359375f) - n * vset(-2.12194440e-4f);
+    v8 p = vset(1.9875691500E-4f);
+    p = p * r + vset(1.3981999507E-3f);
+    p = p * r + vset(8.3334519073E-3f);
+    p = p * r + vset(4.1665795894E-2f);
+    p = p * r + vset(1.6666665459E-1f);
+    p = p * r + vset(5.0000001201E-1f);
+    p = p * r * r + r + vset(1.0f);
+    v8i e = (__builtin_convertvector(n, v8i) + 127) << 23;
+    return p * (v8)e;
+}
+
+/* e[j] = exp(s * l[j] - max_j(s * l[j])) for j < K (e padded to a multiple of 8). */
+static void head_exp(const float *l, int K, float s, float *e) {
+    float mx = -INFINITY;
+    for (int j = 0; j < K; j++) mx = fmaxf(mx, s * l[j]);
+    int j = 0;
+    for (; j + 8 <= K; j += 8) *(v8u *)(e + j) = vexp(vset(s) * *(const v8u *)(l + j) - vset(mx));
+    if (j < K) {
+        float t[8];
+        for (int q = 0; q < 8; q++) t[q] = j + q < K ? s * l[j + q] - mx : -87.0f;
+        *(v8u *)(e + j) = vexp(*(const v8u *)t);
+    }
+}
+
+static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* One head's class for one row (see NumpyDecoder._decode: sample / greedy / expected / decide). */
+static int64_t head_class(const Net *net, int k, const float *l, float t, float u, float *e) {
+    const int K = net->head_size[k];
+    if (t == 0.f) { /* the most likely class (the first of equals) */
+        int best = 0;
+        for (int j = 1; j < K; j++)
+            if (l[j] > l[best]) best = j;
+        return best;
+    }
+    if (t == EXPECTED) {
+        head_exp(l, K, 1.f, e);
+        if (k == net->pattern_head) { /* each segment at its expected depth */
+            double s = 0;
+            for (int j = 0; j < K; j++) s += e[j];
+            int64_t x = 0;
+            for (int d = 0; d < net->n_seg; d++) {
+                double m = 0;
+                for (int j = 0; j < K; j++) m += (double)e[j] * net->digits[j * net->n_seg + d];
+                x += (int64_t)rint(m / s) * net->digit_w[d];
+            }
+            return x;
+        }
+        float s = 0, m = 0;
+        for (int j = 0; j < K; j++) {
+            s += e[j];
+            m += e[j] * (float)j;
+        }
+        return (int64_t)rintf(m / s);
+    }
+    if (t == DECIDE && k == net->decide_head) { /* does the pedal come up? then a pattern that agrees */
+        head_exp(l, K, 1.f, e);
+        float up = 0, all = 0;
+        for (int j = 0; j < K; j++) {
+            all += e[j];
+            if (net->comes_up[j]) up += e[j];
+        }
+        const uint8_t want = up >= net->lift_threshold * all;
+        float cum = 0;
+        for (int j = 0; j < K; j++)
+            if (net->comes_up[j] == want) cum += e[j];
+        const float thresh = u * cum;
+        float c = 0;
+        int x = 0;
+        for (int j = 0; j < K; j++) {
+            if (net->comes_up[j] == want) c += e[j];
+            x += c <= thresh;
+        }
+        return x < K - 1 ? x : K - 1;
+    }
+    /* drawn at temperature t: inverse CDF of the uniform u */
+    head_exp(l, K, 1.f / fmaxf(t, 1e-6f), e);
+    float cum = 0;
+    for (int j = 0; j < K; j++) {
+        cum += e[j];
+        e[j] = cum;
+    }
+    const float thresh = u * cum;
+    int x = 0;
+    for (int j = 0; j < K; j++) x += e[j] < thresh;
+    return x < K - 1 ? x : K - 1;
+}
+
+/* Workspace of one block of rows (one thread's). */
+typedef struct {
+    float *hz, *prior, *mo, *psi, *psout, *gen, *gen2, *logits, *phi, *tmp, *inp, *gi, *gh, *e;
+    int s_prior, s_psi, s_phi, s_logits;
+    int64_t x[MAXR][16];
+    float z[MAXR][8];
+} Work;
+
+/* A dense MLP (DenseMLP) on buf (R rows, stride s), whose first d_in columns hold the input:
+ * layer l reads the input and every earlier output, and writes its own after them. */
+static float *dense(const Mat *layers, int d_in, int U, int R, float *buf, int s) {
+    int end = d_in;
+    for (int l = 0; l < 3; l++) {
+        matvec(&layers[l], R, buf, s, buf + end, s);
+        for (int r = 0; r < R; r++) lrelu(buf + r * s + end, U);
+        end += U;
+    }
+    return buf + end - U;
+}
+
+static void step_block(const Net *net, const Pass *ps, Work *w, int i, int r0, int R) {
+    const int Z = net->Z, U = net->U, S = net->S, Hs = net->Hs, L = net->L, NH = net->NH, B = ps->B;
+    /* the prior p(z | h_top) */
+    for (int r = 0; r < R; r++)
+        memcpy(w->prior + r * w->s_prior, ps->h + ((size_t)(L - 1) * B + r0 + r) * Hs, Hs * sizeof(float));
+    const float *pr = dense(net->prior, Hs, U, R, w->prior, w->s_prior);
+    matvec(&net->prior_out, R, pr, w->s_prior, w->mo, 16);
+    for (int r = 0; r < R; r++) {
+        const int b = r0 + r;
+        const float *mu = w->mo + r * 16, *lv = mu + Z;
+        const size_t o = ((size_t)i * B + b) * Z;
+        for (int d = 0; d < Z; d++) {
+            float z;
+            switch (ps->mode[b]) {
+            case PERTURB: z = mu[d] + ps->delta[o + d] * expf(lv[d]); break;
+            case FIXED: z = ps->z_fixed[o + d]; break;
+            default: z = mu[d] + (ps->zt[b] * ps->eps[o + d]) * expf(0.5f * lv[d]);
+            }
+            w->z[r][d] = z;
+            w->psi[r * w->s_psi + d] = z;
+        }
+    }
+    /* x_n from c_n and psi(z_n) alone */
+    const float *pz = dense(net->psi, Z, U, R, w->psi, w->s_psi);
+    const int s_out = net->psi_out.panels * 8;
+    matvec(&net->psi_out, R, pz, w->s_psi, w->psout, s_out);
+    for (int r = 0; r < R; r++) {
+        const float *cg = ps->c_gen + ((size_t)i * B + r0 + r) * U;
+        float *g = w->gen + r * net->g2.k;
+        for (int j = 0; j < U; j++) g[j] = cg[j] + w->psout[r * s_out + j];
+        lrelu(g, U);
+    }
+    const int s_g2 = net->g2.panels * 8;
+    matvec(&net->g2, R, w->gen, net->g2.k, w->gen2, s_g2);
+    for (int r = 0; r < R; r++) lrelu(w->gen2 + r * s_g2, U);
+    matvec(&net->g4, R, w->gen2, s_g2, w->logits, w->s_logits);
+    for (int r = 0; r < R; r++) {
+        const int b = r0 + r;
+        const float *lg = w->logits + r * w->s_logits;
+        int64_t *x = w->x[r];
+        for (int k = 0; k < NH; k++)
+            x[k] = head_class(net, k, lg + net->head_lo[k], ps->temps[b * NH + k],
+                              ps->u[((size_t)i * B + b) * NH + k], w->e);
+        if (ps->scope && ps->has_prev[b])
+            for (int k = 0; k < NH; k++)
+                if (!ps->scope[((size_t)i * B + b) * NH + k]) x[k] = ps->x_prev[b * NH + k];
+    }
+    /* phi(x_n): the embeddings' part of each layer from the tables, the rest as products */
+    const int sp = w->s_phi, np_ = net->phi[0].panels * 8;
+    for (int l = 0; l < 3; l++) {
+        float *out = w->phi + l * U;
+        if (l == 0) {
+            for (int r = 0; r < R; r++)
+                for (int j = 0; j < U; j++) out[r * sp + j] = net->phi[0].b[j];
+        } else {
+            matvec(&net->phi[l], R, w->phi, sp, w->tmp, np_);
+            for (int r = 0; r < R; r++) memcpy(out + r * sp, w->tmp + r * np_, U * sizeof(float));
+        }
+        for (int r = 0; r < R; r++)
+            for (int k = 0; k < NH; k++) {
+                const float *t = net->phi_tab[l] + (size_t)(net->head_lo[k] + w->x[r][k]) * np_;
+                float *o = out + r * sp;
+                for (int j = 0; j < U; j++) o[j] += t[j];
+            }
+        for (int r = 0; r < R; r++) lrelu(out + r * sp, U);
+    }
+    const int s_in = net->s_phi.panels * 8;
+    matvec(&net->s_phi, R, w->phi + 2 * U, sp, w->inp, s_in);
+    for (int r = 0; r < R; r++) {
+        const float *cs = ps->c_state + ((size_t)i * B + r0 + r) * S;
+        float *in = w->inp + r * s_in;
+        for (int j = 0; j < S; j++) in[j] = cs[j] + in[j] + w->psout[r * s_out + U + j];
+    }
+    /* the GRU cells: state_in -> h */
+    const float *xin = w->inp;
+    int s_x = s_in;
+    const int s_g = net->gi[0].panels * 8;
+    for (int l = 0; l < L; l++) {
+        float *hl = w->tmp;  /* (R, Hs): this layer's state for these rows */
+        for (int r = 0; r < R; r++)
+            memcpy(hl + r * Hs, ps->h + ((size_t)l * B + r0 + r) * Hs, Hs * sizeof(float));
+        matvec(&net->gi[l], R, xin, s_x, w->gi, s_g);
+        matvec(&net->gh[l], R, hl, Hs, w->gh, s_g);
+        for (int r = 0; r < R; r++) {
+            const float *a = w->gi + r * s_g, *c = w->gh + r * s_g;
+            float *hn = w->hz + (size_t)(l * MAXR + r) * Hs;
+            for (int j = 0; j < Hs; j++) {
+                const float rg = sigmoidf_(a[j] + c[j]);
+                const float zg = sigmoidf_(a[Hs + j] + c[Hs + j]);
+                const float ng = tanhf(a[2 * Hs + j] + rg * c[2 * Hs + j]);
+                hn[j] = (1.0f - zg) * ng + zg * hl[r * Hs + j];
+            }
+        }
+        xin = w->hz + (size_t)l * MAXR * Hs;
+        s_x = Hs;
+    }
+    /* commit the live rows: state, classes, z */
+    for (int r = 0; r < R; r++) {
+        const int b = r0 + r;
+        if (!ps->live[(size_t)i * B + b]) continue;
+        for (int l = 0; l < L; l++)
+            memcpy(ps->h + ((size_t)l * B + b) * Hs, w->hz + (size_t)(l * MAXR + r) * Hs, Hs * sizeof(float));
+        for (int k = 0; k < NH; k++) {
+            ps->xs[((size_t)i * B + b) * NH + k] = w->x[r][k];
+            ps->x_prev[b * NH + k] = w->x[r][k];
+        }
+        ps->has_prev[b] = 1;
+        for (int d = 0; d < Z; d++) ps->zs[((size_t)i * B + b) * Z + d] = w->z[r][d];
+    }
+}
+
+static size_t up8(size_t n) { return (n + 7) / 8 * 8; }
+
+typedef struct {
+    const Net *net;
+    const Pass *ps;
+    int r0, r1, err;
+} Job;
+
+static void *run_rows(void *arg) {
+    Job *job = arg;
+    const Net *net = job->net;
+    const int U = net->U;
+    Work w;
+    w.s_prior = (int)up8(net->Hs + 3 * U + 8);
+    w.s_psi = (int)up8(net->Z + 3 * U + 8);
+    w.s_phi = (int)up8(3 * U + 8);
+    w.s_logits = net->g4.panels * 8;
+    const size_t wide = up8((size_t)net->phi[0].panels * 8 > (size_t)net->gi[0].panels * 8
+                                ? (size_t)net->phi[0].panels * 8 : (size_t)net->gi[0].panels * 8);
+    size_t sizes[] = {(size_t)net->L * MAXR * net->Hs, (size_t)MAXR * w.s_prior, MAXR * 16,
+                      (size_t)MAXR * w.s_psi, (size_t)MAXR * net->psi_out.panels * 8,
+                      (size_t)MAXR * up8(net->g2.k), (size_t)MAXR * net->g2.panels * 8,
+                      (size_t)MAXR * w.s_logits, (size_t)MAXR * w.s_phi,
+                      (size_t)MAXR * (wide > (size_t)net->Hs ? wide : (size_t)net->Hs),
+                      (size_t)MAXR * net->s_phi.panels * 8, (size_t)MAXR * net->gi[0].panels * 8,
+                      (size_t)MAXR * net->gh[0].panels * 8, up8(net->total_classes) + 8};
+    const int nbuf = sizeof(sizes) / sizeof(sizes[0]);
+    size_t total = 0;
+    for (int q = 0; q < nbuf; q++) total += up8(sizes[q]) + 8;
+    float *mem = aligned_alloc(32, up8(total) * sizeof(float));
+    if (!mem) {
+        job->err = 1;
+        return NULL;
+    }
+    memset(mem, 0, up8(total) * sizeof(float));
+    float **bufs[] = {&w.hz, &w.prior, &w.mo, &w.psi, &w.psout, &w.gen, &w.gen2, &w.logits,
+                      &w.phi, &w.tmp, &w.inp, &w.gi, &w.gh, &w.e};
+    float *p = mem;
+    for (int q = 0; q < nbuf; q++) {
+        *bufs[q] = p;
+        p += up8(sizes[q]) + 8;
+    }
+    const Pass *ps = job->ps;
+    for (int i = 0; i < ps->n; i++)
+        for (int r0 = job->r0; r0 < job->r1; r0 += MAXR) {
+            const int R = job->r1 - r0 < MAXR ? job->r1 - r0 : MAXR;
+            int any = 0;
+            for (int r = 0; r < R; r++) any |= ps->live[(size_t)i * ps->B + r0 + r];
+            if (any) step_block(net, ps, &w, i, r0, R);
+        }
+    free(mem);
+    return NULL;
+}
+
+/* Decode a pass; returns 0, or 1 when memory ran out / a thread could not start. */
+int cv_decode(const Net *net, const Pass *ps) {
+    int T = ps->threads < 1 ? 1 : ps->threads;
+    const int blocks = (ps->B + MAXR - 1) / MAXR;
+    /* rows split between threads in whole blocks, when there are blocks enough */
+    if (T > blocks) T = blocks > 0 ? blocks : 1;
+    Job jobs[64];
+    pthread_t tid[64];
+    if (T > 64) T = 64;
+    int err = 0;
+    for (int t = 0; t < T; t++) {
+        const int b0 = blocks * t / T, b1 = blocks * (t + 1) / T;
+        jobs[t] = (Job){net, ps, b0 * MAXR, b1 * MAXR < ps->B ? b1 * MAXR : ps->B, 0};
+    }
+    int started = 0;
+    for (int t = 1; t < T; t++) {
+        if (pthread_create(&tid[t], NULL, run_rows, &jobs[t]) != 0) {
+            jobs[t].err = 1;
+            break;
+        }
+        started = t;
+    }
+    run_rows(&jobs[0]);
+    for (int t = 1; t <= started; t++) pthread_join(tid[t], NULL);
+    for (int t = 0; t < T; t++) err |= jobs[t].err;
+    return err;
+}
+
+int cv_abi(void) { return (int)sizeof(Net) * 1000 + (int)sizeof(Pass); }
