@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.fastdecode import DECIDE, NumpyDecoder, Rows
+from ml.fastdecode import DECIDE, NumpyDecoder, Rows, _np
 from ml.model import HEADS, LIFT_THRESHOLD, CVRNN
 
 SOURCE = Path(__file__).with_name("csrc") / "cvdecode.c"
@@ -117,6 +117,9 @@ def load_library() -> C.CDLL:
         lib.cv_decode.argtypes = [C.POINTER(_Net), C.POINTER(_Pass)]
         lib.cv_decode.restype = C.c_int
         lib.cv_abi.restype = C.c_int
+        lib.cv_gru_seq.argtypes = [C.POINTER(_Mat), C.POINTER(_Mat), C.c_int, C.c_int, C.c_int, C.c_void_p,
+                                   C.c_int, C.c_void_p, C.c_void_p]
+        lib.cv_gru_seq.restype = C.c_int
         if lib.cv_abi() != C.sizeof(_Net) * 1000 + C.sizeof(_Pass):
             raise RuntimeError("ml/csrc/cvdecode.c and ml/cdecode.py disagree on the structures")
         _LIB = lib
@@ -195,6 +198,30 @@ class CDecoder(NumpyDecoder):
         net.n_seg, net.pattern_head, net.decide_head = digits.shape[1], sustain, sustain
         net.total_classes, net.lift_threshold = int(self.bounds[-1]), LIFT_THRESHOLD
         self.net = net
+        gru = model.score.gru
+        self._gru_dims = (gru.num_layers, gru.hidden_size, gru.input_size)
+        self._gru_wi = (_Mat * gru.num_layers)(*(
+            _panels(_np(getattr(gru, f"weight_ih_l{i}")).T, _np(getattr(gru, f"bias_ih_l{i}")), keep)
+            for i in range(gru.num_layers)))
+        self._gru_wh = (_Mat * gru.num_layers)(*(
+            _panels(_np(getattr(gru, f"weight_hh_l{i}")).T, _np(getattr(gru, f"bias_hh_l{i}")), keep)
+            for i in range(gru.num_layers)))
+
+    def score_gru(self, x, h0=None):
+        """The score encoder's GRU over one sequence of notes, as `torch.nn.GRU` (batch_first):
+        x (1, T, D) tensor, h0 (L, 1, H) or None -> (out (1, T, H), h (L, 1, H)) tensors."""
+        import torch
+        L, H, D = self._gru_dims
+        if x.dim() != 3 or x.shape[0] != 1 or x.shape[2] != D:
+            raise ValueError(f"score_gru takes one sequence (1, T, {D}), not {tuple(x.shape)}")
+        T = x.shape[1]
+        xs = np.ascontiguousarray(x[0].detach().cpu().numpy(), np.float32)
+        h = np.zeros((L, H), np.float32) if h0 is None else np.array(h0.detach().cpu().numpy()[:, 0], np.float32)
+        out = np.zeros((T, H), np.float32)
+        if self.lib.cv_gru_seq(self._gru_wi, self._gru_wh, L, H, T, xs.ctypes.data, D, h.ctypes.data,
+                               out.ctypes.data) != 0:
+            raise MemoryError("the C decoder could not get its workspace")
+        return torch.from_numpy(out)[None], torch.from_numpy(h)[:, None]
 
     def _measure_rows(self):
         return 1, True  # every row sums in one fixed order: no tile, any place

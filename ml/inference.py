@@ -178,6 +178,7 @@ class Renderer:
         feat, frame = score_features(score.notes, written, score.marks)
         roll = piano_roll(roll_notes(score.notes))
         enc, hs = self.model.score, None
+        score_gru = getattr(self.fast, "score_gru", None)  # the compiled one on a CPU
         ctx_np = beat_context(score.notes, written, score.marks, feat[:, FEATURE_NAMES.index("harmony")])
         beats = torch.from_numpy(ctx_np.T.copy()).to(self.device)[None]
         ctx = enc.context(beats)                                          # (1, ctx_out, n_beats)
@@ -189,7 +190,7 @@ class Renderer:
             crop = torch.from_numpy(roll_crop(roll, f0, length)).float().to(self.device)[None]
             pos = torch.from_numpy((frame[s:e] - f0) // CNN_STRIDE).long().to(self.device)[None]
             ft = torch.from_numpy(feat[s:e].astype(np.int64)).to(self.device)[None]
-            c, hs = enc(ft, crop, pos, None, bidx[s:e][None], hs, ctx=ctx)
+            c, hs = enc(ft, crop, pos, None, bidx[s:e][None], hs, ctx=ctx, gru=score_gru)
             yield s, c[0]
 
     # -- the recurrent core -----------------------------------------------------------------

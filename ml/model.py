@@ -169,10 +169,11 @@ class ScoreEncoder(nn.Module):
         emb = torch.cat([e(feat[..., c]) for e, c in zip(self.embs.values(), self.feat_cols)], -1)
         return self.mlp(torch.cat([emb, self.window_features(rmap, pos), ctx], -1)), emb
 
-    def forward(self, feat, roll, pos, beats, beat_pos, h0=None, ctx=None):
+    def forward(self, feat, roll, pos, beats, beat_pos, h0=None, ctx=None, gru=None):
         """feat (B, T, F) long, roll (B, 96, L), pos (B, T), beats (B, D, nb) beat summaries,
         beat_pos (B, T) long each note's row of ``beats`` -> c (B, T, c_dim), GRU state.
-        ``ctx`` (B, ctx_out, nb): the context already computed over ``beats`` (streaming).
+        ``ctx`` (B, ctx_out, nb): the context already computed over ``beats`` (streaming);
+        ``gru``: what runs ``self.gru`` (rendering on a CPU: ml.cdecode's compiled one).
 
         Deviation (``wide``): c_n = [MLP, GRU, feature embeddings]. With the embeddings beside
         the MLP output the generation network reads the written duration and dynamics directly;
@@ -183,7 +184,7 @@ class ScoreEncoder(nn.Module):
             ctx = self.context(beats)
         cn = BeatContext.gather(ctx, beat_pos)                                 # (B, T, ctx_out)
         m, emb = self.frame_features(feat, self.roll_map(roll), pos, cn)
-        g, h = self.gru(self.gru_in(m), h0)
+        g, h = (gru or self.gru)(self.gru_in(m), h0)
         return torch.cat([m, g, cn, emb] if self.cfg.wide else [m, g, cn], -1), h
 
 

@@ -444,3 +444,32 @@ int cv_decode(const Net *net, const Pass *ps) {
 }
 
 int cv_abi(void) { return (int)sizeof(Net) * 1000 + (int)sizeof(Pass); }
+
+/* A stacked GRU (torch.nn.GRU, gates r, z, n) over one sequence: x (T, D) -> out (T, H), the
+ * top layer's state at each step; h (L, H) in / out. The score encoder's recurrence over notes,
+ * which torch steps at several microseconds of dispatch per note and layer. */
+int cv_gru_seq(const Mat *wi, const Mat *wh, int L, int H, int T, const float *x, int D, float *h, float *out) {
+    const int G = wi[0].panels * 8;
+    float *mem = aligned_alloc(32, (size_t)(3 * G + 8) * sizeof(float));
+    if (!mem) return 1;
+    float *gi = mem, *gh = mem + G, *hn = mem + 2 * G;
+    for (int t = 0; t < T; t++) {
+        const float *xin = x + (size_t)t * D;
+        for (int l = 0; l < L; l++) {
+            float *hl = h + (size_t)l * H;
+            matvec(&wi[l], 1, xin, 0, gi, 0);
+            matvec(&wh[l], 1, hl, 0, gh, 0);
+            for (int j = 0; j < H; j++) {
+                const float rg = sigmoidf_(gi[j] + gh[j]);
+                const float zg = sigmoidf_(gi[H + j] + gh[H + j]);
+                const float ng = tanhf(gi[2 * H + j] + rg * gh[2 * H + j]);
+                hn[j] = (1.0f - zg) * ng + zg * hl[j];
+            }
+            memcpy(hl, hn, H * sizeof(float));
+            xin = hl;
+        }
+        memcpy(out + (size_t)t * H, h + (size_t)(L - 1) * H, H * sizeof(float));
+    }
+    free(mem);
+    return 0;
+}

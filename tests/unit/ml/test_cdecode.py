@@ -210,3 +210,36 @@ class _Replay:
         out = self.draws[self.i][1][None].astype(dtype)
         self.i += 1
         return out
+
+
+def test_the_score_gru_compiled_is_torchs_and_carries_its_state_across_blocks(model, decoders):
+    """The score encoder's GRU over notes (ml.cdecode.CDecoder.score_gru, what a CPU render's
+    score_blocks runs) against torch.nn.GRU: one sequence, and the same cut in two blocks."""
+    _, cd = decoders
+    gru = model.score.gru
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 37, gru.input_size, generator=g)
+    h0 = torch.randn(gru.num_layers, 1, gru.hidden_size, generator=g)
+    with torch.no_grad():
+        want, want_h = gru(x, h0)
+    got, got_h = cd.score_gru(x, h0)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got_h, want_h, atol=1e-5, rtol=0)
+    a, ha = cd.score_gru(x[:, :20])  # from a zero state, as nn.GRU with h0=None
+    b, hb = cd.score_gru(x[:, 20:], ha)
+    with torch.no_grad():
+        whole, whole_h = gru(x)
+    torch.testing.assert_close(torch.cat([a, b], 1), whole, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hb, whole_h, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="one sequence"):
+        cd.score_gru(torch.zeros(2, 5, gru.input_size))
+
+
+def test_a_cpu_render_reads_the_same_score_features_with_either_decoder(model, score, monkeypatch):
+    from ml.inference import Renderer, written_tempi
+    blocks = {}
+    for name in ("c", "numpy"):
+        monkeypatch.setenv("DECODER", name)
+        r = Renderer(model, torch.device("cpu"))
+        blocks[name] = torch.cat([c for _, c in r.score_blocks(score, written_tempi(score, None), block=7)])
+    torch.testing.assert_close(blocks["c"], blocks["numpy"], atol=1e-5, rtol=0)
