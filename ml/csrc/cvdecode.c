@@ -22,7 +22,7 @@ typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-#define MAXR 8          /* rows decoded together in one block (they share each weight load) */
+#define MAXR 16         /* rows decoded together in one block (they share each weight read) */
 #define PRIOR 0
 #define PERTURB 1
 #define FIXED 2
@@ -96,7 +96,8 @@ static inline v8 vfma(v8 a, v8 b, v8 c) {
         for (int r = 0; r < R; r++)                                                           \
             for (int p = 0; p < P; p++) *(v8u *)(y + r * ys + 8 * (p0 + p)) = acc[r * P + p]; \
     }
-KERNEL(8, 1)
+KERNEL(6, 2)
+KERNEL(6, 1)
 KERNEL(4, 2)
 KERNEL(4, 1)
 KERNEL(2, 4)
@@ -104,27 +105,33 @@ KERNEL(2, 1)
 KERNEL(1, 8)
 KERNEL(1, 1)
 
-/* y (R, ys) = b + x (R, xs) @ W over all panels (writes m->panels * 8 columns per row). */
+/* y (R, ys) = b + x (R, xs) @ W over all panels (writes m->panels * 8 columns per row). Panels
+ * in chunks of 8 (64 columns: K x 64 weights stay in L2), each chunk for all rows: the rows
+ * share every weight read from memory; rows in groups of 6, 4, 2, 1 with 12, 8, 8, 8 chains of
+ * multiply-adds to cover their latency. */
 static void matvec(const Mat *m, int R, const float *x, int xs, float *y, int ys) {
-    int r = 0, P = m->panels;
-    for (; r + 8 <= R; r += 8)
-        for (int p = 0; p < P; p++) mv_8_1(m, p, x + r * xs, xs, y + r * ys, ys);
-    if (R - r >= 4) {
-        int p = 0;
-        for (; p + 2 <= P; p += 2) mv_4_2(m, p, x + r * xs, xs, y + r * ys, ys);
-        for (; p < P; p++) mv_4_1(m, p, x + r * xs, xs, y + r * ys, ys);
-        r += 4;
-    }
-    if (R - r >= 2) {
-        int p = 0;
-        for (; p + 4 <= P; p += 4) mv_2_4(m, p, x + r * xs, xs, y + r * ys, ys);
-        for (; p < P; p++) mv_2_1(m, p, x + r * xs, xs, y + r * ys, ys);
-        r += 2;
-    }
-    if (R - r >= 1) {
-        int p = 0;
-        for (; p + 8 <= P; p += 8) mv_1_8(m, p, x + r * xs, xs, y + r * ys, ys);
-        for (; p < P; p++) mv_1_1(m, p, x + r * xs, xs, y + r * ys, ys);
+    const int P = m->panels;
+    for (int c0 = 0; c0 < P; c0 += 8) {
+        const int c1 = c0 + 8 < P ? c0 + 8 : P;
+        int r = 0, p;
+        for (; r + 6 <= R; r += 6) {
+            for (p = c0; p + 2 <= c1; p += 2) mv_6_2(m, p, x + r * xs, xs, y + r * ys, ys);
+            for (; p < c1; p++) mv_6_1(m, p, x + r * xs, xs, y + r * ys, ys);
+        }
+        if (R - r >= 4) {
+            for (p = c0; p + 2 <= c1; p += 2) mv_4_2(m, p, x + r * xs, xs, y + r * ys, ys);
+            for (; p < c1; p++) mv_4_1(m, p, x + r * xs, xs, y + r * ys, ys);
+            r += 4;
+        }
+        if (R - r >= 2) {
+            for (p = c0; p + 4 <= c1; p += 4) mv_2_4(m, p, x + r * xs, xs, y + r * ys, ys);
+            for (; p < c1; p++) mv_2_1(m, p, x + r * xs, xs, y + r * ys, ys);
+            r += 2;
+        }
+        if (R - r >= 1) {
+            for (p = c0; p + 8 <= c1; p += 8) mv_1_8(m, p, x + r * xs, xs, y + r * ys, ys);
+            for (; p < c1; p++) mv_1_1(m, p, x + r * xs, xs, y + r * ys, ys);
+        }
     }
 }
 
@@ -156,7 +163,10 @@ static inline v8 vexp(v8 x) {
 /* e[j] = exp(s * l[j] - max_j(s * l[j])) for j < K (e padded to a multiple of 8). */
 static void head_exp(const float *l, int K, float s, float *e) {
     float mx = -INFINITY;
-    for (int j = 0; j < K; j++) mx = fmaxf(mx, s * l[j]);
+    for (int j = 0; j < K; j++) {
+        const float v = s * l[j];
+        mx = v > mx ? v : mx;
+    }
     int j = 0;
     for (; j + 8 <= K; j += 8) *(v8u *)(e + j) = vexp(vset(s) * *(const v8u *)(l + j) - vset(mx));
     if (j < K) {
@@ -167,6 +177,27 @@ static void head_exp(const float *l, int K, float s, float *e) {
 }
 
 static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static inline v8 vsigmoid(v8 x) { return vset(1.0f) / (vset(1.0f) + vexp(-x)); }
+
+/* One GRU cell's new state for one row (torch's gates r, z, n): gi = x W_ih + b_ih and
+ * gh = h W_hh + b_hh, each (3H,); eight columns at a time, tanh(x) as 2 sigmoid(2x) - 1. */
+static void gru_gates(const float *gi, const float *gh, const float *h, float *hn, int H) {
+    int j = 0;
+    for (; j + 8 <= H; j += 8) {
+        const v8 r = vsigmoid(*(const v8u *)(gi + j) + *(const v8u *)(gh + j));
+        const v8 z = vsigmoid(*(const v8u *)(gi + H + j) + *(const v8u *)(gh + H + j));
+        const v8 n = vset(2.0f) * vsigmoid(vset(2.0f) * (*(const v8u *)(gi + 2 * H + j) +
+                                                        r * *(const v8u *)(gh + 2 * H + j))) - vset(1.0f);
+        *(v8u *)(hn + j) = (vset(1.0f) - z) * n + z * *(const v8u *)(h + j);
+    }
+    for (; j < H; j++) {
+        const float r = sigmoidf_(gi[j] + gh[j]);
+        const float z = sigmoidf_(gi[H + j] + gh[H + j]);
+        const float n = 2.0f * sigmoidf_(2.0f * (gi[2 * H + j] + r * gh[2 * H + j])) - 1.0f;
+        hn[j] = (1.0f - z) * n + z * h[j];
+    }
+}
 
 /* One head's class for one row (see NumpyDecoder._decode: sample / greedy / expected / decide). */
 static int64_t head_class(const Net *net, int k, const float *l, float t, float u, float *e) {
@@ -190,8 +221,19 @@ static int64_t head_class(const Net *net, int k, const float *l, float t, float 
             }
             return x;
         }
+        v8 vs = vset(0.f), vm = vset(0.f), idx = {0, 1, 2, 3, 4, 5, 6, 7};
+        int j = 0;
+        for (; j + 8 <= K; j += 8, idx += vset(8.f)) {
+            const v8 ev = *(const v8u *)(e + j);
+            vs += ev;
+            vm += ev * idx;
+        }
         float s = 0, m = 0;
-        for (int j = 0; j < K; j++) {
+        for (int q = 0; q < 8; q++) {
+            s += vs[q];
+            m += vm[q];
+        }
+        for (; j < K; j++) {
             s += e[j];
             m += e[j] * (float)j;
         }
@@ -333,16 +375,8 @@ static void step_block(const Net *net, const Pass *ps, Work *w, int i, int r0, i
             memcpy(hl + r * Hs, ps->h + ((size_t)l * B + r0 + r) * Hs, Hs * sizeof(float));
         matvec(&net->gi[l], R, xin, s_x, w->gi, s_g);
         matvec(&net->gh[l], R, hl, Hs, w->gh, s_g);
-        for (int r = 0; r < R; r++) {
-            const float *a = w->gi + r * s_g, *c = w->gh + r * s_g;
-            float *hn = w->hz + (size_t)(l * MAXR + r) * Hs;
-            for (int j = 0; j < Hs; j++) {
-                const float rg = sigmoidf_(a[j] + c[j]);
-                const float zg = sigmoidf_(a[Hs + j] + c[Hs + j]);
-                const float ng = tanhf(a[2 * Hs + j] + rg * c[2 * Hs + j]);
-                hn[j] = (1.0f - zg) * ng + zg * hl[r * Hs + j];
-            }
-        }
+        for (int r = 0; r < R; r++)
+            gru_gates(w->gi + r * s_g, w->gh + r * s_g, hl + r * Hs, w->hz + (size_t)(l * MAXR + r) * Hs, Hs);
         xin = w->hz + (size_t)l * MAXR * Hs;
         s_x = Hs;
     }
@@ -418,17 +452,12 @@ static void *run_rows(void *arg) {
 /* Decode a pass; returns 0, or 1 when memory ran out / a thread could not start. */
 int cv_decode(const Net *net, const Pass *ps) {
     int T = ps->threads < 1 ? 1 : ps->threads;
-    const int blocks = (ps->B + MAXR - 1) / MAXR;
-    /* rows split between threads in whole blocks, when there are blocks enough */
-    if (T > blocks) T = blocks > 0 ? blocks : 1;
+    if (T > ps->B) T = ps->B > 0 ? ps->B : 1;   /* rows split evenly between the threads */
+    if (T > 64) T = 64;
     Job jobs[64];
     pthread_t tid[64];
-    if (T > 64) T = 64;
-    int err = 0;
-    for (int t = 0; t < T; t++) {
-        const int b0 = blocks * t / T, b1 = blocks * (t + 1) / T;
-        jobs[t] = (Job){net, ps, b0 * MAXR, b1 * MAXR < ps->B ? b1 * MAXR : ps->B, 0};
-    }
+    for (int t = 0; t < T; t++)
+        jobs[t] = (Job){net, ps, (int)((long)ps->B * t / T), (int)((long)ps->B * (t + 1) / T), 0};
     int started = 0;
     for (int t = 1; t < T; t++) {
         if (pthread_create(&tid[t], NULL, run_rows, &jobs[t]) != 0) {
@@ -439,6 +468,7 @@ int cv_decode(const Net *net, const Pass *ps) {
     }
     run_rows(&jobs[0]);
     for (int t = 1; t <= started; t++) pthread_join(tid[t], NULL);
+    int err = 0;
     for (int t = 0; t < T; t++) err |= jobs[t].err;
     return err;
 }
@@ -459,12 +489,7 @@ int cv_gru_seq(const Mat *wi, const Mat *wh, int L, int H, int T, const float *x
             float *hl = h + (size_t)l * H;
             matvec(&wi[l], 1, xin, 0, gi, 0);
             matvec(&wh[l], 1, hl, 0, gh, 0);
-            for (int j = 0; j < H; j++) {
-                const float rg = sigmoidf_(gi[j] + gh[j]);
-                const float zg = sigmoidf_(gi[H + j] + gh[H + j]);
-                const float ng = tanhf(gi[2 * H + j] + rg * gh[2 * H + j]);
-                hn[j] = (1.0f - zg) * ng + zg * hl[j];
-            }
+            gru_gates(gi, gh, hl, hn, H);
             memcpy(hl, hn, H * sizeof(float));
             xin = hl;
         }
