@@ -25,6 +25,11 @@ LEVELS = 3
 N_SUSTAIN = LEVELS ** SEGMENTS  # 81
 LEVEL_CC = np.array([0, 64, 127])
 SUSTAIN_CC, SOFT_CC = 64, 67
+# Per class, its segments' levels and their CC64 values (decoding looks them up: it runs per
+# chunk and take while a render streams).
+_LEVELS_OF = np.stack([(np.arange(N_SUSTAIN) // LEVELS ** (SEGMENTS - 1 - j)) % LEVELS for j in range(SEGMENTS)], -1)
+_CC_OF = LEVEL_CC[_LEVELS_OF]
+_SEGMENT_START = np.arange(SEGMENTS) / SEGMENTS
 
 
 def _level(cc: np.ndarray) -> np.ndarray:
@@ -84,8 +89,7 @@ def encode_pedal(group_sec: np.ndarray, end_sec: np.ndarray, pedal: np.ndarray |
 
 def sustain_levels(cls: np.ndarray) -> np.ndarray:
     """(G,) classes -> (G, SEGMENTS) levels 0..2 (first segment first)."""
-    cls = np.asarray(cls, np.int64)
-    return np.stack([(cls // LEVELS ** (SEGMENTS - 1 - j)) % LEVELS for j in range(SEGMENTS)], -1)
+    return _LEVELS_OF[np.asarray(cls, np.int64)]
 
 
 def decode_pedal(group_sec: np.ndarray, end_sec: float, sustain: np.ndarray, soft: np.ndarray,
@@ -109,21 +113,17 @@ def decode_pedal(group_sec: np.ndarray, end_sec: float, sustain: np.ndarray, sof
         return np.zeros(0, PEDAL_DTYPE), prev
     t0 = np.asarray(group_sec, float)
     t1 = np.maximum(np.append(t0[1:], end_sec), t0)
-    lv = sustain_levels(sustain)                                   # (G, S)
-    times = t0[:, None] + (t1 - t0)[:, None] * np.arange(SEGMENTS)[None, :] / SEGMENTS
-    vals = LEVEL_CC[lv].ravel()
-    times = times.ravel()
+    times = (t0[:, None] + (t1 - t0)[:, None] * _SEGMENT_START).ravel()   # (G * S,) segment starts
+    vals = _CC_OF[np.asarray(sustain, np.int64)].ravel()
     last_sus, last_soft = prev
-    keep = np.ones(len(vals), bool)
-    keep[1:] = vals[1:] != vals[:-1]
-    keep[0] = vals[0] != last_sus
-    rows = [(t, SUSTAIN_CC, v) for t, v in zip(times[keep], vals[keep])]
+    keep = vals != np.concatenate([[last_sus], vals[:-1]])
     sv = np.where(np.asarray(soft) > 0, 127, 0)
-    ks = np.ones(g, bool)
-    ks[1:] = sv[1:] != sv[:-1]
-    ks[0] = sv[0] != last_soft
-    rows += [(t, SOFT_CC, v) for t, v in zip(t0[ks], sv[ks])]
-    ev = np.array(rows, PEDAL_DTYPE) if rows else np.zeros(0, PEDAL_DTYPE)
+    ks = sv != np.concatenate([[last_soft], sv[:-1]])
+    n_sus = int(keep.sum())
+    ev = np.zeros(n_sus + int(ks.sum()), PEDAL_DTYPE)   # the sustain's events, then the soft's
+    ev["time_sec"] = np.concatenate([times[keep], t0[ks]])
+    ev["number"][:n_sus], ev["number"][n_sus:] = SUSTAIN_CC, SOFT_CC
+    ev["value"] = np.concatenate([vals[keep], sv[ks]])
     ev = ev[np.argsort(ev["time_sec"], kind="stable")]
     return ev, (int(vals[-1]), int(sv[-1]))
 
@@ -144,7 +144,7 @@ class PedalStream:
     """
 
     def __init__(self):
-        self._open = []            # [onset_beat, onset_sec, sustain, soft] of groups held back
+        self._open = np.zeros((0, 4))  # (onset_beat, onset_sec, sustain, soft) of groups held back
         self._prev = (-1, -1)      # CC values in force (decode_pedal's carry)
         self._last_t = -np.inf     # group times never go back (deviations can cross)
         self._end = 0.0            # latest note end seen, seconds
@@ -158,27 +158,27 @@ class PedalStream:
         t = np.asarray(onset_sec, float)
         self._end = max(self._end, float(np.max(t + np.asarray(duration_sec, float))))
         first = np.flatnonzero(np.concatenate([[True], np.diff(u) > 1e-9]))
-        tg = np.minimum.reduceat(t, first)
-        groups = [[u[i], tg[k], int(sustain[i]), int(soft[i])] for k, i in enumerate(first)]
-        if self._open and abs(groups[0][0] - self._open[-1][0]) <= 1e-9:
-            self._open[-1][1] = min(self._open[-1][1], groups[0][1])
+        groups = np.stack([u[first], np.minimum.reduceat(t, first), np.asarray(sustain)[first],
+                           np.asarray(soft)[first]], 1).astype(float)
+        if len(self._open) and abs(groups[0, 0] - self._open[-1, 0]) <= 1e-9:
+            self._open[-1, 1] = min(self._open[-1, 1], groups[0, 1])
             groups = groups[1:]
-        groups = self._open + groups
-        self._open = groups[-2:]
-        return self._decode(groups[:-2], groups[-2][1]) if len(groups) > 2 else np.zeros(0, PEDAL_DTYPE)
+        groups = np.concatenate([self._open, groups])
+        self._open = groups[-2:].copy()
+        return self._decode(groups[:-2], groups[-2, 1]) if len(groups) > 2 else np.zeros(0, PEDAL_DTYPE)
 
     def close(self) -> np.ndarray:
         """Events of the groups held back (the last interval ends with the take's last note)."""
-        groups, self._open = self._open, []
+        groups, self._open = self._open, np.zeros((0, 4))
         return self._decode(groups, self._end)
 
-    def _decode(self, groups, end_sec) -> np.ndarray:
-        if not groups:
+    def _decode(self, groups: np.ndarray, end_sec) -> np.ndarray:
+        if not len(groups):
             return np.zeros(0, PEDAL_DTYPE)
-        t = np.maximum.accumulate(np.maximum([g[1] for g in groups], self._last_t))
+        t = np.maximum.accumulate(np.maximum(groups[:, 1], self._last_t))
         self._last_t = float(t[-1])
-        ev, self._prev = decode_pedal(t, max(float(end_sec), self._last_t),
-                                      np.array([g[2] for g in groups]), np.array([g[3] for g in groups]), self._prev)
+        ev, self._prev = decode_pedal(t, max(float(end_sec), self._last_t), groups[:, 2].astype(np.int64),
+                                      groups[:, 3].astype(np.int64), self._prev)
         return ev
 
 

@@ -13,7 +13,7 @@ SCORE = Path(__file__).resolve().parents[2] / "data" / "scores" / "two_bars.musi
 def test_bench_prints_every_figure_with_the_serving_chunks(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "bench.json"
     bench.main(["--score", str(SCORE), "--checkpoint", tiny_checkpoint, "--variations", "2", "--jobs", "2",
-                "--chunk-notes", "4", "--max-chunk-notes", "8", "--json", str(out)])
+                "--chunk-notes", "4", "--max-chunk-notes", "8", "--repeat", "2", "--json", str(out)])
     res = json.loads(out.read_text())
     assert res["chunk_notes"] == "4 doubling to 8"
     assert res["notes"] > 8   # more than one chunk

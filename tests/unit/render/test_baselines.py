@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.lib.recfunctions as rfn
 import pytest
 
 from render.baselines import GRACE_SEC, LEAD_SEC, deadpan, humanize
@@ -200,6 +201,6 @@ def test_the_pedal_rule_changes_with_the_bass_and_lifts_at_rests_and_staccato():
     perf = humanize(score, seed=1)
     assert (perf["sustain"] == 80).all() and (humanize(score, pedal=False)["sustain"] == 0).all()
     take = perf.copy()
-    ev = pedal_for_take(n["onset_beat"], np.lib.recfunctions.append_fields(
+    ev = pedal_for_take(n["onset_beat"], rfn.append_fields(
         take, "index", np.arange(len(take)), usemask=False))
     assert ev[0]["number"] == 64 and ev[0]["value"] == 127 and len(ev) <= 2
