@@ -3,8 +3,8 @@
     python -m ml.bench [--score FILE] [--checkpoint PATH] [--threads 1] [--chunk-notes 16]
                        [--max-chunk-notes 128] [--repeat 3] [--json OUT]
 
-Prints (renders: the best of ``--repeat`` runs): end-to-end render throughput (score features included) and first-chunk latency of
-`Renderer.render`, chunked as the web worker chunks (16 notes first, doubling to 128); the same
+Prints (renders: the best of ``--repeat`` runs): end-to-end render throughput (score features
+included) and first-chunk latency of `Renderer.render`, chunked as the web worker chunks (16 notes first, doubling to 128); the same
 model decoded by a plain per-note eager PyTorch loop (module calls, softmax + multinomial, no
 precomputation) on the same score; 16 variations batched; training
 notes/s on synthetic windows; peak resident memory after the renders (a rendering worker's
@@ -205,7 +205,8 @@ def main(argv=None) -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res = {
         "score": str(path), "notes": score.n_notes, "parse_s": round(parse_s, 2), "load_model_s": round(load_s, 2),
-        "threads": a.threads, "repeat": a.repeat, "chunk_notes": f"{ch['chunk_notes']} doubling to {ch['max_chunk_notes']}",
+        "threads": a.threads, "repeat": a.repeat,
+        "chunk_notes": f"{ch['chunk_notes']} doubling to {ch['max_chunk_notes']}",
         "render_notes_per_s": round(n / total, 1), "render_first_chunk_ms": round(1000 * first, 1),
         "plain_loop_notes_per_s": round(score.n_notes / plain, 1),
         "speedup_vs_plain": round((n / total) / (score.n_notes / plain), 2),
