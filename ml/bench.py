@@ -4,13 +4,13 @@
                        [--max-chunk-notes 128] [--repeat 3] [--json OUT]
 
 Prints (renders: the best of ``--repeat`` runs): end-to-end render throughput (score features
-included) and first-chunk latency of `Renderer.render`, chunked as the web worker chunks (16 notes first, doubling to 128); the same
-model decoded by a plain per-note eager PyTorch loop (module calls, softmax + multinomial, no
-precomputation) on the same score; 16 variations batched; training
-notes/s on synthetic windows; peak resident memory after the renders (a rendering worker's
-footprint) and after training. ``jobs_*``: several users' renders of the score (different seeds
-and modes, chunks of 16) one after another vs advanced together in shared passes
-(`Renderer.step`, a worker's render session).
+included) and first-chunk latency of `Renderer.render`, chunked as the web worker chunks (16
+notes first, doubling to 128); the same model decoded by a plain per-note eager PyTorch loop
+(module calls, softmax + multinomial, no precomputation) on the same score; 16 variations
+batched; training notes/s on synthetic windows; peak resident memory after the renders (a
+rendering worker's footprint) and after training. ``jobs_*``: several users' renders of the
+score (different seeds and modes, chunks of 16) one after another vs advanced together in
+shared passes (`Renderer.step`, a worker's render session).
 ``decoder``: the CPU decoder the renders used (ml.cdecode, compiled, unless DECODER=numpy or no
 compiler); ``numpy_*``: the same render and takes with the numpy decoder (ml.fastdecode), the
 baseline of the compiled loop. Ratios are against the plain loop; ``with_pedal_events_ratio``

@@ -13,8 +13,9 @@ Same arithmetic as `NumpyDecoder._decode` and the same noise (drawn here with th
 each render's generator), so a seed gives the same take with both up to float rounding: the C
 products sum in another order than OpenBLAS, and exp (heads, gates) is a vectorised polynomial
 (~1 ulp; tanh as 2 sigmoid(2x) - 1), which can move a drawn class that sits on a boundary (about
-one draw in a few hundred with every head sampled; then the take goes its own way). A row's result never depends on the rows beside it (every product sums in one fixed
-order per output), so no row tile is needed and the rows split between threads freely.
+one draw in a few hundred with every head sampled; then the take goes its own way). A row's
+result never depends on the rows beside it (every product sums in one fixed order per output),
+so no row tile is needed and the rows split between threads freely.
 """
 from __future__ import annotations
 
