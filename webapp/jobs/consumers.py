@@ -139,7 +139,9 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         if done is not None:
             await self._send_done(done)
 
-    async def _send_chunk(self, seq: int, notes: list, pedal: list) -> None:
+    async def _send_chunk(self, seq: int, notes: list | None, pedal: list | None, text: str | None = None) -> None:
+        """Relay chunk ``seq`` once and in order: its notes and pedal, or ``text``, the message
+        already encoded (a live chunk from the publisher)."""
         if seq < self.next_seq or self.ended:
             return  # already sent (replay and live overlap)
         if seq > self.next_seq:  # missed some live messages: fill the gap from the database
@@ -151,7 +153,10 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
                     self.next_seq = c["seq"] + 1
             if seq != self.next_seq:
                 return
-        await self.send_json({"type": "notes", "seq": seq, "notes": notes, "pedal": pedal})
+        if text is not None:
+            await self.send(text_data=text)
+        else:
+            await self.send_json({"type": "notes", "seq": seq, "notes": notes, "pedal": pedal})
         self.next_seq = seq + 1
 
     async def _send_done(self, summary: dict) -> None:
@@ -163,7 +168,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     # channel-layer events
     async def job_notes(self, event):
         async with self.lock:
-            await self._send_chunk(event["seq"], event["notes"], event.get("pedal") or [])
+            await self._send_chunk(event["seq"], None, None, text=event["text"])
 
     async def job_state(self, event):
         async with self.lock:

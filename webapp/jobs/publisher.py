@@ -2,12 +2,14 @@
 own, in order, while the model goes on decoding.
 
 Each published chunk is first stored (RenderChunk, with the job's counters) and then sent to the
-job's group: a client that reconnects reads the stored chunks and then the live ones, so nothing
-is sent before it is stored. When the thread falls behind (a slow database or Redis), what has
-piled up goes out as one chunk: fewer, larger writes instead of a growing queue.
+job's group, as the WebSocket message's JSON text that consumers relay unchanged: a client that
+reconnects reads the stored chunks and then the live ones, so nothing is sent before it is
+stored. When the thread falls behind (a slow database or Redis), what has piled up goes out as
+one chunk: fewer, larger writes instead of a growing queue.
 """
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -101,7 +103,11 @@ class ChunkPublisher(threading.Thread):
                                                             heartbeat=timezone.now())
         t2 = time.perf_counter()
         self.timing["store_s"] += t2 - t1
-        sent = job_group_send(self.job, {"type": "job.notes", "seq": self.seq, "notes": notes, "pedal": pedal})
+        # the WebSocket message encoded once here: the channel layer carries one string and every
+        # consumer relays it as is (instead of packing the note dicts into Redis and each Daphne
+        # unpacking them and encoding JSON again for each listener)
+        text = json.dumps({"type": "notes", "seq": self.seq, "notes": notes, "pedal": pedal}, separators=(",", ":"))
+        sent = job_group_send(self.job, {"type": "job.notes", "seq": self.seq, "text": text})
         self.timing["send_s"] += time.perf_counter() - t2
         self.seq += 1
         if not sent:

@@ -77,3 +77,18 @@ def test_pedal_classes_travel_with_the_notes_and_events_round_trip(tmp_path):
     pm = pretty_midi.PrettyMIDI(str(save_midi(arr, tmp_path / "p.mid", pedal=again)))
     cc = [(round(x.time, 3), x.number, x.value) for x in pm.instruments[0].control_changes]
     assert (0.1, 64, 127) in cc and (1.5, 64, 0) in cc and (0.0, 67, 127) in cc
+
+
+def test_chunk_to_notes_rounds_to_short_decimals_and_drops_non_finite_values():
+    """The columns are rounded at once (numpy): each value is the double nearest its rounded
+    decimal (short in JSON), non-finite ones are 0, and the score position comes with "b"."""
+    import json
+
+    c = _chunk()
+    c["z"][0] = [np.nan, 1 / 3, -2 / 3, np.inf, 0.123449]
+    c["onset_sec"][0] = 1 / 7
+    notes = chunk_to_notes(c, beats=np.array([0.0, 1 / 3, 2.5]))
+    assert notes[0]["z"] == [0.0, 0.3333, -0.6667, 0.0, 0.1234]
+    assert notes[0]["onset"] == 0.1429 and '"onset": 0.1429,' in json.dumps(notes[0])
+    assert [n["b"] for n in notes] == [0.0, 0.3333, 2.5]
+    assert list(notes[0]) == ["i", "id", "pitch", "onset", "duration", "velocity", "tempo", "z", "v", "b"]
