@@ -1,4 +1,4 @@
-"""The CVRNN decode loop compiled (ml/csrc/cvdecode.c), with the interface of `NumpyDecoder`.
+"""The CVRNN decode loop compiled (ml/csrc/cvdecode.c, kernels.h), with `NumpyDecoder`'s interface.
 
     python -m ml.cdecode --build      # compile now (setup does), print the library's path
 
@@ -89,7 +89,7 @@ def build(force: bool = False) -> Path:
     """Compile the library for this CPU (once: the file is named by source, flags and CPU) and
     return its path. Raises RuntimeError with the compiler's message when it cannot."""
     cc = os.environ.get("CC", "cc")
-    src = SOURCE.read_bytes()
+    src = b"".join(f.read_bytes() for f in sorted(SOURCE.parent.glob("*.[ch]")))  # kernels.h too
     native = ["-march=native"] if platform.machine() in ("x86_64", "AMD64", "aarch64", "arm64") else []
     key = hashlib.sha256(src + " ".join(FLAGS + native).encode() + _cpu_fingerprint().encode()).hexdigest()[:16]
     out = _build_dir() / f"cvdecode-{key}.so"
