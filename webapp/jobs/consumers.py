@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from webapp.jobs.lifecycle import render_jobs_fail_stale
-from webapp.jobs.selectors import job_chunks, job_done_summary, job_get_for_requester, job_queue_position
+from webapp.jobs.selectors import job_get_for_requester, job_queue_position, job_stream_snapshot
 from webapp.models import RenderJob
 
 WATCHDOG_EVERY_S = 2.0
@@ -30,10 +30,7 @@ def _load(job_id, user, session_key):
 
 @database_sync_to_async
 def _snapshot(job_id, from_seq):
-    job = RenderJob.objects.get(id=job_id)
-    chunks = job_chunks(job_id=job_id, from_seq=from_seq)
-    done = job_done_summary(job_id=job_id)
-    return job.state, job.message or None, chunks, done
+    return job_stream_snapshot(job_id=job_id, from_seq=from_seq)
 
 
 @database_sync_to_async

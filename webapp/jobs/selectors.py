@@ -26,6 +26,20 @@ def job_chunks(*, job_id: uuid.UUID, from_seq: int = 0) -> list[dict]:
     return list(rows)
 
 
+def job_stream_snapshot(*, job_id: uuid.UUID, from_seq: int = 0) -> tuple[str, str | None, list[dict], dict | None]:
+    """What a job's listener is owed now: (state, message, stored chunks from ``from_seq``, the
+    'done' message or None).
+
+    The chunks are read last: a worker stores every chunk before it stores the takes that make
+    the 'done' message, so a snapshot that has 'done' also has every chunk. (Read the other way
+    round, a job that ended between the two reads gave 'done' without its last chunks: a
+    listener connecting as the job ended got a take without its tail.)
+    """
+    job = RenderJob.objects.get(id=job_id)
+    done = job_done_summary(job_id=job_id)
+    return job.state, job.message or None, job_chunks(job_id=job_id, from_seq=from_seq), done
+
+
 def job_summary(*, job: RenderJob) -> dict:
     """A job's state, progress, takes and WebSocket path (the API adds its own URLs:
     webapp.api.selectors.api_job)."""
