@@ -2,7 +2,7 @@
 
 One decode step is ~70 small matrix operations at batch 1-16; PyTorch's per-operation dispatch
 (~10-20 us) dominates them on a CPU, numpy's (~1-2 us) does not. The weights are copied once
-from a trained `CVRNN`; the arithmetic is that of `CVRNN.step` (its only mirror), with inverse-CDF
+from a trained `CVRNN`; the arithmetic is that of `CVRNN.step` (mirrored again in C: ml.cdecode), with inverse-CDF
 sampling of the heads from one vector of uniforms per note.
 """
 from __future__ import annotations
