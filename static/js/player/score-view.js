@@ -29,19 +29,30 @@ export class ScoreView {
     this.width = 0;
     this.follow = true;
     this.handScrollUntil = 0;
-    this.ownScrollUntil = 0;
+    this.ownScroll = null;  // the view's own smooth scroll in flight: { lo, hi, until } (px, ms)
     this.pointerHeld = false;
     const byHand = () => { this.handScrollUntil = performance.now() + 4000; };
     for (const ev of ['wheel', 'touchmove']) window.addEventListener(ev, byHand, { passive: true });
     window.addEventListener('keydown', (ev) => { if (/^(Page|Arrow(Up|Down)|Home|End)/.test(ev.key)) byHand(); });
-    // Any scroll the view did not start (the scrollbar, a link, a script) is the reader's too.
-    window.addEventListener('scroll', () => { if (performance.now() > this.ownScrollUntil) byHand(); }, { passive: true });
-    window.addEventListener('scrollend', () => { this.ownScrollUntil = 0; });
+    // Any scroll the view did not start (the scrollbar, a link, a script) is the reader's too:
+    // the view's own stays between where it started and its target, and ends in time.
+    window.addEventListener('scroll', () => {
+      const own = this.ownScroll;
+      if (own && performance.now() < own.until && window.scrollY >= own.lo && window.scrollY <= own.hi) return;
+      this.ownScroll = null;
+      byHand();
+    }, { passive: true });
+    window.addEventListener('scrollend', () => { this.ownScroll = null; });
     // Never move the page under a pressed button: a click whose press and release land on
     // different elements is lost.
     window.addEventListener('pointerdown', () => { this.pointerHeld = true; }, { capture: true, passive: true });
+    // On release the view catches up at once rather than at the next note: a long chord or a
+    // rest would otherwise leave the music out of sight.
     for (const ev of ['pointerup', 'pointercancel']) {
-      window.addEventListener(ev, () => { this.pointerHeld = false; }, { capture: true, passive: true });
+      window.addEventListener(ev, () => {
+        this.pointerHeld = false;
+        if (this.follow) requestAnimationFrame(() => this.revealLit());
+      }, { capture: true, passive: true });
     }
   }
 
@@ -133,6 +144,14 @@ export class ScoreView {
     return n;
   }
 
+  /** Reveal the first lit element still drawn, if any. */
+  revealLit() {
+    for (const id of this.lit.keys()) {
+      const el = this.find(id);
+      if (el) { this.reveal(el); return; }
+    }
+  }
+
   /** Scroll so that the system holding `el` is in view: only when it is not, while the
    * reader looks at the score (not at the takes or plots below it), has not just scrolled by
    * hand and is not pressing a button. */
@@ -144,8 +163,12 @@ export class ScoreView {
     const system = el.closest('.system') || el;
     const r = system.getBoundingClientRect();
     if (r.top < top || r.bottom > window.innerHeight) {
-      this.ownScrollUntil = performance.now() + 1500; // 'scrollend' ends it sooner
-      window.scrollBy({ top: r.top - top - 20, behavior: 'smooth' });
+      const from = window.scrollY;
+      const max = document.documentElement.scrollHeight - window.innerHeight;
+      const to = Math.max(0, Math.min(max, from + r.top - top - 20));
+      // 'scrollend' ends it sooner
+      this.ownScroll = { lo: Math.min(from, to) - 2, hi: Math.max(from, to) + 2, until: performance.now() + 1500 };
+      window.scrollTo({ top: to, behavior: 'smooth' });
     }
   }
 }
