@@ -282,6 +282,8 @@ def main(argv=None) -> int:
     print(f"score: {score_path.name}, {n_notes} notes ({args.workers} worker(s), solo pool, SQLite)")
     print(f"POST -> first chunk: median {figures['first_chunk_s_median'] * 1000:.0f} ms, "
           f"max {figures['first_chunk_s_max'] * 1000:.0f} ms (target < 1000 ms)")
+    print(f"POST answered:       median {statistics.median(r['post_s'] for r in runs) * 1000:.0f} ms "
+          "(then the socket opens)")
     print(f"POST -> done:        median {figures['done_s_median']:.2f} s, "
           f"max {figures['done_s_max']:.2f} s")
     print(f"model alone (ml.inference in this process, 1 thread): {base_s:.2f} s; POST -> done / model alone "

@@ -6,6 +6,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from webapp.jsontext import EncodedJSONEncoder
+
 
 class Score(models.Model):
     """An uploaded (or demo) score, parsed once at upload.
@@ -102,8 +104,8 @@ class RenderChunk(models.Model):
 
     job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="chunks")
     seq = models.PositiveIntegerField()
-    notes = models.JSONField()
-    pedal = models.JSONField(default=list, blank=True)  # PEDAL events of the web contract (webapp.jobs.notes)
+    notes = models.JSONField(encoder=EncodedJSONEncoder)   # stored as the message encoded them
+    pedal = models.JSONField(default=list, blank=True, encoder=EncodedJSONEncoder)  # PEDAL events (webapp.jobs.notes)
 
     class Meta:
         ordering = ["job", "seq"]
@@ -123,7 +125,7 @@ class Performance(models.Model):
     score = models.ForeignKey(Score, on_delete=models.CASCADE, related_name="performances")
     seed = models.BigIntegerField()
     controls = models.JSONField(default=dict, blank=True)
-    notes = models.JSONField()
+    notes = models.JSONField(encoder=EncodedJSONEncoder)   # the streamed chunks' text, joined
     pedal = models.JSONField(default=list, blank=True)  # sustain / soft events (webapp.jobs.notes)
     n_notes = models.PositiveIntegerField()
     duration_sec = models.FloatField()

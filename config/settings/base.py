@@ -158,7 +158,7 @@ RENDER_NOTES_PER_S = float(os.environ.get("RENDER_NOTES_PER_S", 1000))
 # A render's first chunk has RENDER_CHUNK_NOTES notes (the sound starts after it); each next one
 # twice as many, up to RENDER_MAX_CHUNK_NOTES (fewer stores and sends per job).
 RENDER_CHUNK_NOTES = int(os.environ.get("RENDER_CHUNK_NOTES", 16))
-RENDER_MAX_CHUNK_NOTES = int(os.environ.get("RENDER_MAX_CHUNK_NOTES", 128))
+RENDER_MAX_CHUNK_NOTES = int(os.environ.get("RENDER_MAX_CHUNK_NOTES", 512))
 # A running job whose worker has not written a heartbeat for this long is failed by the sweep.
 RENDER_STALE_AFTER_S = float(os.environ.get("RENDER_STALE_AFTER_S", 60))
 # A worker renders up to RENDER_BATCH_MAX jobs in one batched pass: while it renders, it takes

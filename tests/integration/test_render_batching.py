@@ -13,7 +13,9 @@ from tests.integration.stack import Client
 def _wait(client: Client, job_id: str, states: set, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        status = client.get(f"/api/v1/jobs/{job_id}/").json()
+        r = client.get(f"/api/v1/jobs/{job_id}/")
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        status = r.json()
         if status["state"] in states:
             return status
         assert time.monotonic() < deadline, f"job {job_id} still {status['state']} after {timeout} s"
@@ -36,14 +38,22 @@ def test_queued_jobs_join_the_running_one_and_each_gets_its_own_notes(stack, big
     u1, big, medium = big_user
     u2 = Client(stack).signup(f"b{uuid.uuid4().hex[:8]}")
     medium2, big2 = u2.upload_ok(medium_score), u2.upload_ok(big_score)
-    a = u1.render(big, seed=5).json()["job_id"]                # long: the others join it
+    # long (8 takes of 4,000 notes: the compiled decoder renders one take in ~0.5 s): the others join it
+    a = u1.render(big, seed=5, controls={"variations": 8}).json()["job_id"]
     _wait(u1, a, {"running"})
     b = u2.render(medium2, seed=9, controls={"variations": 2}).json()["job_id"]
     c = u1.render(medium, seed=3, controls={"mode": "perturb", "delta": [1, 0, 0, -1, 0]}).json()["job_id"]
     d = u2.render(big2, seed=11, controls={"variations": 4}).json()["job_id"]   # longer than a
     with u2.socket(b) as ws_b, u1.socket(c) as ws_c:
-        notes_b = _complete(ws_b.messages_until_end(), MEDIUM_SCORE_NOTES, takes=2)
+        msgs_b = ws_b.messages_until_end()
+        notes_b = _complete(msgs_b, MEDIUM_SCORE_NOTES, takes=2)
         notes_c = _complete(ws_c.messages_until_end(), MEDIUM_SCORE_NOTES, takes=1)
+    # each stored take holds exactly its streamed notes, in order (stored from the chunks' text)
+    perfs = msgs_b[-1]["performances"]
+    assert [p["variation"] for p in perfs] == [0, 1]
+    for p in perfs:
+        stored = u2.get(p["notes_url"]).json()["notes"]
+        assert stored == [n for n in notes_b if n["v"] == p["variation"]], f"take {p['variation']}"
     # b, c and d ran while a was running, on a's worker: in a's render session
     assert u1.get(f"/api/v1/jobs/{a}/").json()["state"] == "running", "the big job ended before the others"
     _wait(u2, d, {"running"})

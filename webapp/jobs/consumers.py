@@ -179,7 +179,8 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
                 await self._end()
 
     async def job_done(self, event):
-        summary = {k: v for k, v in event.items() if k != "type"}
+        summary = {k: v for k, v in event.items() if k not in ("type", "n_chunks")}
         async with self.lock:
-            await self._catch_up()  # chunks the relay may have missed come before 'done'
+            if event.get("n_chunks") != self.next_seq:
+                await self._catch_up()  # chunks the relay missed come before 'done'
             await self._send_done(summary)

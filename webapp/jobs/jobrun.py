@@ -9,29 +9,27 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.files import File
+from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 
 from render.errors import RenderError
-from render.export import save_midi
+from render.export import midi_file_bytes
 from render.pedal import PedalStream
 from webapp.errors import RenderStopped
 from webapp.jobs.controls import controls_render_kwargs
 from webapp.jobs.events import job_group_send, job_state_event
 from webapp.jobs.lifecycle import render_time_limit
 from webapp.jobs.notes import chunk_to_notes, events_to_pedal, notes_to_array, pedal_to_events, performance_duration
-from webapp.jobs.publisher import ChunkPublisher, job_still_running
+from webapp.jobs.publisher import ChunkPublisher
 from webapp.jobs.renderer import get_renderer
-from webapp.jobs.selectors import job_done_summary
+from webapp.jobs.selectors import performances_done_summary
 from webapp.models import Performance, ReferencePerformance, RenderJob
 from webapp.scores.prep import load_parsed
 
@@ -58,6 +56,7 @@ class JobRun:
     def __init__(self, job: RenderJob):
         """Load the score and start the model's stream (RenderError, ValueError on bad input)."""
         self.job, self.t = job, {}
+        self.t["since_post_s"] = (timezone.now() - job.created).total_seconds()   # HTTP, queue, claim
         self.finisher: threading.Thread | None = None  # stores the takes once the score has ended
         t0 = time.perf_counter()
         score_row = job.score
@@ -141,7 +140,7 @@ class JobRun:
             return
         self.t.update(stream_s=time.perf_counter() - self.t_start, **self.publisher.timing)
         t0 = time.perf_counter()
-        _store_takes(self.job, self.notes, n_chunks, self.pedal)
+        _store_takes(self.job, self.notes, n_chunks, self.pedal, notes_text=self.publisher.take_notes_text)
         self.t["finish_s"] = time.perf_counter() - t0
         log.info("job %s timing %s", self.job.id, json.dumps({
             "n_notes": len(self.notes), "n_chunks": n_chunks, **{k: round(v, 4) for k, v in self.t.items()}}))
@@ -182,29 +181,32 @@ def _load_reference(reference_id):
         raise RenderError(f"the reference performance could not be read ({exc})") from exc
 
 
-def _store_takes(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict]) -> str:
+def _store_takes(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict], *,
+                 notes_text=None) -> str:
     """Store the performances (one per variation: MIDI with its pedal, notes, pedal events) and
-    mark the job done."""
+    mark the job done, in one transaction and only while the job runs (a cancel meanwhile
+    stores nothing). ``notes_text(variation)``, when given, is a take's notes as JSON text
+    already encoded (webapp.jobs.publisher), stored as it is. Returns the job's state."""
     by_variation: dict[int, list[dict]] = {}
     for n in notes:
         by_variation.setdefault(int(n.get("v", 0)), []).append(n)
-    with tempfile.TemporaryDirectory(prefix="perf-") as tmp, transaction.atomic():
-        if not job_still_running(job.id):
+    perfs = []
+    with transaction.atomic():
+        if not RenderJob.objects.filter(id=job.id, state=RenderJob.State.RUNNING).update(
+                state=RenderJob.State.DONE, finished=timezone.now(), n_chunks=n_chunks):
             return RenderJob.objects.get(id=job.id).state
         for v, vnotes in sorted(by_variation.items()):
-            midi_path = Path(tmp) / f"performance-{v}.mid"
             vpedal = [e for e in pedal if e["v"] == v]
-            save_midi(notes_to_array(vnotes), midi_path, pedal=events_to_pedal(vpedal))
+            midi = midi_file_bytes(notes_to_array(vnotes), pedal=events_to_pedal(vpedal))
             perf = Performance(job=job, variation=v, score=job.score, seed=job.seed,
-                               controls=job.controls, notes=vnotes, pedal=vpedal, n_notes=len(vnotes),
-                               duration_sec=performance_duration(vnotes))
-            with open(midi_path, "rb") as f:
-                perf.midi.save(f"{perf.id.hex}.mid", File(f), save=False)
+                               controls=job.controls, notes=vnotes if notes_text is None else notes_text(v),
+                               pedal=vpedal, n_notes=len(vnotes), duration_sec=performance_duration(vnotes))
+            perf.midi.save(f"{perf.id.hex}.mid", ContentFile(midi), save=False)
             perf.save()
-        RenderJob.objects.filter(id=job.id).update(
-            state=RenderJob.State.DONE, finished=timezone.now(), n_chunks=n_chunks)
-    job.refresh_from_db()
-    job_group_send(job, {"type": "job.done", **job_done_summary(job_id=job.id)})
+            perfs.append(perf)
+    job.state = RenderJob.State.DONE
+    # n_chunks: a consumer that relayed them all skips its catch-up read
+    job_group_send(job, {"type": "job.done", "n_chunks": n_chunks, **performances_done_summary(performances=perfs)})
     log.info("job %s done: %d notes (%d takes) in %d chunks", job.id, len(notes),
              len(by_variation), n_chunks)
     return job.state

@@ -92,8 +92,13 @@ def job_done_summary(*, job_id) -> dict | None:
     perfs = list(Performance.objects.filter(job_id=job_id).order_by("variation"))
     if not perfs:
         return None
-    return {**performance_summary(performance=perfs[0]),
-            "performances": [performance_summary(performance=p) for p in perfs]}
+    return performances_done_summary(performances=perfs)
+
+
+def performances_done_summary(*, performances: list[Performance]) -> dict:
+    """The 'done' message of a job whose takes are ``performances`` (by variation, not empty)."""
+    return {**performance_summary(performance=performances[0]),
+            "performances": [performance_summary(performance=p) for p in performances]}
 
 
 def performance_downloads(*, performance_id) -> dict:
