@@ -16,7 +16,7 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from render.errors import RenderError
@@ -87,10 +87,13 @@ class JobRun:
         once this job has ended (done, or cancelled meanwhile); raises RenderStopped when it
         must fail (its time limit, a lost stream)."""
         self.t["model_s"] += model_s
-        if chunk is None:  # storing the takes (~0.1 s) must not hold up the others' passes
-            self.finisher = threading.Thread(target=self._finish_or_fail, name=f"finish-{self.job.id}",
-                                             daemon=True)
-            self.finisher.start()
+        if chunk is None:  # the takes are stored by the publisher's thread: the others' passes go on
+            last = [e for v, stream in sorted(self.pedals.items())   # each take's last chords
+                    for e in pedal_to_events(stream.close(), variation=v)]
+            self.publisher.put([], last)
+            self.pedal.extend(last)
+            self.publisher.finish(self._store_or_fail)
+            self.finisher = self.publisher
             return True
         t0 = time.perf_counter()
         if time.monotonic() > self.deadline:  # enforced here: the solo pool ignores Celery's
@@ -114,36 +117,29 @@ class JobRun:
         finally:
             render_job_fail_with(job=self.job, exc=exc)
 
-    def _finish_or_fail(self) -> None:
-        try:
-            self._finish()
-        except Exception as exc:
-            render_job_fail_with(job=self.job, exc=exc)
-        finally:
-            connection.close()  # this thread's own database connection
-
     def _close_publisher(self) -> int:
-        t0 = time.perf_counter()
         n_chunks = self.publisher.close()
-        self.t["publish_wait_s"] = time.perf_counter() - t0
         if self.publisher.error:
             raise RenderStopped(self.publisher.error)
         return n_chunks
 
-    def _finish(self) -> None:
-        last = [e for v, stream in sorted(self.pedals.items())   # each take's last chords
-                for e in pedal_to_events(stream.close(), variation=v)]
-        self.publisher.put([], last)
-        self.pedal.extend(last)
-        n_chunks = self._close_publisher()
-        if self.publisher.stopped.is_set():
-            return
-        self.t.update(stream_s=time.perf_counter() - self.t_start, **self.publisher.timing)
-        t0 = time.perf_counter()
-        _store_takes(self.job, self.notes, n_chunks, self.pedal, notes_text=self.publisher.take_notes_text)
-        self.t["finish_s"] = time.perf_counter() - t0
-        log.info("job %s timing %s", self.job.id, json.dumps({
-            "n_notes": len(self.notes), "n_chunks": n_chunks, **{k: round(v, 4) for k, v in self.t.items()}}))
+    def _store_or_fail(self) -> None:
+        """On the publisher's thread, once every chunk is out: store the takes ('done'), or fail
+        the job with the publisher's error."""
+        try:
+            if self.publisher.error:
+                raise RenderStopped(self.publisher.error)
+            if self.publisher.stopped.is_set():
+                return
+            n_chunks = self.publisher.seq
+            self.t.update(stream_s=time.perf_counter() - self.t_start, **self.publisher.timing)
+            t0 = time.perf_counter()
+            _store_takes(self.job, self.notes, n_chunks, self.pedal, notes_text=self.publisher.take_notes_text)
+            self.t["finish_s"] = time.perf_counter() - t0
+            log.info("job %s timing %s", self.job.id, json.dumps({
+                "n_notes": len(self.notes), "n_chunks": n_chunks, **{k: round(v, 4) for k, v in self.t.items()}}))
+        except Exception as exc:
+            render_job_fail_with(job=self.job, exc=exc)
 
 
 def render_job_fail_with(*, job: RenderJob, exc: BaseException) -> str:

@@ -37,7 +37,8 @@ class ChunkPublisher(threading.Thread):
     """Store-then-send of a job's chunks in a thread (see module docstring).
 
     ``put(notes, pedal)`` hands over NOTE and PEDAL dicts; ``close()`` waits until everything is
-    out and returns the number of chunks published. ``stopped`` is set once the job was ended by
+    out and returns the number of chunks published; ``finish(then)`` instead runs ``then()`` on
+    this thread once everything is out (and the thread ends). ``stopped`` is set once the job was ended by
     someone else (cancelled, failed by the sweep): the decode loop should stop. ``error`` holds
     a message when a stored chunk could not be sent (the Redis retries exhausted).
     """
@@ -53,6 +54,8 @@ class ChunkPublisher(threading.Thread):
         self.timing = {"encode_s": 0.0, "store_s": 0.0, "send_s": 0.0}
         self.take_parts: dict[int, list[str]] = {}   # take -> its notes' JSON per chunk, brackets off
         self.t_start = time.perf_counter()
+        self.then = None   # finish()'s callable
+        self.t_finish = 0.0
 
     def put(self, notes: list[dict], pedal: list[dict]) -> None:
         if notes or pedal:
@@ -63,12 +66,20 @@ class ChunkPublisher(threading.Thread):
         self.join(timeout_s)
         return self.seq
 
+    def finish(self, then) -> None:
+        """Publish what is queued, then call ``then()`` on this thread (its database connection
+        is open already: a job's takes are stored without a thread or a connection of their
+        own); ``then`` reports its own failures. Returns at once."""
+        self.then, self.t_finish = then, time.perf_counter()
+        self.q.put(_CLOSE)
+
     @property
     def failed(self) -> bool:
         return self.error is not None or self.stopped.is_set()
 
     def run(self) -> None:
         try:
+            connection.ensure_connection()   # opened while the model decodes the first chunk
             done = False
             while not done:
                 items = [self.q.get()]
@@ -84,9 +95,13 @@ class ChunkPublisher(threading.Thread):
                 notes = [n for ns, _ in batch for n in ns]
                 pedal = [e for _, ev in batch for e in ev]
                 self._publish(notes, pedal)
-        except Exception as exc:  # the decode loop reports it as the job's failure
+        except Exception as exc:  # the decode loop (or `then`) reports it as the job's failure
             log.exception("job %s: publishing chunk %d failed", self.job.id, self.seq)
             self.error = f"the notes could not be stored ({type(exc).__name__}); press Render to try again"
+        try:
+            if self.then is not None:
+                self.timing["publish_wait_s"] = time.perf_counter() - self.t_finish
+                self.then()
         finally:
             connection.close()  # this thread's own database connection
 
