@@ -71,7 +71,8 @@ def test_a_token_streams_its_own_render(stack, medium_score):
         live = _messages(ws)
     assert live[0]["type"] == "state", live[0]
     chunks = [m for m in live if m["type"] == "notes"]
-    assert [m["seq"] for m in chunks] == list(range(len(chunks))) and len(chunks) > 2
+    # in order, without gaps (how many: the publisher sends what has piled up as one chunk)
+    assert chunks and [m["seq"] for m in chunks] == list(range(len(chunks)))
     notes = [n for m in chunks for n in m["notes"]]
     assert len(notes) == 2 * score["n_notes"] == 600
     assert sorted({n.get("v", 0) for n in notes}) == [0, 1]
