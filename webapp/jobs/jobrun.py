@@ -77,10 +77,10 @@ class JobRun:
         self.notes, self.pedal, self.pedals = [], [], {}   # pedals: take -> PedalStream
         self.limit = render_time_limit(n_notes=job.n_notes_total)
         self.deadline = time.monotonic() + self.limit
-        self.publisher = ChunkPublisher(job)
+        self.publisher = ChunkPublisher(job, convert=self._convert)
         self.publisher.start()
         self.t_start = time.perf_counter()
-        self.t["model_s"] = self.t["convert_s"] = 0.0
+        self.t["model_s"] = 0.0
 
     def feed(self, chunk: np.ndarray | None, model_s: float = 0.0) -> bool:
         """Publish one decoded chunk (None: the score has ended, store the takes). Returns True
@@ -88,27 +88,26 @@ class JobRun:
         must fail (its time limit, a lost stream)."""
         self.t["model_s"] += model_s
         if chunk is None:  # the takes are stored by the publisher's thread: the others' passes go on
-            last = [e for v, stream in sorted(self.pedals.items())   # each take's last chords
-                    for e in pedal_to_events(stream.close(), variation=v)]
-            self.publisher.put([], last)
-            self.pedal.extend(last)
             self.publisher.finish(self._store_or_fail)
             self.finisher = self.publisher
             return True
-        t0 = time.perf_counter()
         if time.monotonic() > self.deadline:  # enforced here: the solo pool ignores Celery's
             raise RenderStopped(f"the render took longer than its time limit ({self.limit:.0f} s for "
                                 f"{self.job.n_notes_total} notes); try fewer takes or a shorter score")
-        notes = chunk_to_notes(chunk, beats=self.beats)
-        pedal = _chunk_pedal(self.pedals, chunk, self.beats)
-        self.t["convert_s"] += time.perf_counter() - t0
         if self.publisher.failed:
             self._close_publisher()
             return True  # cancelled meanwhile (a publishing error raised above)
-        self.publisher.put(notes, pedal)
+        self.publisher.put_chunk(chunk)   # its NOTE dicts are made there, off this thread
+        return False
+
+    def _convert(self, chunk: np.ndarray) -> tuple[list[dict], list[dict]]:
+        """On the publisher's thread, chunk by chunk in order: the chunk's NOTE dicts and the
+        PEDAL events its notes complete (kept for the takes)."""
+        notes = chunk_to_notes(chunk, beats=self.beats)
+        pedal = _chunk_pedal(self.pedals, chunk, self.beats)
         self.notes.extend(notes)
         self.pedal.extend(pedal)
-        return False
+        return notes, pedal
 
     def fail(self, exc: BaseException) -> None:
         """End this job as failed with the user's line for ``exc`` (its stored chunks are kept)."""
@@ -131,6 +130,15 @@ class JobRun:
                 raise RenderStopped(self.publisher.error)
             if self.publisher.stopped.is_set():
                 return
+            last = [e for v, stream in sorted(self.pedals.items())   # each take's last chords
+                    for e in pedal_to_events(stream.close(), variation=v)]
+            if last:
+                self.pedal.extend(last)
+                self.publisher.publish([], last)
+                if self.publisher.error:     # the send failed
+                    raise RenderStopped(self.publisher.error)
+                if self.publisher.stopped.is_set():   # cancelled meanwhile
+                    return
             n_chunks = self.publisher.seq
             self.t.update(stream_s=time.perf_counter() - self.t_start, **self.publisher.timing)
             t0 = time.perf_counter()

@@ -43,15 +43,15 @@ class ChunkPublisher(threading.Thread):
     a message when a stored chunk could not be sent (the Redis retries exhausted).
     """
 
-    def __init__(self, job: RenderJob):
+    def __init__(self, job: RenderJob, convert=None):
         super().__init__(daemon=True, name=f"publish-{job.id}")
-        self.job = job
+        self.job, self.convert = job, convert
         self.q: queue.Queue = queue.Queue()
         self.seq = 0
         self.n_notes = job.n_notes_done
         self.stopped = threading.Event()
         self.error: str | None = None
-        self.timing = {"encode_s": 0.0, "store_s": 0.0, "send_s": 0.0}
+        self.timing = {"convert_s": 0.0, "encode_s": 0.0, "store_s": 0.0, "send_s": 0.0}
         self.take_parts: dict[int, list[str]] = {}   # take -> its notes' JSON per chunk, brackets off
         self.t_start = time.perf_counter()
         self.then = None   # finish()'s callable
@@ -60,6 +60,11 @@ class ChunkPublisher(threading.Thread):
     def put(self, notes: list[dict], pedal: list[dict]) -> None:
         if notes or pedal:
             self.q.put((notes, pedal))
+
+    def put_chunk(self, chunk) -> None:
+        """Hand over a decoded chunk as it is: ``convert(chunk) -> (notes, pedal)`` makes its
+        NOTE and PEDAL dicts on this thread, in order (off the decode loop's thread)."""
+        self.q.put(chunk)
 
     def close(self, timeout_s: float | None = None) -> int:
         self.q.put(_CLOSE)
@@ -92,9 +97,10 @@ class ChunkPublisher(threading.Thread):
                 batch = [it for it in items if it is not _CLOSE]
                 if not batch or self.failed:
                     continue  # after a stop: drain without publishing
-                notes = [n for ns, _ in batch for n in ns]
-                pedal = [e for _, ev in batch for e in ev]
-                self._publish(notes, pedal)
+                t0 = time.perf_counter()
+                batch = [it if isinstance(it, tuple) else self.convert(it) for it in batch]
+                self.timing["convert_s"] += time.perf_counter() - t0
+                self.publish([n for ns, _ in batch for n in ns], [e for _, ev in batch for e in ev])
         except Exception as exc:  # the decode loop (or `then`) reports it as the job's failure
             log.exception("job %s: publishing chunk %d failed", self.job.id, self.seq)
             self.error = f"the notes could not be stored ({type(exc).__name__}); press Render to try again"
@@ -105,7 +111,8 @@ class ChunkPublisher(threading.Thread):
         finally:
             connection.close()  # this thread's own database connection
 
-    def _publish(self, notes: list[dict], pedal: list[dict]) -> None:
+    def publish(self, notes: list[dict], pedal: list[dict]) -> None:
+        """Store and send one chunk now (on this thread: `run`, or `finish`'s ``then``)."""
         t0 = time.perf_counter()
         # encoded once: the stored row, the WebSocket message and (joined per take) the stored
         # performance all use this text; a chunk's notes go take by take
