@@ -90,4 +90,9 @@ def test_score_blocks_equal_one_pass(renderer):
     blocks = features(renderer, score, block=16)
     assert one.shape == (score.n_notes, renderer.cfg.c_dim)
     torch.testing.assert_close(one, blocks, rtol=1e-4, atol=1e-5)
+    # the first block short (the first chunk waits for it), each next one 4 times longer, capped
+    sizes = [len(c) for _, c in renderer.score_blocks(score, written_tempi(score, None), block=4, max_block=32)]
+    assert sizes[:4] == [4, 16, 32, 32] and sum(sizes) == score.n_notes
+    capped = torch.cat([c for _, c in renderer.score_blocks(score, written_tempi(score, None), block=4, max_block=32)])
+    torch.testing.assert_close(one, capped, rtol=1e-4, atol=1e-5)
 
