@@ -132,6 +132,10 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A worker keeps its database connection from task to task (Celery closes it every 2 x this many
+# tasks; webapp.jobs.worker drops one that stopped working): a new one per render job cost ~5 ms
+# on SQLite (CONN_MAX_AGE is 0 for the web processes), a network round trip or more on PostgreSQL.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", 50))
 
 # Product limits.
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 5_000_000))
