@@ -1,11 +1,11 @@
 """Speed of rendering and training, against a plain per-note eager loop measured in the same run.
 
     python -m ml.bench [--score FILE] [--checkpoint PATH] [--threads 1] [--chunk-notes 16]
-                       [--max-chunk-notes 128] [--repeat 3] [--json OUT]
+                       [--max-chunk-notes 512] [--repeat 3] [--json OUT]
 
 Prints (renders: the best of ``--repeat`` runs): end-to-end render throughput (score features
 included) and first-chunk latency of `Renderer.render`, chunked as the web worker chunks (16
-notes first, doubling to 128); the same model decoded by a plain per-note eager PyTorch loop
+notes first, doubling to 512); the same model decoded by a plain per-note eager PyTorch loop
 (module calls, softmax + multinomial, no precomputation) on the same score; 16 variations
 batched; training notes/s on synthetic windows; peak resident memory after the renders (a
 rendering worker's footprint) and after training. ``jobs_*``: several users' renders of the
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=8, help="renders of different users, together vs in turn")
     ap.add_argument("--chunk-notes", type=int, default=16,
                     help="the first chunk's notes (the web worker's RENDER_CHUNK_NOTES default)")
-    ap.add_argument("--max-chunk-notes", type=int, default=128,
+    ap.add_argument("--max-chunk-notes", type=int, default=512,
                     help="later chunks double up to this (RENDER_MAX_CHUNK_NOTES)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="renders timed this many times, the best kept (the plain loop and training once)")
