@@ -56,7 +56,7 @@ def api_performances_for_score(*, score: Score, user) -> list[dict]:
     """The user's performances of a score, oldest first (none for anonymous callers)."""
     if user is None or not user.is_authenticated:
         return []
-    perfs = Performance.objects.filter(score=score, job__owner=user).order_by("created")
+    perfs = Performance.objects.filter(score=score, job__owner=user).order_by("created").defer("notes", "pedal")
     return [api_performance_summary(performance=p) for p in perfs]
 
 

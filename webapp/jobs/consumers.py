@@ -73,7 +73,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             state, message, chunks, done = await _snapshot(job.id, self.next_seq)
             await self.send_json({"type": "state", "state": state, "message": message})
             for c in chunks:
-                await self._send_chunk(c["seq"], c["notes"], c.get("pedal") or [])
+                await self._send_chunk(c["seq"], c["text"])
             if done is not None:
                 await self._send_done(done)
                 return
@@ -126,34 +126,30 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         has every kept note, as a late listener would."""
         _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
         for c in missing:
-            await self._send_chunk(c["seq"], c["notes"], c.get("pedal") or [])
+            await self._send_chunk(c["seq"], c["text"])
 
     async def _catch_up_and_finish(self) -> None:
         """Send the chunks this socket has not relayed, then 'done' (and close)."""
         _, _, missing, done = await _snapshot(self.job_id, self.next_seq)
         for c in missing:
-            await self._send_chunk(c["seq"], c["notes"], c.get("pedal") or [])
+            await self._send_chunk(c["seq"], c["text"])
         if done is not None:
             await self._send_done(done)
 
-    async def _send_chunk(self, seq: int, notes: list | None, pedal: list | None, text: str | None = None) -> None:
-        """Relay chunk ``seq`` once and in order: its notes and pedal, or ``text``, the message
-        already encoded (a live chunk from the publisher)."""
+    async def _send_chunk(self, seq: int, text: str) -> None:
+        """Relay chunk ``seq`` once and in order: ``text`` is its message, already encoded (by
+        the publisher, live, or from the stored row, selectors.job_chunks)."""
         if seq < self.next_seq or self.ended:
             return  # already sent (replay and live overlap)
         if seq > self.next_seq:  # missed some live messages: fill the gap from the database
             _, _, missing, _ = await _snapshot(self.job_id, self.next_seq)
             for c in missing:
                 if self.next_seq <= c["seq"] < seq:
-                    await self.send_json({"type": "notes", "seq": c["seq"], "notes": c["notes"],
-                                          "pedal": c.get("pedal") or []})
+                    await self.send(text_data=c["text"])
                     self.next_seq = c["seq"] + 1
             if seq != self.next_seq:
                 return
-        if text is not None:
-            await self.send(text_data=text)
-        else:
-            await self.send_json({"type": "notes", "seq": seq, "notes": notes, "pedal": pedal})
+        await self.send(text_data=text)
         self.next_seq = seq + 1
 
     async def _send_done(self, summary: dict) -> None:
@@ -165,7 +161,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     # channel-layer events
     async def job_notes(self, event):
         async with self.lock:
-            await self._send_chunk(event["seq"], None, None, text=event["text"])
+            await self._send_chunk(event["seq"], event["text"])
 
     async def job_state(self, event):
         async with self.lock:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.db.models import Prefetch, TextField
+from django.db.models.functions import Cast
 from django.urls import reverse
 
 from webapp.models import Performance, RenderChunk, RenderJob, Score
 from webapp.owners import owner_q
 
 DOWNLOAD_FORMATS = ("mid", "wav", "ogg", "csv")
+# a take's notes and pedal: summaries leave them in the database (a 2,312-note take is ~250 kB
+# of JSON to decode)
+NOTES_FIELDS = ("notes", "pedal")
 
 
 def job_get_for_requester(*, job_id: uuid.UUID, user, session_key: str) -> RenderJob | None:
@@ -20,10 +25,14 @@ def job_get_for_requester(*, job_id: uuid.UUID, user, session_key: str) -> Rende
 
 
 def job_chunks(*, job_id: uuid.UUID, from_seq: int = 0) -> list[dict]:
-    """Stored chunks of a job from ``from_seq`` on, as [{"seq", "notes"}] in seq order."""
-    rows = (RenderChunk.objects.filter(job_id=job_id, seq__gte=max(0, from_seq))
-            .order_by("seq").values("seq", "notes", "pedal"))
-    return list(rows)
+    """Stored chunks of a job from ``from_seq`` on, in seq order, as [{"seq", "text"}]: ``text``
+    is the chunk's WebSocket message ({"type": "notes", "seq", "notes", "pedal"}) made from the
+    stored JSON text, never decoded here (a replay of a long take decoded and encoded again
+    every note: the largest CPU cost of Daphne under many renders, py-spy)."""
+    rows = (RenderChunk.objects.filter(job_id=job_id, seq__gte=max(0, from_seq)).order_by("seq")
+            .values_list("seq", Cast("notes", TextField()), Cast("pedal", TextField())))
+    return [{"seq": seq, "text": f'{{"type":"notes","seq":{seq},"notes":{notes},"pedal":{pedal}}}'}
+            for seq, notes, pedal in rows]
 
 
 def job_stream_snapshot(*, job_id: uuid.UUID, from_seq: int = 0) -> tuple[str, str | None, list[dict], dict | None]:
@@ -89,7 +98,7 @@ def _perf_id(job: RenderJob) -> str | None:
 def job_done_summary(*, job_id) -> dict | None:
     """The 'done' message of a finished job: its first take's summary plus ``performances``
     (every take of the job, by variation); None while it has none."""
-    perfs = list(Performance.objects.filter(job_id=job_id).order_by("variation"))
+    perfs = list(Performance.objects.filter(job_id=job_id).order_by("variation").defer(*NOTES_FIELDS))
     if not perfs:
         return None
     return performances_done_summary(performances=perfs)
@@ -119,7 +128,8 @@ def takes_for_score(*, score: Score, user, session_key: str) -> list[dict]:
     """The requester's takes of a score, oldest first: one per performance (a job rendering
     several variations gives several takes), or one per job that has none (running, failed)."""
     jobs = (RenderJob.objects.filter(owner_q(user, session_key), score=score)
-            .prefetch_related("performances").order_by("created"))
+            .prefetch_related(Prefetch("performances", queryset=Performance.objects.defer(*NOTES_FIELDS)))
+            .order_by("created"))
     out = []
     for job in jobs:
         perfs = sorted(job.performances.all(), key=lambda p: p.variation)
