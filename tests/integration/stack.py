@@ -9,6 +9,7 @@ and WebSockets (`JobSocket`). Fault tests restart its processes (`Stack.restart_
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -141,6 +142,17 @@ class Stack:
                 return
             time.sleep(0.2)
         raise StackError(f"celery worker not ready in {timeout_s} s: {path.read_text()[-3000:]}")
+
+    @contextlib.contextmanager
+    def worker_paused(self):
+        """The worker frozen (SIGSTOP, then SIGCONT on exit), as a stalled machine would be:
+        what is sent meanwhile waits in the queue. Pause it idle (it may hold SQLite's write
+        lock mid-render, and the web process's writes would wait for it)."""
+        os.killpg(self.worker.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(self.worker.pid, signal.SIGCONT)
 
     def kill_worker(self) -> None:
         """SIGKILL the worker (no clean-up of any kind, like a crash or an OOM kill)."""

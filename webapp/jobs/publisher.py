@@ -6,7 +6,7 @@ job runs) and then sent to the job's group, as the WebSocket message's JSON text
 relay unchanged; the stored takes reuse that text too (`take_notes_text`). A client that
 reconnects reads the stored chunks and then the live ones, so nothing is sent before it is
 stored. When the thread falls behind (a slow database or Redis), what has piled up goes out as
-one chunk: fewer, larger writes instead of a growing queue.
+one chunk (fewer, larger writes instead of a growing queue) of at most MESSAGE_NOTES notes.
 """
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ from webapp.models import RenderChunk, RenderJob
 
 log = logging.getLogger(__name__)
 _CLOSE = object()
+# The most notes in one message (~250 kB of JSON): what piled up, or one model chunk of several
+# takes (512 notes x 8 takes), goes out in pieces. Daphne refuses to send a WebSocket message over
+# 1 MiB (its websocket_max_message_size), and a replay of such a chunk closed the socket (1011).
+MESSAGE_NOTES = 1024
 STREAM_LOST_MESSAGE = ("the connection to the live stream was lost (the message service did not "
                        "answer); the notes rendered so far are kept; press Render to try again")
 
@@ -100,7 +104,11 @@ class ChunkPublisher(threading.Thread):
                 t0 = time.perf_counter()
                 batch = [it if isinstance(it, tuple) else self.convert(it) for it in batch]
                 self.timing["convert_s"] += time.perf_counter() - t0
-                self.publish([n for ns, _ in batch for n in ns], [e for _, ev in batch for e in ev])
+                notes, pedal = [n for ns, _ in batch for n in ns], [e for _, ev in batch for e in ev]
+                for k in range(0, max(1, len(notes)), MESSAGE_NOTES):   # the pedal with the last piece
+                    self.publish(notes[k:k + MESSAGE_NOTES], pedal if k + MESSAGE_NOTES >= len(notes) else [])
+                    if self.failed:
+                        break
         except Exception as exc:  # the decode loop (or `then`) reports it as the job's failure
             log.exception("job %s: publishing chunk %d failed", self.job.id, self.seq)
             self.error = f"the notes could not be stored ({type(exc).__name__}); press Render to try again"
