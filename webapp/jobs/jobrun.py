@@ -186,11 +186,11 @@ def _load_reference(reference_id):
 
 
 def _store_takes(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[dict], *,
-                 notes_text=None) -> str:
+                 notes_text) -> str:
     """Store the performances (one per variation: MIDI with its pedal, notes, pedal events) and
     mark the job done, in one transaction and only while the job runs (a cancel meanwhile
-    stores nothing). ``notes_text(variation)``, when given, is a take's notes as JSON text
-    already encoded (webapp.jobs.publisher), stored as it is. Returns the job's state."""
+    stores nothing). ``notes_text(variation)`` is a take's notes as the JSON text the publisher
+    already encoded (ChunkPublisher.take_notes_text), stored as it is. Returns the job's state."""
     by_variation: dict[int, list[dict]] = {}
     for n in notes:
         by_variation.setdefault(int(n.get("v", 0)), []).append(n)
@@ -203,7 +203,7 @@ def _store_takes(job: RenderJob, notes: list[dict], n_chunks: int, pedal: list[d
             vpedal = [e for e in pedal if e["v"] == v]
             midi = midi_file_bytes(notes_to_array(vnotes), pedal=events_to_pedal(vpedal))
             perf = Performance(job=job, variation=v, score=job.score, seed=job.seed,
-                               controls=job.controls, notes=vnotes if notes_text is None else notes_text(v),
+                               controls=job.controls, notes=notes_text(v),
                                pedal=vpedal, n_notes=len(vnotes), duration_sec=performance_duration(vnotes))
             perf.midi.save(f"{perf.id.hex}.mid", ContentFile(midi), save=False)
             perf.save()

@@ -20,6 +20,12 @@ def _f(x: float, nd: int) -> float:
     return round(x, nd) if math.isfinite(x) else 0.0
 
 
+def notes_message_text(*, seq: int, notes_json: str, pedal_json: str) -> str:
+    """The WebSocket message of chunk ``seq`` ({"type": "notes", "seq", "notes", "pedal"}) from
+    its notes and pedal events already encoded as JSON arrays (never decoded again here)."""
+    return f'{{"type":"notes","seq":{seq},"notes":{notes_json},"pedal":{pedal_json}}}'
+
+
 def chunk_to_notes(chunk: np.ndarray, *, beats: np.ndarray | None = None) -> list[dict]:
     """NOTE dicts of one rendered chunk.
 

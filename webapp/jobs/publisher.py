@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from webapp.jobs.events import job_group_send
+from webapp.jobs.notes import notes_message_text
 from webapp.jsontext import EncodedJSON, json_text
 from webapp.models import RenderChunk, RenderJob
 
@@ -30,11 +31,6 @@ _CLOSE = object()
 MESSAGE_NOTES = 1024
 STREAM_LOST_MESSAGE = ("the connection to the live stream was lost (the message service did not "
                        "answer); the notes rendered so far are kept; press Render to try again")
-
-
-def job_still_running(job_id) -> bool:
-    """False once the job was cancelled (or failed by the stale-job sweep): stop rendering."""
-    return RenderJob.objects.filter(id=job_id, state=RenderJob.State.RUNNING).exists()
 
 
 class ChunkPublisher(threading.Thread):
@@ -151,7 +147,7 @@ class ChunkPublisher(threading.Thread):
         # the WebSocket message encoded here: the channel layer carries one string and every
         # consumer relays it as is (instead of packing the note dicts into Redis and each Daphne
         # unpacking them and encoding JSON again for each listener)
-        text = f'{{"type":"notes","seq":{self.seq},"notes":{notes_text},"pedal":{pedal_text}}}'
+        text = notes_message_text(seq=self.seq, notes_json=notes_text, pedal_json=pedal_text)
         sent = job_group_send(self.job, {"type": "job.notes", "seq": self.seq, "text": text})
         self.timing["send_s"] += time.perf_counter() - t2
         if self.seq == 0:   # from the job's start on this worker to its first chunk sent

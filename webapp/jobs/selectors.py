@@ -9,6 +9,7 @@ from django.db.models import Prefetch, TextField
 from django.db.models.functions import Cast
 from django.urls import reverse
 
+from webapp.jobs.notes import notes_message_text
 from webapp.models import Performance, RenderChunk, RenderJob, Score
 from webapp.owners import owner_q
 
@@ -31,7 +32,7 @@ def job_chunks(*, job_id: uuid.UUID, from_seq: int = 0) -> list[dict]:
     every note: the largest CPU cost of Daphne under many renders, py-spy)."""
     rows = (RenderChunk.objects.filter(job_id=job_id, seq__gte=max(0, from_seq)).order_by("seq")
             .values_list("seq", Cast("notes", TextField()), Cast("pedal", TextField())))
-    return [{"seq": seq, "text": f'{{"type":"notes","seq":{seq},"notes":{notes},"pedal":{pedal}}}'}
+    return [{"seq": seq, "text": notes_message_text(seq=seq, notes_json=notes, pedal_json=pedal)}
             for seq, notes, pedal in rows]
 
 

@@ -25,7 +25,7 @@ from webapp.errors import RenderStopped
 from webapp.jobs.events import job_group_send, job_state_event
 from webapp.jobs.jobrun import JobRun, render_failure_message, render_job_fail_with  # noqa: F401 (re-exported)
 from webapp.jobs.lifecycle import render_jobs_claim
-from webapp.jobs.publisher import STREAM_LOST_MESSAGE, job_still_running  # noqa: F401 (re-exported)
+from webapp.jobs.publisher import STREAM_LOST_MESSAGE  # noqa: F401 (re-exported)
 from webapp.jobs.renderer import get_renderer
 from webapp.models import RenderJob
 

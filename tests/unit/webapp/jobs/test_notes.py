@@ -1,4 +1,5 @@
 """webapp.jobs.notes: renderer chunks -> NOTE dicts -> performance arrays."""
+import json
 import numpy as np
 
 from webapp.jobs.notes import chunk_to_notes, notes_to_array, performance_duration
@@ -92,3 +93,14 @@ def test_chunk_to_notes_rounds_to_short_decimals_and_drops_non_finite_values():
     assert notes[0]["onset"] == 0.1429 and '"onset": 0.1429,' in json.dumps(notes[0])
     assert [n["b"] for n in notes] == [0.0, 0.3333, 2.5]
     assert list(notes[0]) == ["i", "id", "pitch", "onset", "duration", "velocity", "tempo", "z", "v", "b"]
+
+
+def test_a_chunk_message_from_encoded_text_is_the_message_of_its_values():
+    from webapp.jobs.notes import notes_message_text
+    from webapp.jsontext import json_text
+
+    notes = [{"i": 0, "id": "n0-1", "onset": 0.1234, "z": [0.5, -1.0], "v": 0}, {"i": 1, "id": "n\u00e9\"1", "v": 1}]
+    pedal = [{"t": 0.5, "cc": 64, "value": 127, "v": 0}]
+    text = notes_message_text(seq=7, notes_json=json_text(notes), pedal_json=json_text(pedal))
+    assert json.loads(text) == {"type": "notes", "seq": 7, "notes": notes, "pedal": pedal}
+    assert json.loads(notes_message_text(seq=0, notes_json="[]", pedal_json="[]"))["notes"] == []
