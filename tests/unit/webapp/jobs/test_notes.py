@@ -1,5 +1,6 @@
 """webapp.jobs.notes: renderer chunks -> NOTE dicts -> performance arrays."""
 import json
+
 import numpy as np
 
 from webapp.jobs.notes import chunk_to_notes, notes_to_array, performance_duration
