@@ -86,6 +86,33 @@ def load_arrays(path: Path) -> dict:
     return d
 
 
+def score_versions(usable: list[tuple[dict, Path]]) -> dict:
+    """The whole-piece comparison's units: a work's performances grouped by the score they are
+    aligned to (its ``score_file``; the match file's folder where there is none).
+
+    A work can come in versions whose unfolded scores differ (nASAP's ``_no_repeat`` folders
+    beside the repeats, Batik's edition beside nASAP's): score positions and note ids of one do
+    not line up with the other's, so each version is rendered and compared on its own. A work
+    with one version keeps its name; otherwise each is named ``work [corpus folder]``.
+
+    Returns {name: ([row, ...], [arrays, ...])}, arrays as `load_arrays` gives them.
+    """
+    def version(r: dict) -> str:
+        return r.get("score_file") or r["match_file"].rsplit("/", 1)[0]
+
+    by_work = defaultdict(lambda: defaultdict(list))
+    for r, p in usable:
+        by_work[r["work"]][version(r)].append((r, p))
+    works = {}
+    for work, versions in by_work.items():
+        for v, items in versions.items():
+            r0 = items[0][0]
+            folder = r0["match_file"].rsplit("/", 2)[-2]
+            name = work if len(versions) == 1 else f"{work} [{r0['corpus']} {folder}]"
+            works[name] = ([r for r, _ in items], [load_arrays(p) for _, p in items])
+    return works
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="folder with split.csv (like ../shared/data)")
@@ -155,10 +182,7 @@ def main(argv=None) -> int:
     res["seconds_table2"] = round(time.time() - t0, 1)
     if not args.no_whole:
         print("whole pieces", file=sys.stderr)
-        works = defaultdict(lambda: ([], []))
-        for r, p in usable:
-            works[r["work"]][0].append(r)
-            works[r["work"]][1].append(load_arrays(p))
+        works = score_versions(usable)
         res["whole_piece"] = whole_pieces(renderer, works, args.data, cache, args.seeds, args.seed,
                                           temperature=args.temperature, plots=args.plots,
                                           z_temperature=args.z_temperature)

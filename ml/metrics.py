@@ -212,7 +212,7 @@ def format_report(res: dict) -> str:
                      f"pianists ({mb['performances_in_pair_works']} performances); r / MAE (tempo MAE in bpm)")
         lines.append(f"{'':26}" + "".join(f"{names[c]:>16}" for c in curves))
         rows = [("model sampled", "model_pair_works"), ("model point estimate", "model_point_pair_works"),
-                ("humanizer", "humanizer_pair_works"), ("deadpan", "deadpan_pair_works"),
+                ("model takes' mean", "model_take_mean_pair_works"), ("humanizer", "humanizer_pair_works"), ("deadpan", "deadpan_pair_works"),
                 ("pianist pairs (ceiling)", "pianist_pairs"), ("model sampled vs mean", "model_vs_mean"),
                 ("model point vs mean", "model_point_vs_mean"), ("humanizer vs mean", "humanizer_vs_mean"),
                 ("pianist vs others' mean", "pianist_vs_others_mean")]
@@ -226,7 +226,7 @@ def format_report(res: dict) -> str:
         lines.append("")
         lines.append("Sustain pedal (same works): fraction of each beat down, r / MAE; lifts within 1/4 beat, "
                      "precision / recall / F1")
-        for label, key in rows[:5]:
+        for label, key in rows[:6]:
             row = mb[key]
             if "pedal_beat" not in row:
                 continue

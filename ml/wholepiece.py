@@ -327,6 +327,8 @@ def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, s
             "model_point": [as_curves(point)],
             "humanizer": [as_curves(humanize(sw, seed=seed + s)) for s in range(seeds)],
             "deadpan": [as_curves(deadpan(sw), pedal=False)]}   # and no pedal
+    # the takes' mean per note and beat: what the sampled takes agree on (a diagnostic row)
+    rend["model_take_mean"] = [mean_curve(rend["model"])] if seeds >= 2 else []
     res = work_figures(rend, pianists)
     res["n_notes"], res["speed_g"] = int(len(n)), speed
     res["score_marks_pedal"] = bool(score.marks is not None and (score.marks["pedal"] > 0).any())
@@ -348,7 +350,7 @@ def tempo_g(h: dict) -> float:
     return tempo_ratio(h["onset_beat"][ok], h["perf"][ok, 0], h["marked_bpm"][ok], grace)
 
 
-KINDS = ("model", "model_point", "humanizer", "deadpan")
+KINDS = ("model", "model_point", "model_take_mean", "humanizer", "deadpan")
 
 
 def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, seed: int,

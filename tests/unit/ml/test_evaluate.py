@@ -183,6 +183,30 @@ def test_whole_work_from_the_score_alone(tiny_renderer, tmp_path):
     assert mean["works_with_pairs"] == 1 and mean["performances"] == 3
 
 
+def test_a_work_in_two_score_versions_is_compared_per_version(tmp_path):
+    """nASAP's Schubert D 894/ii: three pianists on the score with repeats, six on `_no_repeat`;
+    their score positions do not line up, so each version is its own unit."""
+    def perf(folder, name, corpus="nasap"):
+        path = tmp_path / f"{folder}_{name}.npz"
+        n = 3
+        np.savez(path, target=np.zeros((n, 6), np.int16), onset_beat=np.arange(n, dtype=float),
+                 marked_bpm=np.full(n, 60.0, np.float32), score_id=np.array(["n1", "n2", "n3"]),
+                 perf=np.zeros((n, 3)), meta=json.dumps({"work": "w"}))
+        row = {"work": "Schubert/D894-2", "corpus": corpus, "match_file": f"{corpus}/S/{folder}/{name}.match.xz",
+               "score_file": f"{corpus}/S/{folder}/xml_score.musicxml.xz"}
+        return row, path
+
+    usable = [perf("894-2", "A"), perf("894-2_no_repeat", "B"), perf("894-2_no_repeat", "C"), perf("894-2", "D")]
+    other = dict(perf("894-1", "E")[0], work="Schubert/D894-1"), perf("894-1", "E")[1]
+    works = E.score_versions(usable + [other])
+    assert sorted(works) == ["Schubert/D894-1", "Schubert/D894-2 [nasap 894-2]",
+                             "Schubert/D894-2 [nasap 894-2_no_repeat]"]
+    rows, arrays = works["Schubert/D894-2 [nasap 894-2_no_repeat]"]
+    assert [r["match_file"].split("/")[-1] for r in rows] == ["B.match.xz", "C.match.xz"]
+    assert len(arrays) == 2 and arrays[0]["score_id"].tolist() == ["n1", "n2", "n3"]
+    assert len(works["Schubert/D894-2 [nasap 894-2]"][0]) == 2
+
+
 # -- the CLI -----------------------------------------------------------------------------------
 def test_cli_bad_data_folder(tmp_path, tiny_checkpoint, capsys):
     assert E.main(["--data", str(tmp_path), "--json", str(tmp_path / "o.json"), "--checkpoint", tiny_checkpoint]) == 2
