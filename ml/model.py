@@ -295,8 +295,31 @@ class CVRNN(nn.Module):
             h = self.update(h, c_state[:, t], x[:, t], self.psi(mq))
         return h
 
+    def free_run(self, c, h, mask, truncate: int = 0):
+        """Logits along the point estimate's own path, as rendering runs it: z_n = mu_p(h_{n-1}),
+        x_n each ordinal head's expected class (the pedal heads' likeliest), and h fed that x_n,
+        not the human's. c (B, T, c_dim), h (layers, B, H) the state at the window's start,
+        mask (B, T) bool -> (B, T, sum(HEADS)). Training on it (`free_loss`) shows the prior and
+        the generator the states that their own renderings reach (teacher forcing never does)."""
+        c_gen, c_state = self.precompute(c)
+        cu, u = self.cfg.c_dim, self.cfg.dense_units
+        W = self.state_in.weight
+        temps = [EXPECTED if k in ORDINAL_HEADS else 0.0 for k in HEADS]
+        out = []
+        for n, (cg, cs, keep) in enumerate(zip(c_gen.unbind(1), c_state.unbind(1), mask.unbind(1))):
+            if truncate and n and n % truncate == 0:
+                h = h.detach()
+            mp, _ = self.prior_params(h[-1])
+            ps = self.psi(mp)
+            logits = self.generate(cg, ps)                       # (B, sum(HEADS))
+            x = sample_heads(logits.detach(), None, temps)       # (B, heads): no gradient through x
+            h_new = self.step_state(h, cs + F.linear(self.embed_x(x), W[:, cu:cu + u]) + F.linear(ps, W[:, cu + u:]))
+            h = torch.where(keep.view(1, -1, 1), h_new, h)
+            out.append(logits)
+        return torch.stack(out, 1)
+
     def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0, point: bool = False,
-                sample: bool = False):
+                sample: bool = False, free: bool = False):
         """Teacher-forced pass over a window, sampling z from the posterior (reparameterised).
 
         feat (B, T, F) long; roll (B, 96, L); pos (B, T) long; beats (B, D, nb) float beat
@@ -306,9 +329,11 @@ class CVRNN(nn.Module):
         Returns logits (B, T, sum(HEADS)), (mu_q, logvar_q, mu_p, logvar_p) each (B, T, Z),
         and the new state (detach it before the next window); with ``point``, also the logits
         generated from z = the prior mean (the point estimate's path, `point_loss`); with ``sample``,
-        then the logits generated from one draw of the prior (a sampled take's path, `point_loss`).
+        then the logits generated from one draw of the prior (a sampled take's path, `point_loss`);
+        with ``free``, then the logits of `free_run` from the window's starting state.
         """
         h, hs = state
+        h0 = h
         c, hs_new = self.score(feat, roll, pos, beats, beat_pos, hs)
         phi = self.embed_x(x)                                    # (B, T, U)
         W = self.state_in.weight
@@ -340,6 +365,8 @@ class CVRNN(nn.Module):
             out += (self.generate(c_gen, self.psi(mp)),)
         if sample:  # (B, T, sum(HEADS)); z from p(z_n | h_{n-1}) as a take draws it
             out += (self.generate(c_gen, self.psi(mp + torch.randn_like(mp) * torch.exp(0.5 * lp))),)
+        if free:
+            out += (self.free_run(c, h0, mask, truncate),)
         return out
 
 
@@ -441,6 +468,16 @@ def point_loss(point_logits, x, mask, head_mask=None, head_weight=None, prefix: 
     shows it (model v2.4, MODEL_CARD)."""
     nll, per_head = heads_nll(point_logits, x, mask, head_mask, head_weight)
     return nll, {f"{prefix}_{k}": v for k, v in per_head.items()}
+
+
+def free_loss(free_logits, x, mask, head_mask=None, head_weight=None):
+    """Deviation (auxiliary term, not in the paper; model v2.8): `point_loss` on the logits of
+    `CVRNN.free_run`, the point estimate run free over the window (its own outputs fed back).
+    `point_loss` alone trains z = mu_p(h_{n-1}) on states that the human's notes made; a
+    rendering never reaches those states, and on the val works its point estimate stayed near
+    the piece's mean loudness through written ff sections (ml/MODEL_CARD.md). The bottleneck is
+    kept: x_n sees h only through z_n."""
+    return point_loss(free_logits, x, mask, head_mask, head_weight, prefix="free")
 
 
 def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None,

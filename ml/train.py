@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ml.data import StreamBatcher, load_split, prefetch
-from ml.model import (HEADS, CVRNN, ModelConfig, elbo_loss, grow_model, load_checkpoint, load_model,
+from ml.model import (HEADS, CVRNN, ModelConfig, elbo_loss, free_loss, grow_model, load_checkpoint, load_model,
                       migrate_state_dict, point_loss, save_checkpoint, targets_to_classes)
 
 
@@ -46,6 +46,7 @@ class TrainConfig:
     grow: bool = False            # with init_from: add the inputs the checkpoint lacks (ml.model.grow_model)
     point_weight: float = 0.0     # weight of ml.model.point_loss (z = prior mean); 0 = the ELBO alone
     sample_weight: float = 0.0    # weight of the same NLL with z drawn from the prior (a sampled take's path)
+    free_weight: float = 0.0      # weight of ml.model.free_loss (the point estimate run on its own outputs)
     head_weight: str = ""         # JSON {head: weight} on heads' NLL, e.g. '{"tempo": 3}' (ml.model.elbo_loss)
     kl_anneal_steps: int = 1500
     transpose: int = 7
@@ -97,12 +98,14 @@ def evaluate(model: CVRNN, pieces, cfg: TrainConfig, device, notes_per_piece: in
     for batch, reset in batcher.batches(plan):
         b = to_torch(batch, device)
         state = reset_state(state, reset, device)
-        logits, qp, state, point, sample = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"],
-                                                 b["x"], b["mask"], state, point=True, sample=True)
+        logits, qp, state, point, sample, free = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"],
+                                                       b["x"], b["mask"], state, point=True, sample=True, free=True)
         _, stats = elbo_loss(logits, b["x"], b["mask"], qp, head_mask=b["scope"])
         p_nll, p_stats = point_loss(point, b["x"], b["mask"], b["scope"])  # the point estimate's path
         s_nll, s_stats = point_loss(sample, b["x"], b["mask"], b["scope"], prefix="sample")  # a take's path
-        stats.update(**p_stats, **s_stats, point_nll=float(p_nll), sample_nll=float(s_nll))
+        f_nll, f_stats = free_loss(free, b["x"], b["mask"], b["scope"])  # the point estimate run free
+        stats.update(**p_stats, **s_stats, **f_stats, point_nll=float(p_nll), sample_nll=float(s_nll),
+                     free_nll=float(f_nll))
         n = int(b["mask"].sum())
         for k, v in stats.items():
             if k != "kl_dim":
@@ -207,7 +210,7 @@ def train(cfg: TrainConfig) -> dict:
             state = reset_state(state, reset, device)
             logits, qp, state, *extra = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
                                               b["mask"], state, truncate=cfg.truncate, point=cfg.point_weight > 0,
-                                              sample=cfg.sample_weight > 0)
+                                              sample=cfg.sample_weight > 0, free=cfg.free_weight > 0)
             state = tuple(s.detach() for s in state)
             kl_w = min(1.0, (step + 1) / max(cfg.kl_anneal_steps, 1))
             loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=kl_w, free_bits=cfg.free_bits,
@@ -221,6 +224,10 @@ def train(cfg: TrainConfig) -> dict:
                 s_nll, s_stats = point_loss(extra.pop(0), b["x"], b["mask"], b["scope"], head_weight, "sample")
                 loss = loss + cfg.sample_weight * s_nll
                 stats.update(s_stats, sample_nll=sum(s_stats.values()))
+            if cfg.free_weight > 0:
+                f_nll, f_stats = free_loss(extra.pop(0), b["x"], b["mask"], b["scope"], head_weight)
+                loss = loss + cfg.free_weight * f_nll
+                stats.update(f_stats, free_nll=sum(f_stats.values()))
             if cfg.max_steps or cfg.max_minutes:
                 frac = min(step / cfg.max_steps, 1.0) if cfg.max_steps else \
                     min((elapsed0 + time.time() - t_start) / (cfg.max_minutes * 60), 1.0)
@@ -243,6 +250,7 @@ def train(cfg: TrainConfig) -> dict:
                       f"sus {stats['nll_sustain']:.2f} soft {stats['nll_soft']:.2f}) kl {stats['kl']:.3f} "
                       f"{stats['kl_dim']}" + (f" point {stats['point_nll']:.3f}" if "point_nll" in stats else "")
                       + (f" sample {stats['sample_nll']:.3f}" if "sample_nll" in stats else "")
+                      + (f" free {stats['free_nll']:.3f}" if "free_nll" in stats else "")
                       + f" {rate:.0f} notes/s", end="", file=sys.stderr)
                 log.write(json.dumps({"step": step, "epoch": epoch, "loss": float(loss), **stats,
                                       "notes_per_s": rate, "kl_weight": kl_w}) + "\n")

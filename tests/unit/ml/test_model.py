@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from ml.data import StreamBatcher
 from ml.inference import Renderer
-from ml.model import (HEADS, CVRNN, classes_to_targets, elbo_loss, load_model, point_loss, save_checkpoint,
-                      targets_to_classes)
+from ml.model import (EXPECTED, HEADS, ORDINAL_HEADS, CVRNN, classes_to_targets, elbo_loss, free_loss, load_model,
+                      point_loss, save_checkpoint, targets_to_classes)
 from render.features import FEATURE_NAMES
 from tests.unit.ml.conftest import batch_of, make_piece
 
@@ -322,6 +322,36 @@ def test_sample_logits_come_from_a_draw_of_the_prior_and_train_the_generator_on_
         model.prior_out.weight[tiny_config.z_dim:] = 0.0
         _, _, _, point0, sample0 = model(*args, point=True, sample=True)
     assert torch.allclose(sample0, point0, atol=1e-5)
+
+
+def test_free_logits_are_the_point_estimate_rendering_its_own_notes(tiny_config):
+    torch.manual_seed(0)
+    model = CVRNN(tiny_config)
+    b = batch_of([make_piece(12), make_piece(12, seed=1)], 24)
+    state = model.init_state(2)
+    state = (torch.randn_like(state[0]), state[1])  # a window that starts mid-piece
+    *_, point, free = fwd(model, b, state, point=True, free=True)
+    # the renderer's point decoding, step by step from the same state
+    c, _ = model.score(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], state[1])
+    c_gen, c_state = model.precompute(c)
+    temps = np.array([EXPECTED if k in ORDINAL_HEADS else 0.0 for k in HEADS], np.float32)
+    h, rendered = state[0], []
+    with torch.no_grad():
+        for n in range(c.shape[1]):
+            z = model.draw_z(h[-1], "prior_mean")
+            rendered.append(model.generate(c_gen[:, n], model.psi(z)))
+            _, h_new = model.step(h, c_gen[:, n], c_state[:, n], z, torch.rand(2, len(HEADS)), temps)
+            h = torch.where(b["mask"][:, n].view(1, -1, 1), h_new, h)
+    assert torch.allclose(free, torch.stack(rendered, 1), atol=1e-4)
+    assert torch.allclose(free[:, 0], point[:, 0], atol=1e-5)   # the first note: the same state
+    b2 = dict(b, x=torch.randint_like(b["x"], 0, 2))             # another human's notes
+    *_, point2, free2 = fwd(model, b2, state, point=True, free=True)
+    assert float((point2 - point).abs().max()) > 1e-6             # move the teacher-forced point path
+    assert torch.equal(free2, free)                                # and leave the free one alone
+    nll, stats = free_loss(free, b["x"], b["mask"], b["scope"])
+    assert set(stats) == {f"free_{h}" for h in HEADS}
+    nll.backward()
+    assert float(model.prior_out.weight.grad[:tiny_config.z_dim].abs().sum()) > 0  # it shapes the prior's mean
 
 
 def test_head_weight_scales_a_head_in_the_loss_and_not_in_the_figures():
