@@ -105,7 +105,7 @@ def score_versions(usable: list[tuple[dict, Path]]) -> dict:
         by_work[r["work"]][version(r)].append((r, p))
     works = {}
     for work, versions in by_work.items():
-        for v, items in versions.items():
+        for items in versions.values():
             r0 = items[0][0]
             folder = r0["match_file"].rsplit("/", 2)[-2]
             name = work if len(versions) == 1 else f"{work} [{r0['corpus']} {folder}]"

@@ -212,7 +212,8 @@ def format_report(res: dict) -> str:
                      f"pianists ({mb['performances_in_pair_works']} performances); r / MAE (tempo MAE in bpm)")
         lines.append(f"{'':26}" + "".join(f"{names[c]:>16}" for c in curves))
         rows = [("model sampled", "model_pair_works"), ("model point estimate", "model_point_pair_works"),
-                ("model takes' mean", "model_take_mean_pair_works"), ("humanizer", "humanizer_pair_works"), ("deadpan", "deadpan_pair_works"),
+                ("model takes' mean", "model_take_mean_pair_works"), ("humanizer", "humanizer_pair_works"),
+                ("deadpan", "deadpan_pair_works"),
                 ("pianist pairs (ceiling)", "pianist_pairs"), ("model sampled vs mean", "model_vs_mean"),
                 ("model point vs mean", "model_point_vs_mean"), ("humanizer vs mean", "humanizer_vs_mean"),
                 ("pianist vs others' mean", "pianist_vs_others_mean")]
