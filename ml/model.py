@@ -302,19 +302,15 @@ class CVRNN(nn.Module):
         mask (B, T) bool -> (B, T, sum(HEADS)). Training on it (`free_loss`) shows the prior and
         the generator the states that their own renderings reach (teacher forcing never does)."""
         c_gen, c_state = self.precompute(c)
-        cu, u = self.cfg.c_dim, self.cfg.dense_units
-        W = self.state_in.weight
         temps = [EXPECTED if k in ORDINAL_HEADS else 0.0 for k in HEADS]
         out = []
         for n, (cg, cs, keep) in enumerate(zip(c_gen.unbind(1), c_state.unbind(1), mask.unbind(1))):
             if truncate and n and n % truncate == 0:
                 h = h.detach()
-            mp, _ = self.prior_params(h[-1])
-            ps = self.psi(mp)
+            ps = self.psi(self.draw_z(h[-1], "prior_mean"))
             logits = self.generate(cg, ps)                       # (B, sum(HEADS))
             x = sample_heads(logits.detach(), None, temps)       # (B, heads): no gradient through x
-            h_new = self.step_state(h, cs + F.linear(self.embed_x(x), W[:, cu:cu + u]) + F.linear(ps, W[:, cu + u:]))
-            h = torch.where(keep.view(1, -1, 1), h_new, h)
+            h = torch.where(keep.view(1, -1, 1), self.update(h, cs, x, ps), h)
             out.append(logits)
         return torch.stack(out, 1)
 
@@ -471,7 +467,7 @@ def point_loss(point_logits, x, mask, head_mask=None, head_weight=None, prefix: 
 
 
 def free_loss(free_logits, x, mask, head_mask=None, head_weight=None):
-    """Deviation (auxiliary term, not in the paper; model v2.8): `point_loss` on the logits of
+    """Deviation (auxiliary term, not in the paper; model v2.9): `point_loss` on the logits of
     `CVRNN.free_run`, the point estimate run free over the window (its own outputs fed back).
     `point_loss` alone trains z = mu_p(h_{n-1}) on states that the human's notes made; a
     rendering never reaches those states, and on the val works its point estimate stayed near
