@@ -48,3 +48,12 @@ DEFAULT_Z_TEMPERATURE = 1.25
 # likely class (0). Each head's mode alone follows the noisy peak of a broad distribution.
 POINT_TEMPERATURE = {"velocity": -1.0, "duration": -1.0, "deviation": -1.0, "tempo": -1.0, "sustain": 0.0,
                      "soft": 0.0}
+
+# Gain on the ordinal heads' deviations (velocity from the written dynamic, duration from the
+# written length, onset deviation, beat tempo from the marked tempo) in a render from the score
+# alone (no reference), applied under the user's expressiveness (1 = these gains). Their expected
+# values regress to the mean: the point estimate's tempo curve is flatter than its own accuracy
+# calls for. Chosen on the val works (ml/MODEL_CARD.md, "Expression gain"). With a reference the
+# interpretation comes from the pianist (primed h) and the gains are 1.
+EXPRESSION_GAIN = {"velocity": 1.0, "duration": 1.0, "deviation": 1.0, "tempo": 1.0}
+GAIN_HEADS = ("velocity", "duration", "deviation", "tempo")

@@ -126,6 +126,9 @@ def main(argv=None) -> int:
     ap.add_argument("--z-temperature", type=float, default=None,
                     help="spread of z around the prior mean in the sampled whole-piece renderings "
                          "(default: the renderer's)")
+    ap.add_argument("--gains", type=json.loads, default=None,
+                    help='gain per head on the whole-piece renderings\' deviations, JSON, e.g. '
+                         '\'{"tempo": 1.5, "velocity": 1.2}\' (default: the renderer\'s, ml.defaults.EXPRESSION_GAIN)')
     ap.add_argument("--plots", type=Path, default=None, help="draw tempo and velocity curves of a few works here (PNG)")
     ap.add_argument("--starts", type=int, default=100, help="start points per performance (Table 2)")
     ap.add_argument("--seeds", type=int, default=3, help="model and humanizer samples per work")
@@ -175,7 +178,7 @@ def main(argv=None) -> int:
            "checkpoint": str(args.checkpoint or "default"),
            "checkpoint_meta": {k: v for k, v in renderer.meta.items() if k in ("step", "epoch", "val")},
            "n_performances": len(usable), "n_starts": args.starts, "seeds": args.seeds, "seed": args.seed,
-           "temperature": args.temperature, "z_temperature": args.z_temperature,
+           "temperature": args.temperature, "z_temperature": args.z_temperature, "gains": args.gains,
            "problems": problems, "paper_table2": {p: {str(k): v for k, v in d.items()}
                                                   for p, d in M.PAPER_TABLE2.items()}}
     res["table2"] = None if args.no_table2 else table2(renderer.model, pieces, args.starts, args.seed)
@@ -185,7 +188,7 @@ def main(argv=None) -> int:
         works = score_versions(usable)
         res["whole_piece"] = whole_pieces(renderer, works, args.data, cache, args.seeds, args.seed,
                                           temperature=args.temperature, plots=args.plots,
-                                          z_temperature=args.z_temperature)
+                                          z_temperature=args.z_temperature, gains=args.gains)
     res["targets"] = M.targets(res["table2"], res.get("whole_piece"))
     res["seconds"] = round(time.time() - t0, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
-from ml.defaults import (DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE, PEDAL_HEADS,
-                         POINT_TEMPERATURE, REFERENCE_RANDOMNESS)
+from ml.defaults import (DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, EXPRESSION_GAIN, GAIN_HEADS,
+                         HEAD_TEMPERATURE, PEDAL_HEADS, POINT_TEMPERATURE, REFERENCE_RANDOMNESS)
 from ml.cdecode import cpu_decoder
 from ml.model import DECIDE, EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
 from ml.streams import RenderStream, decode_pass
@@ -268,13 +268,16 @@ class Renderer:
               reference: Reference | None = None, base_tempo_bpm: float | None = None,
               expressiveness: float = 1.0, temperature: float = DEFAULT_TEMPERATURE,
               variations: int = 1, chunk_notes: int = 64, z_temperature: float = DEFAULT_Z_TEMPERATURE,
-              pedal: str = "model", max_chunk_notes: int | None = None) -> RenderStream:
+              pedal: str = "model", max_chunk_notes: int | None = None,
+              gains: dict | None = None) -> RenderStream:
         """Begin rendering ``score``: check the arguments, prime on a reference; `step` then
         yields its chunks (alone, or in one pass with other renders).
 
         delta: 5 numbers, or an (N, 5) per-note curve, for ``perturb``; z: 5 numbers or (N, 5) for
         ``fixed`` (default zeros). expressiveness scales the deviations from a deadpan rendering
-        (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated). temperature is the
+        (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated), times each head's
+        gain (`gains`, {head: gain} for velocity, duration, deviation, tempo; default
+        `EXPRESSION_GAIN` from the score alone, 1 with a reference). temperature is the
         note-level randomness (`head_temperatures`): 0, the default, takes the expected class of
         velocity, duration, onset deviation and tempo; more samples them, ever more freely; or
         one temperature per head (0 the most likely class, `EXPECTED` the expected one, `DECIDE`
@@ -295,6 +298,10 @@ class Renderer:
             raise ValueError("variations must be between 1 and 64")
         if not 0.0 <= expressiveness <= 3.0:
             raise ValueError("expressiveness must be between 0 and 3")
+        gains = (EXPRESSION_GAIN if reference is None else {}) if gains is None else gains
+        if set(gains) - set(GAIN_HEADS) or not all(0.0 <= float(g) <= 3.0 for g in gains.values()):
+            raise ValueError(f"gains: {{head: 0..3}} for heads among {', '.join(GAIN_HEADS)}")
+        gain = expressiveness * np.array([float(gains.get(k, 1.0)) for k in GAIN_HEADS])
         if np.ndim(temperature) == 0:
             if not 0.0 <= temperature <= 2.0:
                 raise ValueError("temperature must be between 0 and 2")
@@ -353,7 +360,7 @@ class Renderer:
             z_t = None if z_t is None else z_t.cpu().numpy()
         return RenderStream(score=score, variations=V, chunk_notes=int(chunk_notes),
                             max_chunk_notes=int(max_chunk_notes), mode=mode, temps=temps,
-                            z_temperature=float(z_temperature), expressiveness=float(expressiveness),
+                            z_temperature=float(z_temperature), expressiveness=gain,
                             written=written, pedal_fixed=pedal_fixed,
                             scope=head_scope_mask(score.notes["onset_beat"]), delta=delta_t, z_fixed=z_t,
                             blocks=iter(blocks), h=h, rng=np.random.default_rng(int(seed)), gen=gen,
@@ -368,22 +375,24 @@ class Renderer:
         raise ValueError(f"{name} must be {self.cfg.z_dim} numbers or one row of {self.cfg.z_dim} per note "
                          f"({N} x {self.cfg.z_dim}); got shape {a.shape}")
 
-    def _to_notes(self, score, idx, written, x, z, states, e, pedal_fixed):
+    def _to_notes(self, score, idx, written, x, z, states, gain, pedal_fixed):
         """Classes (n, V, H) -> RENDERED_CHUNK_DTYPE rows, variation-major within the chunk;
+        gain (4,) scales the deviations of velocity, duration, onset deviation and tempo;
         pedal_fixed (n, 2) sustain and soft classes that replace the model's where >= 0."""
+        g_vel, g_dur, g_dev, g_tempo = gain
         notes = score.notes[idx]
         out = []
         for v in range(x.shape[1]):
             enc = np.zeros(len(idx), ENCODED_DTYPE)
             vel = x[:, v, 0].astype(float)
             centre = np.where(notes["velocity_written"] > 0, notes["velocity_written"], 64.0)
-            enc["velocity"] = np.clip(np.round(centre + e * (vel - centre)), 1, 127)
+            enc["velocity"] = np.clip(np.round(centre + g_vel * (vel - centre)), 1, 127)
             dur = x[:, v, 1] + 1.0
             written_100 = notes["duration_beat"] * 100.0
-            scaled = np.exp(np.log(np.maximum(written_100, 1)) + e * (np.log(dur) - np.log(np.maximum(written_100, 1))))
+            scaled = np.exp(np.log(np.maximum(written_100, 1)) + g_dur * (np.log(dur) - np.log(np.maximum(written_100, 1))))
             enc["duration_100"] = np.clip(np.round(np.where(written_100 > 0, scaled, dur)), 1, 800)
-            enc["deviation_100"] = np.round((x[:, v, 2] - 50) * e)
-            enc["tempo_log_50"] = np.round((x[:, v, 3] - 50) * e)
+            enc["deviation_100"] = np.round((x[:, v, 2] - 50) * g_dev)
+            enc["tempo_log_50"] = np.round((x[:, v, 3] - 50) * g_tempo)
             enc["sustain"] = np.where(pedal_fixed[:, 0] >= 0, pedal_fixed[:, 0], x[:, v, 4])
             enc["soft"] = np.where(pedal_fixed[:, 1] >= 0, pedal_fixed[:, 1], x[:, v, 5])
             onset, duration, tempo, states[v] = decode(notes["onset_beat"], written, enc, states[v])

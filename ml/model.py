@@ -299,8 +299,9 @@ class CVRNN(nn.Module):
         """Logits along the point estimate's own path, as rendering runs it: z_n = mu_p(h_{n-1}),
         x_n each ordinal head's expected class (the pedal heads' likeliest), and h fed that x_n,
         not the human's. c (B, T, c_dim), h (layers, B, H) the state at the window's start,
-        mask (B, T) bool -> (B, T, sum(HEADS)). Training on it (`free_loss`) shows the prior and
-        the generator the states that their own renderings reach (teacher forcing never does)."""
+        mask (B, T) bool -> logits (B, T, sum(HEADS)) and the state after the window. Training on it
+        (`free_loss`) shows the prior and the generator the states that their own renderings reach
+        (teacher forcing never does)."""
         c_gen, c_state = self.precompute(c)
         temps = [EXPECTED if k in ORDINAL_HEADS else 0.0 for k in HEADS]
         out = []
@@ -312,7 +313,7 @@ class CVRNN(nn.Module):
             x = sample_heads(logits.detach(), None, temps)       # (B, heads): no gradient through x
             h = torch.where(keep.view(1, -1, 1), self.update(h, cs, x, ps), h)
             out.append(logits)
-        return torch.stack(out, 1)
+        return torch.stack(out, 1), h
 
     def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0, point: bool = False,
                 sample: bool = False, free: bool = False):
@@ -326,10 +327,12 @@ class CVRNN(nn.Module):
         and the new state (detach it before the next window); with ``point``, also the logits
         generated from z = the prior mean (the point estimate's path, `point_loss`); with ``sample``,
         then the logits generated from one draw of the prior (a sampled take's path, `point_loss`);
-        with ``free``, then the logits of `free_run` from the window's starting state.
+        with ``free``, then the logits of `free_run` from the window's starting state, or, when
+        ``state`` has a third member, from the free path's own state carried from the previous
+        window (as a whole render runs; the new state then carries the free path's end).
         """
-        h, hs = state
-        h0 = h
+        h, hs = state[:2]
+        h0 = state[2] if len(state) == 3 else h  # a free path carried across windows, or from here
         c, hs_new = self.score(feat, roll, pos, beats, beat_pos, hs)
         phi = self.embed_x(x)                                    # (B, T, U)
         W = self.state_in.weight
@@ -362,7 +365,10 @@ class CVRNN(nn.Module):
         if sample:  # (B, T, sum(HEADS)); z from p(z_n | h_{n-1}) as a take draws it
             out += (self.generate(c_gen, self.psi(mp + torch.randn_like(mp) * torch.exp(0.5 * lp))),)
         if free:
-            out += (self.free_run(c, h0, mask, truncate),)
+            free_logits, h_free = self.free_run(c, h0, mask, truncate)
+            out += (free_logits,)
+            if len(state) == 3:
+                out = (out[0], out[1], out[2] + (h_free,)) + out[3:]
         return out
 
 

@@ -37,7 +37,7 @@ class RenderStream:
     mode: str
     temps: np.ndarray           # (H,) per head (ml.defaults)
     z_temperature: float
-    expressiveness: float
+    expressiveness: np.ndarray  # (4,) gain on velocity, duration, deviation, tempo (ml.defaults)
     written: np.ndarray         # (N,) written tempo per note, bpm
     pedal_fixed: np.ndarray     # (N, 2) sustain / soft classes that replace the model's (>= 0)
     scope: np.ndarray           # (N, H) bool: where False the head repeats the previous class

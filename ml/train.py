@@ -47,6 +47,8 @@ class TrainConfig:
     point_weight: float = 0.0     # weight of ml.model.point_loss (z = prior mean); 0 = the ELBO alone
     sample_weight: float = 0.0    # weight of the same NLL with z drawn from the prior (a sampled take's path)
     free_weight: float = 0.0      # weight of ml.model.free_loss (the point estimate run on its own outputs)
+    free_carry: bool = False      # the free path runs on across the windows of a performance, as a render
+                                  # does (else each window's starts from the teacher-forced state)
     head_weight: str = ""         # JSON {head: weight} on heads' NLL, e.g. '{"tempo": 3}' (ml.model.elbo_loss)
     kl_anneal_steps: int = 1500
     transpose: int = 7
@@ -74,11 +76,16 @@ def to_torch(batch: dict, device) -> dict:
     return out
 
 
+def initial_state(model: CVRNN, batch: int, device, free_carry: bool = False) -> tuple:
+    """Zero states (model.init_state), with the free path's own CVRNN state when it is carried."""
+    state = model.init_state(batch, device)
+    return state + (torch.zeros_like(state[0]),) if free_carry else state
+
+
 def reset_state(state, reset, device):
     """Zero the states of streams that start a new performance."""
     keep = torch.from_numpy(~reset).to(device).float()
-    h, hs = state
-    return (h * keep.view(1, -1, 1), hs * keep.view(1, -1, 1))
+    return tuple(s * keep.view(1, -1, 1) for s in state)
 
 
 @torch.no_grad()
@@ -93,7 +100,7 @@ def evaluate(model: CVRNN, pieces, cfg: TrainConfig, device, notes_per_piece: in
                         p.beat_ctx, p.scope[:k], p.roll) for p in pieces]
     batcher = StreamBatcher(pieces, min(cfg.batch, len(pieces)), cfg.window, transpose=0, ou_sigma_bpm=0)
     plan = batcher.plan_epoch(0)
-    state = model.init_state(batcher.B, device)
+    state = initial_state(model, batcher.B, device, cfg.free_carry)
     tot, n_tot = {}, 0
     for batch, reset in batcher.batches(plan):
         b = to_torch(batch, device)
@@ -156,7 +163,7 @@ def train(cfg: TrainConfig) -> dict:
     batcher = StreamBatcher(train_pieces, cfg.batch, cfg.window, seed=cfg.seed, transpose=cfg.transpose,
                             ou_sigma_bpm=cfg.ou_sigma_bpm, ou_tau_beat=cfg.ou_tau_beat)
     step, epoch, plan, best, elapsed0 = 0, 0, None, math.inf, 0.0
-    state = model.init_state(cfg.batch, device)
+    state = initial_state(model, cfg.batch, device, cfg.free_carry)
     last = out / "last.pt"
     if cfg.resume and last.exists():
         ck = load_checkpoint(last, device)
@@ -164,7 +171,8 @@ def train(cfg: TrainConfig) -> dict:
         opt.load_state_dict(ck["optimizer"])
         step, epoch, plan, best = ck["step"], ck["epoch"], ck["plan"], ck["best"]
         elapsed0 = ck.get("elapsed", 0.0)
-        state = tuple(s.to(device) for s in ck["state"])
+        state = tuple(s.to(device) for s in ck["state"])[:2]  # the free path's state, if any, afresh
+        state = state + (state[0].clone(),) if cfg.free_carry else state
         if plan and (ck.get("n_train_pieces") != len(train_pieces)
                      or max((max(st, default=-1) for st in plan["streams"]), default=-1) >= len(train_pieces)):
             plan = None  # the training folder changed since: start the epoch afresh
@@ -203,7 +211,7 @@ def train(cfg: TrainConfig) -> dict:
                     n_train = sum(p.n for p in train_pieces)
                     print(f"\nepoch {epoch}: {len(train_pieces)} performances, {n_train} notes", file=sys.stderr)
             plan = batcher.plan_epoch(epoch)
-            state = model.init_state(cfg.batch, device)
+            state = initial_state(model, cfg.batch, device, cfg.free_carry)
         for batch, reset, cursor in prefetch(batcher, plan):
             plan["cursor"] = cursor
             b = to_torch(batch, device)

@@ -291,7 +291,7 @@ def with_tempo(score, written: np.ndarray):
 
 def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, seed: int,
                temperature: float | None = None, plot: Path | None = None, title: str = "",
-               z_temperature: float | None = None) -> dict:
+               z_temperature: float | None = None, gains: dict | None = None) -> dict:
     """Renderings of one work from the score alone against its pianists (this module's protocol);
     ``renderer`` is an ml.inference.Renderer."""
     n = score.notes
@@ -318,11 +318,12 @@ def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, s
     kw = {} if temperature is None else {"temperature": temperature}
     if z_temperature is not None:
         kw["z_temperature"] = z_temperature
+    gkw = {} if gains is None else {"gains": gains}
     takes = np.concatenate(list(renderer.render(score, seed=seed, mode="prior", variations=seeds,
-                                                base_tempo_bpm=base, chunk_notes=4096, **kw)))
+                                                base_tempo_bpm=base, chunk_notes=4096, **kw, **gkw)))
     point = np.concatenate(list(renderer.render(score, seed=seed, mode="perturb", delta=np.zeros(5),
                                                 temperature=point_temperature(), base_tempo_bpm=base,
-                                                chunk_notes=4096)))
+                                                chunk_notes=4096, **gkw)))
     rend = {"model": [as_curves(takes[takes["variation"] == v]) for v in range(seeds)],
             "model_point": [as_curves(point)],
             "humanizer": [as_curves(humanize(sw, seed=seed + s)) for s in range(seeds)],
@@ -355,7 +356,7 @@ KINDS = ("model", "model_point", "model_take_mean", "humanizer", "deadpan")
 
 def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, seed: int,
                  temperature: float | None = None, plots: Path | None = None, n_plots: int = 6,
-                 z_temperature: float | None = None) -> dict:
+                 z_temperature: float | None = None, gains: dict | None = None) -> dict:
     """Run `whole_work` on every work; per-work results and means over works."""
     per_work = {}
     if plots is not None:
@@ -366,7 +367,7 @@ def whole_pieces(renderer, works: dict, data: Path, cache: Path, seeds: int, see
         try:
             score, W = work_score(rows, data, cache)
             per_work[w] = whole_work(renderer, score, W, arrays, seeds, seed, temperature=temperature, plot=png,
-                                     title=w, z_temperature=z_temperature)
+                                     title=w, z_temperature=z_temperature, gains=gains)
         except ValueError as exc:  # RenderError included: a score that cannot be read or rendered
             print(f"warning: {w}: left out of the whole-piece comparison ({exc})", file=sys.stderr)
             per_work[w] = {"error": str(exc)[:300]}

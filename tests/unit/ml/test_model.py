@@ -354,6 +354,26 @@ def test_free_logits_are_the_point_estimate_rendering_its_own_notes(tiny_config)
     assert float(model.prior_out.weight.grad[:tiny_config.z_dim].abs().sum()) > 0  # it shapes the prior's mean
 
 
+def test_a_carried_free_state_runs_the_free_path_on_from_its_own_end_not_the_humans(tiny_config):
+    torch.manual_seed(0)
+    model = CVRNN(tiny_config)
+    b = batch_of([make_piece(12), make_piece(12, seed=1)], 24)
+    h_tf, hs = model.init_state(2)
+    h_tf, h_free = torch.randn_like(h_tf), torch.randn_like(h_tf)
+    with torch.no_grad():
+        torch.manual_seed(1)  # the teacher-forced path draws z from the posterior
+        *_, state2, free2 = fwd(model, b, (h_tf, hs), free=True)
+        torch.manual_seed(1)
+        *_, state3, free3 = fwd(model, b, (h_tf, hs, h_free), free=True)
+        *_, free_from = fwd(model, b, (h_free, hs), free=True)
+        c, _ = model.score(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], hs)
+        _, h_end = model.free_run(c, h_free, b["mask"])
+    assert len(state2) == 2 and len(state3) == 3
+    assert torch.equal(free3, free_from) and not torch.allclose(free3, free2)  # it starts where it ended
+    assert torch.equal(state3[0], state2[0])                    # the teacher-forced state is untouched
+    assert torch.equal(state3[2], h_end) and not torch.allclose(state3[2], state3[0])
+
+
 def test_head_weight_scales_a_head_in_the_loss_and_not_in_the_figures():
     logits, x, mask, qp = _random_heads(2, 6)
     loss1, s1 = elbo_loss(logits, x, mask, qp)

@@ -43,3 +43,13 @@ def test_a_run_with_the_prior_below_the_floor_and_the_point_loss_and_one_continu
         if "running" in name or "num_batches" in name:
             continue  # BatchNorm statistics move in train mode even at a learning rate of 0
         assert torch.equal(a, b), name
+
+
+def test_a_run_with_the_free_path_carried_across_windows(tmp_path):
+    data = _cache(tmp_path / "cache")
+    res = train(_args(data, tmp_path / "a", "--max-steps", "4", "--free-weight", "1", "--free-carry"))
+    assert res["steps"] == 4 and res["final_val"]["free_nll"] > 0 and "free_tempo" in res["final_val"]
+    ckpt = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    assert len(ckpt["state"]) == 3  # the resumable state holds the free path's own CVRNN state
+    again = train(_args(data, tmp_path / "a", "--max-steps", "5", "--free-weight", "1", "--free-carry", "--resume"))
+    assert again["steps"] == 5
