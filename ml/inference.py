@@ -389,7 +389,8 @@ class Renderer:
             enc["velocity"] = np.clip(np.round(centre + g_vel * (vel - centre)), 1, 127)
             dur = x[:, v, 1] + 1.0
             written_100 = notes["duration_beat"] * 100.0
-            scaled = np.exp(np.log(np.maximum(written_100, 1)) + g_dur * (np.log(dur) - np.log(np.maximum(written_100, 1))))
+            log_written = np.log(np.maximum(written_100, 1))
+            scaled = np.exp(log_written + g_dur * (np.log(dur) - log_written))
             enc["duration_100"] = np.clip(np.round(np.where(written_100 > 0, scaled, dur)), 1, 800)
             enc["deviation_100"] = np.round((x[:, v, 2] - 50) * g_dev)
             enc["tempo_log_50"] = np.round((x[:, v, 3] - 50) * g_tempo)
