@@ -117,6 +117,20 @@ def test_expressiveness_zero_is_deadpan_timing(renderer, score):
     assert np.allclose(out["onset_sec"] - out["onset_sec"][0], (beats - beats[0]) * 0.5)
 
 
+def test_a_gain_scales_its_heads_deviations_and_leaves_the_others(renderer, score):
+    # sampled classes (whole numbers); the gain acts after decoding, so both draw the same ones
+    plain = render_all(renderer, score, seed=5, temperature=1.0, base_tempo_bpm=120)
+    gained = render_all(renderer, score, seed=5, temperature=1.0, base_tempo_bpm=120,
+                        gains={"tempo": 2.0, "deviation": 0.0})
+    assert (plain["tempo_log_50"] != 0).any() and (plain["deviation_100"] != 0).any()
+    assert np.array_equal(gained["tempo_log_50"], 2 * plain["tempo_log_50"])
+    assert (gained["deviation_100"] == 0).all()
+    assert np.array_equal(gained["velocity"], plain["velocity"])
+    assert np.array_equal(gained["duration_100"], plain["duration_100"])
+    with pytest.raises(ValueError, match="gains"):
+        list(renderer.render(score, gains={"pitch": 2.0}))
+
+
 def primed_render(renderer):
     """A reference built from a synthetic performance, and the render it primes."""
     score = make_score(16)
