@@ -295,8 +295,9 @@ class CVRNN(nn.Module):
             h = self.update(h, c_state[:, t], x[:, t], self.psi(mq))
         return h
 
-    def free_run(self, c, h, mask, truncate: int = 0):
-        """Logits along the point estimate's own path, as rendering runs it: z_n = mu_p(h_{n-1}),
+    def free_run(self, c, h, mask, truncate: int = 0, z_temperature: float = 0.0):
+        """Logits along the point estimate's own path, as rendering runs it: z_n = mu_p(h_{n-1})
+        (with ``z_temperature`` > 0, a sampled take's: mu_p + t * eps * sigma_p, as mode 'prior' draws it),
         x_n each ordinal head's expected class (the pedal heads' likeliest), and h fed that x_n,
         not the human's. c (B, T, c_dim), h (layers, B, H) the state at the window's start,
         mask (B, T) bool -> logits (B, T, sum(HEADS)) and the state after the window. Training on it
@@ -308,7 +309,11 @@ class CVRNN(nn.Module):
         for n, (cg, cs, keep) in enumerate(zip(c_gen.unbind(1), c_state.unbind(1), mask.unbind(1))):
             if truncate and n and n % truncate == 0:
                 h = h.detach()
-            ps = self.psi(self.draw_z(h[-1], "prior_mean"))
+            if z_temperature > 0:
+                eps = z_temperature * torch.randn(h.shape[1], self.cfg.z_dim, device=h.device)
+                ps = self.psi(self.draw_z(h[-1], "prior", eps=eps))
+            else:
+                ps = self.psi(self.draw_z(h[-1], "prior_mean"))
             logits = self.generate(cg, ps)                       # (B, sum(HEADS))
             x = sample_heads(logits.detach(), None, temps)       # (B, heads): no gradient through x
             h = torch.where(keep.view(1, -1, 1), self.update(h, cs, x, ps), h)
@@ -316,7 +321,7 @@ class CVRNN(nn.Module):
         return torch.stack(out, 1), h
 
     def forward(self, feat, roll, pos, beats, beat_pos, x, mask, state, truncate: int = 0, point: bool = False,
-                sample: bool = False, free: bool = False):
+                sample: bool = False, free: bool = False, free_take: float = 0.0):
         """Teacher-forced pass over a window, sampling z from the posterior (reparameterised).
 
         feat (B, T, F) long; roll (B, 96, L); pos (B, T) long; beats (B, D, nb) float beat
@@ -329,7 +334,9 @@ class CVRNN(nn.Module):
         then the logits generated from one draw of the prior (a sampled take's path, `point_loss`);
         with ``free``, then the logits of `free_run` from the window's starting state, or, when
         ``state`` has a third member, from the free path's own state carried from the previous
-        window (as a whole render runs; the new state then carries the free path's end).
+        window (as a whole render runs; the new state then carries the free path's end); with
+        ``free_take`` > 0, then the logits of a sampled take run free from the same state, z drawn
+        at that temperature (`free_run`).
         """
         h, hs = state[:2]
         h0 = state[2] if len(state) == 3 else h  # a free path carried across windows, or from here
@@ -369,6 +376,8 @@ class CVRNN(nn.Module):
             out += (free_logits,)
             if len(state) == 3:
                 out = (out[0], out[1], out[2] + (h_free,)) + out[3:]
+        if free_take > 0:
+            out += (self.free_run(c, h0, mask, truncate, z_temperature=free_take)[0],)
         return out
 
 
@@ -472,14 +481,15 @@ def point_loss(point_logits, x, mask, head_mask=None, head_weight=None, prefix: 
     return nll, {f"{prefix}_{k}": v for k, v in per_head.items()}
 
 
-def free_loss(free_logits, x, mask, head_mask=None, head_weight=None):
+def free_loss(free_logits, x, mask, head_mask=None, head_weight=None, prefix: str = "free"):
     """Deviation (auxiliary term, not in the paper; model v2.9): `point_loss` on the logits of
     `CVRNN.free_run`, the point estimate run free over the window (its own outputs fed back).
     `point_loss` alone trains z = mu_p(h_{n-1}) on states that the human's notes made; a
     rendering never reaches those states, and on the val works its point estimate stayed near
     the piece's mean loudness through written ff sections (ml/MODEL_CARD.md). The bottleneck is
-    kept: x_n sees h only through z_n."""
-    return point_loss(free_logits, x, mask, head_mask, head_weight, prefix="free")
+    kept: x_n sees h only through z_n. Model v2.10 also runs a sampled take free (prefix "take"):
+    the takes' states drift further than the point estimate's."""
+    return point_loss(free_logits, x, mask, head_mask, head_weight, prefix=prefix)
 
 
 def elbo_loss(logits, x, mask, q_p, *, kl_weight: float = 1.0, free_bits: float = 0.0, head_mask=None,

@@ -47,6 +47,8 @@ class TrainConfig:
     point_weight: float = 0.0     # weight of ml.model.point_loss (z = prior mean); 0 = the ELBO alone
     sample_weight: float = 0.0    # weight of the same NLL with z drawn from the prior (a sampled take's path)
     free_weight: float = 0.0      # weight of ml.model.free_loss (the point estimate run on its own outputs)
+    free_take_weight: float = 0.0  # weight of free_loss on a sampled take run free (z drawn at free_take_z)
+    free_take_z: float = 1.25     # the take's z temperature (ml.defaults.DEFAULT_Z_TEMPERATURE)
     free_carry: bool = False      # the free path runs on across the windows of a performance, as a render
                                   # does (else each window's starts from the teacher-forced state)
     head_weight: str = ""         # JSON {head: weight} on heads' NLL, e.g. '{"tempo": 3}' (ml.model.elbo_loss)
@@ -105,14 +107,16 @@ def evaluate(model: CVRNN, pieces, cfg: TrainConfig, device, notes_per_piece: in
     for batch, reset in batcher.batches(plan):
         b = to_torch(batch, device)
         state = reset_state(state, reset, device)
-        logits, qp, state, point, sample, free = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"],
-                                                       b["x"], b["mask"], state, point=True, sample=True, free=True)
+        logits, qp, state, point, sample, free, take = model(
+            b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"], b["mask"], state, point=True,
+            sample=True, free=True, free_take=cfg.free_take_z)
         _, stats = elbo_loss(logits, b["x"], b["mask"], qp, head_mask=b["scope"])
         p_nll, p_stats = point_loss(point, b["x"], b["mask"], b["scope"])  # the point estimate's path
         s_nll, s_stats = point_loss(sample, b["x"], b["mask"], b["scope"], prefix="sample")  # a take's path
         f_nll, f_stats = free_loss(free, b["x"], b["mask"], b["scope"])  # the point estimate run free
-        stats.update(**p_stats, **s_stats, **f_stats, point_nll=float(p_nll), sample_nll=float(s_nll),
-                     free_nll=float(f_nll))
+        t_nll, t_stats = free_loss(take, b["x"], b["mask"], b["scope"], prefix="take")  # a take run free
+        stats.update(**p_stats, **s_stats, **f_stats, **t_stats, point_nll=float(p_nll), sample_nll=float(s_nll),
+                     free_nll=float(f_nll), take_nll=float(t_nll))
         n = int(b["mask"].sum())
         for k, v in stats.items():
             if k != "kl_dim":
@@ -218,7 +222,8 @@ def train(cfg: TrainConfig) -> dict:
             state = reset_state(state, reset, device)
             logits, qp, state, *extra = model(b["feat"], b["roll"], b["pos"], b["beats"], b["beat_pos"], b["x"],
                                               b["mask"], state, truncate=cfg.truncate, point=cfg.point_weight > 0,
-                                              sample=cfg.sample_weight > 0, free=cfg.free_weight > 0)
+                                              sample=cfg.sample_weight > 0, free=cfg.free_weight > 0,
+                                              free_take=cfg.free_take_z if cfg.free_take_weight > 0 else 0.0)
             state = tuple(s.detach() for s in state)
             kl_w = min(1.0, (step + 1) / max(cfg.kl_anneal_steps, 1))
             loss, stats = elbo_loss(logits, b["x"], b["mask"], qp, kl_weight=kl_w, free_bits=cfg.free_bits,
@@ -236,6 +241,10 @@ def train(cfg: TrainConfig) -> dict:
                 f_nll, f_stats = free_loss(extra.pop(0), b["x"], b["mask"], b["scope"], head_weight)
                 loss = loss + cfg.free_weight * f_nll
                 stats.update(f_stats, free_nll=sum(f_stats.values()))
+            if cfg.free_take_weight > 0:
+                t_nll, t_stats = free_loss(extra.pop(0), b["x"], b["mask"], b["scope"], head_weight, "take")
+                loss = loss + cfg.free_take_weight * t_nll
+                stats.update(t_stats, take_nll=sum(t_stats.values()))
             if cfg.max_steps or cfg.max_minutes:
                 frac = min(step / cfg.max_steps, 1.0) if cfg.max_steps else \
                     min((elapsed0 + time.time() - t_start) / (cfg.max_minutes * 60), 1.0)
@@ -259,6 +268,7 @@ def train(cfg: TrainConfig) -> dict:
                       f"{stats['kl_dim']}" + (f" point {stats['point_nll']:.3f}" if "point_nll" in stats else "")
                       + (f" sample {stats['sample_nll']:.3f}" if "sample_nll" in stats else "")
                       + (f" free {stats['free_nll']:.3f}" if "free_nll" in stats else "")
+                      + (f" take {stats['take_nll']:.3f}" if "take_nll" in stats else "")
                       + f" {rate:.0f} notes/s", end="", file=sys.stderr)
                 log.write(json.dumps({"step": step, "epoch": epoch, "loss": float(loss), **stats,
                                       "notes_per_s": rate, "kl_weight": kl_w}) + "\n")

@@ -374,6 +374,21 @@ def test_a_carried_free_state_runs_the_free_path_on_from_its_own_end_not_the_hum
     assert torch.equal(state3[2], h_end) and not torch.allclose(state3[2], state3[0])
 
 
+def test_a_take_run_free_draws_z_around_the_point_path_and_trains_the_prior_spread(tiny_config):
+    torch.manual_seed(0)
+    model = CVRNN(tiny_config)
+    b = batch_of([make_piece(12), make_piece(12, seed=1)], 24)
+    state = model.init_state(2)
+    *_, free, near = fwd(model, b, state, free=True, free_take=1e-6)
+    assert torch.allclose(near, free, atol=1e-4)  # a vanishing temperature: the point path
+    *_, free, take = fwd(model, b, state, free=True, free_take=1.25)
+    assert float((take - free).abs().max()) > 1e-3
+    nll, stats = free_loss(take, b["x"], b["mask"], b["scope"], prefix="take")
+    assert set(stats) == {f"take_{h}" for h in HEADS}
+    nll.backward()
+    assert float(model.prior_out.weight.grad[tiny_config.z_dim:].abs().sum()) > 0  # the spread learns from it
+
+
 def test_head_weight_scales_a_head_in_the_loss_and_not_in_the_figures():
     logits, x, mask, qp = _random_heads(2, 6)
     loss1, s1 = elbo_loss(logits, x, mask, qp)

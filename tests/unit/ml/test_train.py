@@ -45,10 +45,12 @@ def test_a_run_with_the_prior_below_the_floor_and_the_point_loss_and_one_continu
         assert torch.equal(a, b), name
 
 
-def test_a_run_with_the_free_path_carried_across_windows(tmp_path):
+def test_a_run_with_the_free_path_carried_across_windows_and_a_take_run_free(tmp_path):
     data = _cache(tmp_path / "cache")
-    res = train(_args(data, tmp_path / "a", "--max-steps", "4", "--free-weight", "1", "--free-carry"))
+    res = train(_args(data, tmp_path / "a", "--max-steps", "4", "--free-weight", "1", "--free-carry",
+                      "--free-take-weight", "1"))
     assert res["steps"] == 4 and res["final_val"]["free_nll"] > 0 and "free_tempo" in res["final_val"]
+    assert res["final_val"]["take_nll"] > 0 and "take_tempo" in res["final_val"]
     ckpt = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
     assert len(ckpt["state"]) == 3  # the resumable state holds the free path's own CVRNN state
     again = train(_args(data, tmp_path / "a", "--max-steps", "5", "--free-weight", "1", "--free-carry", "--resume"))
