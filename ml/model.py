@@ -297,7 +297,8 @@ class CVRNN(nn.Module):
 
     def free_run(self, c, h, mask, truncate: int = 0, z_temperature: float = 0.0):
         """Logits along the point estimate's own path, as rendering runs it: z_n = mu_p(h_{n-1})
-        (with ``z_temperature`` > 0, a sampled take's: mu_p + t * eps * sigma_p, as mode 'prior' draws it),
+        (with ``z_temperature`` > 0, a sampled take's: mu_p + t * eps * sigma_p, as mode 'prior' draws it,
+        sigma_p detached: trained on it alone, the prior's spread collapsed and the takes stopped varying),
         x_n each ordinal head's expected class (the pedal heads' likeliest), and h fed that x_n,
         not the human's. c (B, T, c_dim), h (layers, B, H) the state at the window's start,
         mask (B, T) bool -> logits (B, T, sum(HEADS)) and the state after the window. Training on it
@@ -309,9 +310,10 @@ class CVRNN(nn.Module):
         for n, (cg, cs, keep) in enumerate(zip(c_gen.unbind(1), c_state.unbind(1), mask.unbind(1))):
             if truncate and n and n % truncate == 0:
                 h = h.detach()
-            if z_temperature > 0:
-                eps = z_temperature * torch.randn(h.shape[1], self.cfg.z_dim, device=h.device)
-                ps = self.psi(self.draw_z(h[-1], "prior", eps=eps))
+            if z_temperature > 0:  # the spread held fixed: this path must not buy accuracy with less variety
+                mu, lv = self.prior_params(h[-1])
+                eps = z_temperature * torch.randn_like(mu)
+                ps = self.psi(mu + eps * torch.exp(0.5 * lv).detach())
             else:
                 ps = self.psi(self.draw_z(h[-1], "prior_mean"))
             logits = self.generate(cg, ps)                       # (B, sum(HEADS))
