@@ -48,13 +48,3 @@ DEFAULT_Z_TEMPERATURE = 1.25
 # likely class (0). Each head's mode alone follows the noisy peak of a broad distribution.
 POINT_TEMPERATURE = {"velocity": -1.0, "duration": -1.0, "deviation": -1.0, "tempo": -1.0, "sustain": 0.0,
                      "soft": 0.0}
-
-# Gain on the ordinal heads' deviations (velocity from the written dynamic, duration from the
-# written length, onset deviation, beat tempo from the marked tempo) in a render from the score
-# alone (no reference), under the user's expressiveness; with a reference, 1. All 1: model v2.9 on
-# the val works (ml/MODEL_CARD.md, "Gains on the heads"), a tempo gain of 1.8 at z 1.25 left the
-# takes' tempo r at .31 and raised its MAE 13.2 -> 16.6 bpm (point 11.2 -> 12.4); a lower z with
-# gains that keep the variety (z 0.8, tempo 1.6, velocity 1.45) raised the takes' tempo r to .37
-# but its MAE to 13.7, and the velocity gain dropped velocity r .48 -> .31.
-EXPRESSION_GAIN = {"velocity": 1.0, "duration": 1.0, "deviation": 1.0, "tempo": 1.0}
-GAIN_HEADS = ("velocity", "duration", "deviation", "tempo")

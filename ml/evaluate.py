@@ -128,7 +128,7 @@ def main(argv=None) -> int:
                          "(default: the renderer's)")
     ap.add_argument("--gains", type=json.loads, default=None,
                     help='gain per head on the whole-piece renderings\' deviations, JSON, e.g. '
-                         '\'{"tempo": 1.5, "velocity": 1.2}\' (default: the renderer\'s, ml.defaults.EXPRESSION_GAIN)')
+                         '\'{"tempo": 1.5, "velocity": 1.2}\' (default: 1)')
     ap.add_argument("--plots", type=Path, default=None, help="draw tempo and velocity curves of a few works here (PNG)")
     ap.add_argument("--starts", type=int, default=100, help="start points per performance (Table 2)")
     ap.add_argument("--seeds", type=int, default=3, help="model and humanizer samples per work")

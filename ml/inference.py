@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from ml.data import CNN_STRIDE, MARGIN_FRAMES, head_scope_mask, roll_crop
-from ml.defaults import (DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, EXPRESSION_GAIN, GAIN_HEADS,
-                         HEAD_TEMPERATURE, PEDAL_HEADS, POINT_TEMPERATURE, REFERENCE_RANDOMNESS)
+from ml.defaults import (DEFAULT_TEMPERATURE, DEFAULT_Z_TEMPERATURE, HEAD_TEMPERATURE, PEDAL_HEADS,
+                         POINT_TEMPERATURE, REFERENCE_RANDOMNESS)
 from ml.cdecode import cpu_decoder
 from ml.model import DECIDE, EXPECTED, HEADS, CVRNN, load_model, targets_to_classes
 from ml.streams import RenderStream, decode_pass
@@ -54,6 +54,7 @@ def head_temperatures(temperature: float) -> np.ndarray:
 
 
 MODES = ("prior", "perturb", "fixed")
+GAIN_HEADS = ("velocity", "duration", "deviation", "tempo")  # the heads `Renderer.start`'s gains scale
 PEDAL_MODES = ("model", "none", "reference")  # whose sustain and soft pedal a render plays
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cvrnn.pt"
 LEAD_IN_SEC = 0.3
@@ -276,8 +277,9 @@ class Renderer:
         delta: 5 numbers, or an (N, 5) per-note curve, for ``perturb``; z: 5 numbers or (N, 5) for
         ``fixed`` (default zeros). expressiveness scales the deviations from a deadpan rendering
         (0 deadpan timing and flat dynamics, 1 the model, >1 exaggerated), times each head's
-        gain (`gains`, {head: gain} for velocity, duration, deviation, tempo; default
-        `EXPRESSION_GAIN` from the score alone, 1 with a reference). temperature is the
+        gain (`gains`, {head: gain} for velocity, duration, deviation, tempo; default 1: an
+        evaluation knob, `ml.evaluate --gains`; gains > 1 on v2.9 cost accuracy, ml/MODEL_CARD.md).
+        temperature is the
         note-level randomness (`head_temperatures`): 0, the default, takes the expected class of
         velocity, duration, onset deviation and tempo; more samples them, ever more freely; or
         one temperature per head (0 the most likely class, `EXPECTED` the expected one, `DECIDE`
@@ -298,7 +300,7 @@ class Renderer:
             raise ValueError("variations must be between 1 and 64")
         if not 0.0 <= expressiveness <= 3.0:
             raise ValueError("expressiveness must be between 0 and 3")
-        gains = (EXPRESSION_GAIN if reference is None else {}) if gains is None else gains
+        gains = gains or {}
         if set(gains) - set(GAIN_HEADS) or not all(0.0 <= float(g) <= 3.0 for g in gains.values()):
             raise ValueError(f"gains: {{head: 0..3}} for heads among {', '.join(GAIN_HEADS)}")
         gain = expressiveness * np.array([float(gains.get(k, 1.0)) for k in GAIN_HEADS])
@@ -360,7 +362,7 @@ class Renderer:
             z_t = None if z_t is None else z_t.cpu().numpy()
         return RenderStream(score=score, variations=V, chunk_notes=int(chunk_notes),
                             max_chunk_notes=int(max_chunk_notes), mode=mode, temps=temps,
-                            z_temperature=float(z_temperature), expressiveness=gain,
+                            z_temperature=float(z_temperature), gain=gain,
                             written=written, pedal_fixed=pedal_fixed,
                             scope=head_scope_mask(score.notes["onset_beat"]), delta=delta_t, z_fixed=z_t,
                             blocks=iter(blocks), h=h, rng=np.random.default_rng(int(seed)), gen=gen,

@@ -37,7 +37,7 @@ class RenderStream:
     mode: str
     temps: np.ndarray           # (H,) per head (ml.defaults)
     z_temperature: float
-    expressiveness: np.ndarray  # (4,) gain on velocity, duration, deviation, tempo (ml.defaults)
+    gain: np.ndarray            # (4,) expressiveness x gain on velocity, duration, deviation, tempo
     written: np.ndarray         # (N,) written tempo per note, bpm
     pedal_fixed: np.ndarray     # (N, 2) sustain / soft classes that replace the model's (>= 0)
     scope: np.ndarray           # (N, H) bool: where False the head repeats the previous class
@@ -110,7 +110,7 @@ def decode_pass(renderer, streams: list[RenderStream]) -> list[np.ndarray | None
             x, z = x.cpu().numpy(), z.cpu().numpy()
         s.x_prev = x[-1]
         s.advance(n)
-        out.append(renderer._to_notes(s.score, idx, s.written[idx], x, z, s.states, s.expressiveness,
+        out.append(renderer._to_notes(s.score, idx, s.written[idx], x, z, s.states, s.gain,
                                       s.pedal_fixed[idx]))
     return out
 
