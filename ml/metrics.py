@@ -224,6 +224,11 @@ def format_report(res: dict) -> str:
                      + ", ".join(f"{names[c]} r {mb['model'][c]['r']:.2f}" for c in curves))
         lines.append("Variety (model takes / pianists, spread ratio, geometric mean over works): "
                      + ", ".join(f"{k} {v['geo_mean_ratio']:.2f}" for k, v in mb["variety"].items()))
+        dips = mb.get("tempo_dips")
+        if dips:
+            lines.append("Tempo dip (octaves below the piece's median) at marked fermatas / over the last 4 beats: "
+                         + "; ".join(f"{k.replace('_', ' ')} {v['fermata']:.2f} / {v['end']:.2f}"
+                                     for k, v in dips.items() if k != "model_take_mean"))
         lines.append("")
         lines.append("Sustain pedal (same works): fraction of each beat down, r / MAE; lifts within 1/4 beat, "
                      "precision / recall / F1")

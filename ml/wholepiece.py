@@ -168,10 +168,31 @@ def spread(perfs: list[dict], name: str) -> float:
     return float(np.mean(np.std(np.stack(rows), axis=0, ddof=1)))
 
 
-def work_figures(renderings: dict, pianists: list[dict]) -> dict:
+def tempo_dip(curve: tuple, beats) -> float:
+    """How far a tempo curve falls at ``beats`` (score beats): the mean of its log2 tempo there
+    minus its median over the piece, in octaves (-1: half the piece's usual speed); nan where
+    the curve has none of them."""
+    kb, kv = curve
+    sel = np.isin(kb, np.asarray(list(beats), np.int64))
+    return float(np.mean(kv[sel]) - np.median(kv)) if sel.any() else float("nan")
+
+
+def event_beats(score) -> dict:
+    """The score beats where pianists take the most time: each marked fermata's beat and the one
+    after it (``fermata``), and the last four beats of the piece (``end``)."""
+    b = np.floor(score.notes["onset_beat"] + 1e-6).astype(np.int64)
+    out = {"fermata": set(), "end": set(range(int(b.max()) - 3, int(b.max()) + 1)) if len(b) else set()}
+    if score.marks is not None:
+        f = np.unique(b[score.marks["fermata"] > 0])
+        out["fermata"] = set(f.tolist()) | set((f + 1).tolist())
+    return out
+
+
+def work_figures(renderings: dict, pianists: list[dict], events: dict | None = None) -> dict:
     """Every rendering kind against every pianist and the pianists' mean; pairs; variety.
 
     renderings : {kind: [curves, ...]} (e.g. model, model_point, humanizer, deadpan).
+    events : {name: score beats} (`event_beats`): each kind's and the pianists' mean `tempo_dip` there.
     """
     res = {"n_pianists": len(pianists)}
     mc = mean_curve(pianists) if len(pianists) >= 2 else None
@@ -189,6 +210,9 @@ def work_figures(renderings: dict, pianists: list[dict]) -> dict:
                       for name in ("velocity", "tempo")}
     for v in res["variety"].values():
         v["ratio"] = v["model"] / v["pianists"] if v["pianists"] and np.isfinite(v["pianists"]) else float("nan")
+    res["tempo_dips"] = {kind: {e: _nanmean([tempo_dip(r["tempo"], bs) for r in rs])
+                                for e, bs in (events or {}).items()}
+                         for kind, rs in [*renderings.items(), ("pianists", pianists)]}
     return res
 
 
@@ -218,6 +242,13 @@ def average_works(per_work: dict, kinds: list[str]) -> dict:
                                           for k in ("model", "model_point", "humanizer", "pianist_pairs")}}
     out["pianist_vs_others_mean"] = avg([done[w]["pianist_vs_others_mean"] for w in multi])
     ratios = {n: np.array([done[w]["variety"][n]["ratio"] for w in multi], float) for n in ("velocity", "tempo")}
+    # how deep the tempo falls at fermatas and over the last beats, mean over the works that have them
+    def dip(w, k, e):
+        return done[w].get("tempo_dips", {}).get(k, {}).get(e, float("nan"))
+
+    kinds_dips = [k for k in kinds if any(k in done[w].get("tempo_dips", {}) for w in multi)] + ["pianists"]
+    out["tempo_dips"] = {k: {e: _nanmean([dip(w, k, e) for w in multi]) for e in ("fermata", "end")}
+                         for k in kinds_dips}
     out["variety"] = {n: {"geo_mean_ratio": float(np.exp(np.nanmean(np.log(v)))) if np.isfinite(v).any()
                           else float("nan"), "works": int(np.isfinite(v).sum())} for n, v in ratios.items()}
     return out
@@ -330,7 +361,7 @@ def whole_work(renderer, score, W: np.ndarray, humans: list[dict], seeds: int, s
             "deadpan": [as_curves(deadpan(sw), pedal=False)]}   # and no pedal
     # the takes' mean per note and beat: what the sampled takes agree on (a diagnostic row)
     rend["model_take_mean"] = [mean_curve(rend["model"])] if seeds >= 2 else []
-    res = work_figures(rend, pianists)
+    res = work_figures(rend, pianists, event_beats(score))
     res["n_notes"], res["speed_g"] = int(len(n)), speed
     res["score_marks_pedal"] = bool(score.marks is not None and (score.marks["pedal"] > 0).any())
     res["pianist_median_bpm"] = float(np.median([p["median_bpm"] for p in pianists]))

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from ml import wholepiece as WP
+from render.marks import empty_marks
+from render.score import Score
 from tests.unit.ml.conftest import make_score
 
 SCORE = make_score(24)
@@ -194,3 +196,31 @@ def test_pedal_on_the_beat_axis_and_lift_agreement():
     res = WP.compare(c2, c1)
     assert res["pedal_lifts"]["recall"] == 1.0 and res["pedal_lifts"]["precision"] == pytest.approx(0.5, abs=0.04)
     assert res["pedal_beat"]["mae"] < 0.1
+
+
+def test_tempo_dips_at_fermatas_and_the_end_measure_how_much_time_is_taken():
+    """A pianist who holds the fermata (beats 10-11 at a third of the speed) and slows to half
+    over the last beats against a rendering that plays straight through: the dips are measured
+    in octaves below each curve's median, per kind, and averaged over works."""
+    def held(b):
+        b = np.asarray(b, float)
+        return 120.0 * np.where((b >= 10) & (b < 12), 1 / 3, 1.0) * np.where(b >= 20, 0.5, 1.0)
+
+    pianists = [performance(held), performance(lambda b: held(b) * 1.1)]
+    straight = performance(lambda b: np.full(np.shape(b), 120.0))
+    assert WP.tempo_dip(pianists[0]["tempo"], {10, 11}) < -1.0      # log2(1/3) = -1.58, smoothed by the GP
+    assert WP.tempo_dip(straight["tempo"], {10, 11}) == pytest.approx(0.0, abs=1e-3)
+    assert math.isnan(WP.tempo_dip(straight["tempo"], {500}))
+    score = make_score(24)
+    assert WP.event_beats(score)["fermata"] == set()                  # no markings: no fermata
+    marks = empty_marks(N)
+    marks["fermata"][np.floor(score.notes["onset_beat"]) == 10] = 1
+    ev = WP.event_beats(Score(notes=score.notes, marks=marks, title="synthetic", format="test"))
+    assert ev["fermata"] == {10, 11} and ev["end"] == set(range(int(BEATS.max()) - 3, int(BEATS.max()) + 1))
+    res = WP.work_figures({"model": [straight], "model_point": [straight], "humanizer": [straight]}, pianists, ev)
+    dips = res["tempo_dips"]
+    assert dips["model"]["fermata"] == pytest.approx(0.0, abs=1e-3) and dips["pianists"]["fermata"] < -1.0
+    assert dips["pianists"]["end"] < -0.5 and dips["model_point"]["end"] == pytest.approx(0.0, abs=1e-3)
+    avg = WP.average_works({"a": res, "b": res}, ["model", "model_point", "humanizer"])
+    assert avg["tempo_dips"]["pianists"]["fermata"] == pytest.approx(dips["pianists"]["fermata"])
+    assert set(avg["tempo_dips"]) == {"model", "model_point", "humanizer", "pianists"}
