@@ -19,6 +19,8 @@ Each rendering is compared with each pianist on what both have (Pearson r, MAE; 
 after scaling the rendering to that pianist's median tempo: the comparison with one pianist
 uses that pianist's tempo) and with the pianists' mean curve; every pair of pianists gives the
 ceiling. Variety: the spread across the model's takes over the spread across the pianists.
+Tempo dips (`tempo_dip`, `event_beats`): how far each curve falls below its median at the
+marked fermatas and over the last beats, where pianists take the most time.
 
 `whole_pieces` runs it over the works of a split (`work_score` reads a work's score from the
 training data, `whole_work` renders and compares one); the command line is ml.evaluate.
