@@ -252,6 +252,7 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
                    "--temperature", "0.6"]) == 0  # sampled notes: a random tiny model's expected classes barely vary
     printed = capsys.readouterr().out
     assert "paper z=0" in printed and "pianist pairs (ceiling)" in printed and "beat tempo" in printed
+    assert "Tempo dip (octaves below the piece's median)" in printed
     res = json.loads(out.read_text())
     assert res["n_performances"] == 2
     assert set(M.PARAMS) == {"velocity", "duration_100", "deviation_100", "tempo_log_50"}
@@ -269,6 +270,10 @@ def test_end_to_end_tiny_folder(shared_data, tmp_path, tiny_checkpoint, capsys):
     assert work["n_pianists"] == 2 and work["n_notes"] > 400 and 0.3 < work["speed_g"] < 3
     mean = wp["mean"]
     assert mean["works"] == mean["works_with_pairs"] == 1 and mean["performances_in_pair_works"] == 2
+    # the two pianists slow over the prelude's last beats; every kind's dip there is a number
+    dips = mean["tempo_dips"]
+    assert {"model", "model_point", "humanizer", "deadpan", "pianists"} <= set(dips)
+    assert all(finite(d["end"]) for d in dips.values()) and dips["pianists"]["end"] < 0
     for key in ("model_pair_works", "model_point_pair_works", "humanizer_pair_works", "deadpan_pair_works",
                 "pianist_pairs", "model_vs_mean", "pianist_vs_others_mean"):
         for curve in WP.CURVES:
